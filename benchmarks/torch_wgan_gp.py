@@ -1,0 +1,110 @@
+"""The same WGAN-GP iteration in PyTorch, to compare `python -m jaxgan.bench` against.
+
+  pip install torch  # CPU build is enough
+  python benchmarks/torch_wgan_gp.py --width=16 --batch_size=64 --channels=1 --threads=2
+
+One iteration = n_critic critic updates (each with the gradient penalty's double backward) and one
+generator update, with the gan_cifar_resnet.py networks (32x32: generator with BatchNorm, critic
+without normalisation) written as a PyTorch user would (NCHW, nn.Conv2d, autograd.grad with
+create_graph=True). Prints `train_img_per_s: <n_critic * batch * iterations / seconds>`, the same
+quantity as jaxgan's benchmark.
+"""
+
+import argparse
+import time
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class UpBlock(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(width), nn.BatchNorm2d(width)
+        self.conv1, self.conv2 = nn.Conv2d(width, width, 3, padding=1), nn.Conv2d(width, width, 3, padding=1)
+        self.shortcut = nn.Conv2d(width, width, 1)
+
+    def forward(self, x):
+        shortcut = self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return shortcut + h
+
+
+class Generator(nn.Module):
+    def __init__(self, width, channels, z_dim=128):
+        super().__init__()
+        self.width = width
+        self.input = nn.Linear(z_dim, 4 * 4 * width)
+        self.blocks = nn.Sequential(*[UpBlock(width) for _ in range(3)])
+        self.bn = nn.BatchNorm2d(width)
+        self.output = nn.Conv2d(width, channels, 3, padding=1)
+
+    def forward(self, z):
+        x = self.input(z).view(-1, self.width, 4, 4)
+        return torch.tanh(self.output(F.relu(self.bn(self.blocks(x)))))
+
+
+class Critic(nn.Module):
+    def __init__(self, width, channels):
+        super().__init__()
+        conv = lambda cin, k: nn.Conv2d(cin, width, k, padding=k // 2)
+        self.b1c1, self.b1c2, self.b1s = conv(channels, 3), conv(width, 3), conv(channels, 1)
+        self.b2c1, self.b2c2, self.b2s = conv(width, 3), conv(width, 3), conv(width, 1)
+        self.plain = nn.ModuleList([conv(width, 3) for _ in range(4)])
+        self.output = nn.Linear(width, 1)
+
+    def forward(self, x):
+        x = self.b1s(F.avg_pool2d(x, 2)) + F.avg_pool2d(self.b1c2(F.relu(self.b1c1(x))), 2)
+        x = F.avg_pool2d(self.b2s(x), 2) + F.avg_pool2d(self.b2c2(F.relu(self.b2c1(F.relu(x)))), 2)
+        for i in (0, 2):
+            x = x + self.plain[i + 1](F.relu(self.plain[i](F.relu(x))))
+        return self.output(F.relu(x).mean(dim=(2, 3))).view(-1)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--channels", type=int, default=1)
+    parser.add_argument("--n_critic", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    generator, critic = Generator(args.width, args.channels), Critic(args.width, args.channels)
+    g_opt = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.0, 0.9))
+    d_opt = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.0, 0.9))
+    reals = torch.rand(args.n_critic, args.batch_size, args.channels, 32, 32) * 2 - 1
+
+    def iteration():
+        for real in reals:
+            fake = generator(torch.randn(args.batch_size, 128)).detach()
+            u = torch.rand(args.batch_size, 1, 1, 1)
+            x_hat = (real + u * (fake - real)).requires_grad_(True)
+            grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+            norm = torch.sqrt(grad.pow(2).sum(dim=(1, 2, 3)) + 1e-12)
+            loss = critic(fake).mean() - critic(real).mean() + 10 * ((norm - 1) ** 2).mean()
+            d_opt.zero_grad()
+            loss.backward()
+            d_opt.step()
+        g_loss = -critic(generator(torch.randn(args.batch_size, 128))).mean()
+        g_opt.zero_grad()
+        g_loss.backward()
+        g_opt.step()
+
+    iteration()  # warm-up
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        iteration()
+    seconds = time.perf_counter() - start
+    print(f"torch: {torch.__version__}, threads: {torch.get_num_threads()}")
+    print(f"step_ms: {1e3 * seconds / args.steps:.1f}")
+    print(f"train_img_per_s: {args.steps * args.n_critic * args.batch_size / seconds:.1f}")
+
+
+if __name__ == "__main__":
+    main()

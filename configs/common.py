@@ -1,0 +1,70 @@
+"""Fields every GAN config has; each method's file starts from `base()` and changes what differs.
+
+Override any field from the command line: `--config.optim.g_lr=1e-4 --config.data.dataset=folder:/x`.
+The config is locked, so a misspelt field fails and names the nearest one.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def base() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.method = "gan"  # gan | progressive | translation (jaxgan/main.py dispatches on it)
+    c.seed = 0
+
+    c.data = ml_collections.ConfigDict()
+    c.data.dataset = "mnist5k"  # mnist5k | tfds:NAME[:SPLIT] | folder:PATH
+    c.data.data_dir = config_dict.placeholder(str)  # TFDS data_dir (default $TFDS_DATA_DIR)
+    c.data.resolution = 32
+    c.data.channels = 0  # 0: what the dataset has
+    c.data.flip = False  # random horizontal mirror
+    c.data.dequantize = False  # (x + U(0,1))/128 - 1, as gan_cifar_resnet.py
+
+    c.model = ml_collections.ConfigDict()
+    c.model.name = "resnet"  # resnet | dcgan
+    c.model.g_width = 128
+    c.model.d_width = 128
+    c.model.z_dim = 128
+    c.model.z_dist = "normal"  # normal | uniform
+    c.model.critic_norm = "none"  # dcgan critic: batch | layer | none
+    c.model.conditional_generator = False  # class-conditional BatchNorm in G
+    c.model.ac_head = False  # auxiliary classifier on the critic (AC-GAN)
+
+    c.loss = "wasserstein"  # wasserstein | non_saturating | hinge | least_squares
+    # name -> {weight, and the penalty's keyword arguments}; see jaxgan/penalties.py.
+    c.penalties = ml_collections.ConfigDict({"wgan_gp": {"weight": 10.0, "target": 1.0}})
+    c.ac_weight_d = 1.0  # AC-GAN class loss weights (WGAN-GP: 1 on reals for D, 0.1 for G)
+    c.ac_weight_g = 0.1
+
+    c.n_critic = 5
+    c.batch_size = 64  # critic batch (global, over all devices)
+    c.g_batch_size = 64  # generator batch (gan_cifar_resnet uses 2 x 64)
+    c.num_steps = 100_000  # generator iterations
+    c.optim = ml_collections.ConfigDict(
+        dict(g_lr=2e-4, d_lr=2e-4, b1=0.0, b2=0.9, eps=1e-8, decay="linear")
+    )  # decay: linear | constant
+    c.ema_decay = 0.999  # generator EMA used for samples and evaluation (0: none)
+    c.ema_warmup = True  # decay_t = min(decay, (1 + t) / (10 + t)), as tf.train's EMA
+
+    c.num_devices = 0  # 0: every device
+    c.log_every = 100
+    c.sample_every = 1000
+    c.num_samples = 64  # images in each sample grid (fixed latents)
+    c.checkpoint_every = 1000
+    c.keep_last = 3  # newest checkpoints kept ...
+    c.keep_every = 0  # ... plus every step that is a multiple of this (0: none)
+    c.tensorboard = True
+    return c
+
+
+def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Shrinks a config to a few seconds of CPU: what the tests run."""
+    c.model.g_width = c.model.d_width = 8
+    c.model.z_dim = 16
+    c.batch_size = c.g_batch_size = 8
+    c.num_steps = 3
+    c.log_every = c.sample_every = c.checkpoint_every = 1
+    c.keep_last = 2
+    c.num_samples = 16
+    return c

@@ -1,0 +1,60 @@
+"""Train a GAN: `python -m jaxgan.main --config=configs/wgan_gp.py[:preset] --workdir=runs/x`.
+
+Kept short on purpose (Flax examples' `main.py`): flags, the optional multi-process start, the
+resolved config printed and saved, then the library function for `config.method`. Run the same
+command on every host of a pod (see launch/); a workdir with checkpoints resumes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file(
+    "config", None, "Config file, e.g. configs/wgan_gp.py:cifar10.", lock_config=True
+)
+flags.DEFINE_string("workdir", None, "Where checkpoints, samples and metrics.jsonl go.")
+flags.mark_flags_as_required(["config", "workdir"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    import jax  # after flag parsing: --help stays instant
+
+    from jaxgan import logging as run_logging
+    from jaxgan import parallel, train
+
+    run_logging.quiet_library_logs()
+    parallel.maybe_initialize_distributed()
+    config = FLAGS.config
+    logging.info(
+        "JAX %s on %d %s device(s), %d process(es).",
+        jax.__version__,
+        jax.device_count(),
+        jax.default_backend(),
+        jax.process_count(),
+    )
+    if jax.process_index() == 0:
+        print(config, file=sys.stderr)
+    train.save_config(config, FLAGS.workdir)
+    if config.method == "gan":
+        train.train_and_evaluate(config, FLAGS.workdir)
+    elif config.method == "progressive":
+        from jaxgan import progressive
+
+        progressive.train_and_evaluate(config, FLAGS.workdir)
+    elif config.method == "translation":
+        from jaxgan import translation
+
+        translation.train_and_evaluate(config, FLAGS.workdir)
+    else:
+        raise app.UsageError(
+            f"config.method={config.method!r}: expected gan, progressive or translation."
+        )
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,78 @@
+"""One 1-D `data` mesh over every device of every process: parameters replicated, batches sharded.
+
+The same jitted step runs on one CPU, 8 simulated devices, a GPU or a TPU pod: only the mesh and
+the shardings change. Under `jit`, reductions over the batch (BatchNorm statistics, minibatch
+stddev, loss means) are global over all devices, which is why a step on N devices equals the same
+global batch on one. `jax.distributed.initialize()` (JAX's own multi-process runtime) joins the
+hosts when a launcher asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+from absl import logging
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def maybe_initialize_distributed() -> None:
+    """Joins a multi-process run when the launcher set JAXGAN_DISTRIBUTED=1 (see launch/).
+
+    With no arguments `jax.distributed.initialize` discovers the coordinator on TPU pods, SLURM and
+    Open MPI; elsewhere set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID.
+    """
+    if os.environ.get("JAXGAN_DISTRIBUTED", "0") not in ("1", "true", "True"):
+        return
+    kwargs = {}
+    if "JAX_COORDINATOR_ADDRESS" in os.environ:
+        kwargs = dict(
+            coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+            num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+            process_id=int(os.environ["JAX_PROCESS_ID"]),
+        )
+    if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS", "") == "cpu":
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(**kwargs)
+    logging.info(
+        "Process %d of %d, %d local / %d global devices.",
+        jax.process_index(),
+        jax.process_count(),
+        jax.local_device_count(),
+        jax.device_count(),
+    )
+
+
+def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
+    """A 1-D mesh named `data` over the first `num_devices` devices (default: all of them)."""
+    devices = jax.devices()
+    n = num_devices or len(devices)
+    if n > len(devices):
+        raise ValueError(f"Asked for {n} devices but only {len(devices)} are visible.")
+    # Auto axes: shardings propagate through the step (the 0.10 default, Explicit, would make every
+    # reshape of a sharded batch spell out its sharding).
+    return jax.make_mesh(
+        (n,), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,), devices=devices[:n]
+    )
+
+
+def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def sharded_on(mesh: jax.sharding.Mesh, axis: int = 0) -> NamedSharding:
+    """Shards array axis `axis` over the data axis; other axes replicated."""
+    return NamedSharding(mesh, P(*([None] * axis), DATA_AXIS))
+
+
+def check_divisible(batch_size: int, mesh: jax.sharding.Mesh, name: str = "batch_size") -> None:
+    n = mesh.devices.size
+    if batch_size % n:
+        lower, upper = batch_size - batch_size % n, batch_size + n - batch_size % n
+        raise ValueError(
+            f"config.{name}={batch_size} is not divisible by the {n} devices of the mesh; "
+            f"use a multiple of {n} (e.g. {lower or upper} or {upper})."
+        )

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# N processes on this machine, each with its own CPU devices, joined by JAX's distributed runtime:
+# a cheap rehearsal of a multi-host run (every process reads its slice of each batch, Orbax saves
+# from all of them).
+#
+#   launch/local_multiprocess.sh 2 --config=configs/wgan_gp.py:smoke --workdir=/tmp/mp
+set -euo pipefail
+if [ $# -lt 2 ]; then
+  echo "usage: $0 NUM_PROCESSES --config=... --workdir=..." >&2
+  exit 2
+fi
+num_processes=$1
+shift
+port=$((20000 + RANDOM % 20000))
+pids=()
+for ((i = 0; i < num_processes; i++)); do
+  JAX_PLATFORMS=cpu JAXGAN_DISTRIBUTED=1 JAX_COORDINATOR_ADDRESS="127.0.0.1:$port" \
+    JAX_NUM_PROCESSES="$num_processes" JAX_PROCESS_ID="$i" \
+    python3 -m jaxgan.main "$@" &
+  pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+exit $status

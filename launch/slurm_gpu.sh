@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# A multi-node GPU run under SLURM: one process per node, all local GPUs per process.
+#
+#   sbatch --nodes=4 --gpus-per-node=8 launch/slurm_gpu.sh --config=configs/wgan_gp.py:cifar10 --workdir=/shared/runs/x
+#
+# `jax.distributed.initialize()` reads the SLURM environment to find the coordinator, the process
+# count and this process's id. The workdir must be on a filesystem every node sees.
+#SBATCH --ntasks-per-node=1
+#SBATCH --job-name=jaxgan
+set -euo pipefail
+cd "${SLURM_SUBMIT_DIR:-.}"
+export JAXGAN_DISTRIBUTED=1
+srun python3 -m jaxgan.main "$@"

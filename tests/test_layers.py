@@ -1,0 +1,150 @@
+"""Layers against numpy references; both convolution formulations against each other."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan.models import layers
+
+
+def _numpy_conv(x, w, stride, pads):
+    """Direct cross-correlation loop: the definition `conv2d` must equal."""
+    x = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+    kh, kw, _, cout = w.shape
+    oh, ow = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
+    out = np.zeros((x.shape[0], oh, ow, cout))
+    for i in range(oh):
+        for j in range(ow):
+            patch = x[:, i * stride : i * stride + kh, j * stride : j * stride + kw, :]
+            out[:, i, j] = np.einsum("nhwc,hwco->no", patch, w)
+    return out
+
+
+@pytest.mark.parametrize("impl", ["lax", "patches"])
+@pytest.mark.parametrize(
+    "kernel, stride, padding, expected_pads",
+    [
+        (3, 1, "SAME", ((1, 1), (1, 1))),
+        (4, 2, 1, ((1, 1), (1, 1))),  # DCGAN
+        (5, 2, "SAME", ((1, 2), (1, 2))),  # TF puts the extra pixel at the end
+        (4, 1, "VALID", ((0, 0), (0, 0))),
+    ],
+)
+def test_conv2d_matches_numpy_definition(monkeypatch, impl, kernel, stride, padding, expected_pads):
+    monkeypatch.setenv("JAXGAN_CONV_IMPL", impl)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
+    w = rng.normal(size=(kernel, kernel, 3, 5)).astype(np.float32)
+    assert layers.explicit_padding(padding, (8, 8), (kernel, kernel), stride) == expected_pads
+    out = layers.conv2d(jnp.asarray(x), jnp.asarray(w), stride, padding)
+    np.testing.assert_allclose(out, _numpy_conv(x, w, stride, expected_pads), rtol=1e-4, atol=1e-4)
+
+
+def test_conv_formulations_agree_through_the_double_backward(monkeypatch):
+    """The GP differentiates d/dθ of |∂D/∂x|: both formulations must give the same gradients."""
+    rng = np.random.default_rng(1)
+    w1 = jnp.asarray(rng.normal(size=(4, 4, 2, 6)) * 0.3, jnp.float32)
+    w2 = jnp.asarray(rng.normal(size=(3, 3, 6, 4)) * 0.3, jnp.float32)
+    x = jnp.asarray(rng.normal(size=(3, 8, 8, 2)), jnp.float32)
+
+    def penalty(params):
+        def critic(x):
+            h = jnp.tanh(layers.conv2d(x, params[0], 2, 1))
+            return jnp.sum(jnp.tanh(layers.conv2d(h, params[1], 1, "SAME")), axis=(1, 2, 3))
+
+        g = jax.grad(lambda x: critic(x).sum())(x)
+        return jnp.sum(g**2)
+
+    grads = {}
+    for impl in ("lax", "patches"):
+        monkeypatch.setenv("JAXGAN_CONV_IMPL", impl)
+        grads[impl] = jax.jit(jax.grad(penalty))((w1, w2))
+    for a, b in zip(grads["lax"], grads["patches"]):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-5)
+
+
+def test_conv_impl_choice(monkeypatch):
+    monkeypatch.delenv("JAXGAN_CONV_IMPL", raising=False)
+    assert layers.conv_impl(1) == "lax"
+    assert layers.conv_impl(2) == ("patches" if jax.default_backend() == "cpu" else "lax")
+    monkeypatch.setenv("JAXGAN_CONV_IMPL", "fast")
+    with pytest.raises(ValueError, match="JAXGAN_CONV_IMPL='fast'"):
+        layers.conv_impl(1)
+
+
+@pytest.mark.parametrize("impl", ["lax", "patches"])
+def test_conv_transpose_is_pytorch_conv_transpose(monkeypatch, impl):
+    """ConvTranspose2d(k=4, s=2, p=1) by its definition: scatter-add x[i]·w into out[s·i + k - p]."""
+    monkeypatch.setenv("JAXGAN_CONV_IMPL", impl)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 3, 3, 4)).astype(np.float32)  # [N, h, w, C_in of the deconv]
+    w = rng.normal(size=(4, 4, 5, 4)).astype(np.float32)  # forward-conv layout [k, k, C_out, C_in]
+    full = np.zeros((2, 3 * 2 + 2, 3 * 2 + 2, 5))  # (h-1)·s + k before cropping p = 1 a side
+    for i in range(3):
+        for j in range(3):
+            full[:, 2 * i : 2 * i + 4, 2 * j : 2 * j + 4] += np.einsum(
+                "nc,hwoc->nhwo", x[:, i, j], w
+            )
+    expected = full[:, 1:-1, 1:-1]
+    out = layers.conv2d_transpose(jnp.asarray(x), jnp.asarray(w), 2, 1, (6, 6))
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_tflib_uniform_init_bounds():
+    key = jax.random.key(0)
+    conv = layers.tflib_uniform(he=True)(key, (3, 3, 64, 128))
+    # He: std = sqrt(4 / (fan_in + fan_out)), fan_in = 64·9, fan_out = 128·9; bound = std·√3.
+    bound = math.sqrt(4.0 / (64 * 9 + 128 * 9)) * math.sqrt(3)
+    assert float(jnp.max(jnp.abs(conv))) <= bound
+    np.testing.assert_allclose(float(jnp.std(conv)), bound / math.sqrt(3), rtol=0.02)
+    dense = layers.tflib_uniform(he=False)(key, (256, 512))
+    np.testing.assert_allclose(float(jnp.std(dense)), math.sqrt(2.0 / 768), rtol=0.02)
+    deconv = layers.tflib_uniform(he=True, transposed=True)(key, (5, 5, 64, 128))
+    np.testing.assert_allclose(
+        float(jnp.std(deconv)), math.sqrt(4.0 / (128 * 25 / 4 + 64 * 25)), rtol=0.02
+    )
+
+
+def test_batchnorm_uses_batch_statistics_and_class_parameters():
+    x = jax.random.normal(jax.random.key(0), (6, 2, 2, 3)) * 3 + 1
+    labels = jnp.array([0, 1, 2, 0, 1, 2])
+    bn = layers.BatchNorm(num_classes=3)
+    variables = bn.init(jax.random.key(1), x, labels)
+    scale = np.arange(9.0).reshape(3, 3) + 1
+    offset = -np.arange(9.0).reshape(3, 3)
+    out = bn.apply(
+        {"params": {"scale": jnp.asarray(scale), "offset": jnp.asarray(offset)}}, x, labels
+    )
+    xn = np.asarray(x)
+    normed = (xn - xn.mean(axis=(0, 1, 2))) / np.sqrt(xn.var(axis=(0, 1, 2)) + 1e-5)
+    expected = (
+        normed * scale[np.asarray(labels)][:, None, None, :]
+        + offset[np.asarray(labels)][:, None, None, :]
+    )
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    assert variables["params"]["scale"].shape == (3, 3)
+    with pytest.raises(ValueError, match="needs `labels`"):
+        bn.apply(variables, x)
+
+
+def test_layernorm_is_per_sample():
+    x = jax.random.normal(jax.random.key(0), (4, 3, 3, 2)) * 2 + 5
+    ln = layers.LayerNorm()
+    out = ln.apply(ln.init(jax.random.key(1), x), x)
+    xn = np.asarray(x).reshape(4, -1)
+    expected = (xn - xn.mean(1, keepdims=True)) / np.sqrt(xn.var(1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(np.asarray(out).reshape(4, -1), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_resampling():
+    x = np.arange(2 * 2 * 2 * 1, dtype=np.float32).reshape(1, 2, 2, 2)
+    up = np.asarray(layers.upsample_nearest(jnp.asarray(x)))
+    np.testing.assert_array_equal(up, x.repeat(2, axis=1).repeat(2, axis=2))
+    down = np.asarray(layers.downsample_mean(jnp.asarray(up)))
+    np.testing.assert_array_equal(down, x)
+    y = np.random.default_rng(0).normal(size=(2, 4, 6, 3)).astype(np.float32)
+    expected = y.reshape(2, 2, 2, 3, 2, 3).mean(axis=(2, 4))
+    np.testing.assert_allclose(layers.downsample_mean(jnp.asarray(y)), expected, rtol=1e-6)
