@@ -28,14 +28,18 @@ def base() -> ml_collections.ConfigDict:
     c.model.z_dim = 128
     c.model.z_dist = "normal"  # normal | uniform
     c.model.critic_norm = "none"  # dcgan critic: batch | layer | none
-    c.model.conditional_generator = False  # class-conditional BatchNorm in G
+    c.model.conditional_generator = False  # G sees the class label ...
+    c.model.conditioning = "batchnorm"  # ... by per-class BatchNorm, or 'concat' (one-hot joins z)
     c.model.ac_head = False  # auxiliary classifier on the critic (AC-GAN)
+    c.model.projection = False  # projection critic, <embed(y), phi(x)> (SNGAN; model 'sngan')
 
     c.loss = "wasserstein"  # wasserstein | non_saturating | hinge | least_squares
     # name -> {weight, and the penalty's keyword arguments}; see jaxgan/penalties.py.
     c.penalties = ml_collections.ConfigDict({"wgan_gp": {"weight": 10.0, "target": 1.0}})
     c.ac_weight_d = 1.0  # AC-GAN class loss weights (WGAN-GP: 1 on reals for D, 0.1 for G)
     c.ac_weight_g = 0.1
+    c.ac_on_fakes = False  # also on fakes for D (TF-GAN's acgan loss, "How good is my GAN?")
+    c.d_fake_labels = "real"  # labels of the critic's fakes: the real batch's, or 'uniform' (SNGAN)
 
     c.n_critic = 5
     c.batch_size = 64  # critic batch (global, over all devices)
@@ -63,6 +67,7 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.model.g_width = c.model.d_width = 8
     c.model.z_dim = 16
     c.batch_size = c.g_batch_size = 8
+    c.n_critic = min(c.n_critic, 2)  # the critic loop is unrolled: compile time grows with it
     c.num_steps = 3
     c.log_every = c.sample_every = c.checkpoint_every = 1
     c.keep_last = 2

@@ -10,15 +10,35 @@ N(0, 0.02) init, BatchNorm in both networks except the critic's first layer, no 
 
 Presets:
   default   mnist5k at 32x32, ngf = ndf = 32. Expected: digits; README.md gives measured numbers.
+  ac        the DCGAN baseline of "How good is my GAN?" on mnist5k: class-conditional generator
+            (per-class BatchNorm) and an AC head on the critic, TF-GAN's AC-GAN loss (class loss on
+            real and fake images for the critic, weight 1; on fakes for the generator, weight 0.1),
+            batch 100: one row of README.md's table.
+  cifar10_ac  the same on CIFAR-10 with ngf = ndf = 64, 50k iterations (the paper's command:
+            gan_loss=classical, acgan_dw=1.0, acgan_gw=0.1, Adam(2e-4, 0.5, 0.999), batch 100).
   celeba64  64x64, ngf = ndf = 64, 25 epochs of a face folder (folder:data/celeba, aligned crops).
   cifar10   32x32, ngf = ndf = 64 on tfds:cifar10.
-  smoke     tiny widths, 3 steps: for tests.
+  smoke     tiny widths, 3 steps: for tests (ac_smoke: the same with the AC-GAN term).
 """
 
 from configs import common
 
+# Each preset: the preset its data and sizes come from, and whether it adds the AC-GAN term.
+PRESETS = {
+    "": ("", False),
+    "smoke": ("smoke", False),
+    "celeba64": ("celeba64", False),
+    "cifar10": ("cifar10", False),
+    "ac": ("", True),
+    "cifar10_ac": ("cifar10", True),
+    "ac_smoke": ("smoke", True),
+}
+
 
 def get_config(preset: str = ""):
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown dcgan preset {preset!r}: use one of {sorted(PRESETS)}.")
+    base_preset, ac = PRESETS[preset]
     c = common.base()
     c.model.name = "dcgan"
     c.model.z_dim = 100
@@ -28,25 +48,28 @@ def get_config(preset: str = ""):
     c.n_critic = 1
     c.optim.update(g_lr=2e-4, d_lr=2e-4, b1=0.5, b2=0.999, decay="constant")
     c.ema_decay = 0.0
-    if preset in ("", "smoke"):
+    if base_preset in ("", "smoke"):
         c.data.dataset = "mnist5k"
         c.model.g_width = c.model.d_width = 32
         c.num_steps = 5000
         c.log_every = 100
         c.sample_every = c.checkpoint_every = 500
-        if preset == "smoke":
-            common.smoke(c)
-    elif preset == "celeba64":
+    elif base_preset == "celeba64":
         c.data.dataset = "folder:data/celeba"
         c.data.resolution = 64
         c.model.g_width = c.model.d_width = 64
         c.num_steps = 80_000
-    elif preset == "cifar10":
+    else:  # cifar10
         c.data.dataset = "tfds:cifar10"
         c.model.g_width = c.model.d_width = 64
         c.num_steps = 100_000
-    else:
-        raise ValueError(
-            f"Unknown dcgan preset {preset!r}: use '', 'celeba64', 'cifar10' or 'smoke'."
-        )
+    if ac:  # "How good is my GAN?": gan_loss=classical, acgan_dw=1.0, acgan_gw=0.1, batch 100
+        c.model.conditional_generator = True
+        c.model.ac_head = True
+        c.ac_weight_d, c.ac_weight_g, c.ac_on_fakes = 1.0, 0.1, True
+        c.batch_size = c.g_batch_size = 100
+        c.ema_decay = 0.999  # evaluated like the table's other rows: from the EMA generator
+        c.num_steps = 50_000 if base_preset == "cifar10" else c.num_steps
+    if base_preset == "smoke":
+        common.smoke(c)
     return c

@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 
 class Checkpointer:
@@ -70,6 +71,44 @@ class Checkpointer:
         return dict(
             self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
         )
+
+    def restore_state_entry(
+        self, step: int, key: str, sharding: jax.sharding.Sharding
+    ) -> tuple[Any, dict]:
+        """Restores only `state[key]` (e.g. "ema_params") of checkpoint `step`, and its meta.
+
+        An Orbax partial restore: the structure and shapes come from the checkpoint's own metadata
+        (so no model has to be built first), and only that entry's arrays are read, placed with
+        `sharding`. What the evaluator uses: the EMA generator without the critic or the optimizer
+        states.
+        """
+        handler = ocp.PyTreeCheckpointHandler()
+        try:
+            stored = handler.metadata(epath.Path(self.directory) / str(step) / "state").tree
+        finally:
+            handler.close()
+        if key not in stored:
+            raise KeyError(
+                f"Checkpoint {self.directory}/{step} has no state entry {key!r} "
+                f"(it has {sorted(stored)})."
+            )
+        abstract = {
+            key: jax.tree.map(
+                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), stored[key]
+            )
+        }
+        restored = self._manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.PyTreeRestore(
+                    item=abstract,
+                    restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+                    partial_restore=True,
+                ),
+                meta=ocp.args.JsonRestore(),
+            ),
+        )
+        return restored.state[key], dict(restored.meta)
 
     def wait(self) -> None:
         self._manager.wait_until_finished()

@@ -28,7 +28,7 @@ from absl import logging
 
 from jaxgan import checkpoint, data, losses, parallel, penalties
 from jaxgan import logging as run_logging
-from jaxgan.models import dcgan, resnet
+from jaxgan.models import dcgan, resnet, sngan
 
 State = dict[str, Any]
 
@@ -38,39 +38,54 @@ State = dict[str, Any]
 # ----------------------------------------------------------------------------------------------
 
 
+def is_conditional(config: ml_collections.ConfigDict) -> bool:
+    """Whether the run uses class labels (a conditional generator or a label-reading critic)."""
+    m = config.model  # .get: configs saved by older versions may lack a field
+    return bool(m.get("conditional_generator") or m.get("ac_head") or m.get("projection"))
+
+
 def build_models(
     config: ml_collections.ConfigDict, channels: int, num_classes: int
 ) -> tuple[nn.Module, nn.Module]:
     """The (generator, critic) pair named by `config.model.name` at `config.data.resolution`."""
     m, resolution = config.model, config.data.resolution
-    g_classes = num_classes if m.conditional_generator else 0
-    d_classes = num_classes if m.ac_head else 0
-    if (g_classes or d_classes) and not num_classes:
+    if is_conditional(config) and not num_classes:
         raise ValueError(
             f"config.model asks for a conditional model but dataset "
             f"{config.data.dataset!r} has no class labels."
         )
-    if m.name == "dcgan":
-        return (
-            dcgan.Generator(resolution, channels, m.g_width, g_classes),
-            dcgan.Critic(resolution, m.d_width, m.critic_norm, d_classes),
-        )
-    if m.name == "resnet":
-        if resolution == 32:
-            return (
-                resnet.Generator32(channels, m.g_width, g_classes),
-                resnet.Critic32(m.d_width, d_classes),
-            )
-        if resolution == 64:
-            return (
-                resnet.Generator64(channels, m.g_width, g_classes),
-                resnet.Critic64(m.d_width, d_classes),
-            )
+    g_classes = num_classes if m.conditional_generator else 0
+    ac_classes = num_classes if m.ac_head else 0
+    if m.projection and m.name != "sngan":
+        raise ValueError("config.model.projection=True needs config.model.name='sngan'.")
+    if m.ac_head and m.name == "sngan":
+        raise ValueError("The SNGAN critic has no AC head: use config.model.projection=True.")
+    g_kwargs = dict(num_classes=g_classes, conditioning=m.conditioning)
+    families = {
+        ("dcgan", resolution): lambda: (
+            dcgan.Generator(resolution, channels, m.g_width, **g_kwargs),
+            dcgan.Critic(resolution, m.d_width, m.critic_norm, ac_classes),
+        ),
+        ("resnet", 32): lambda: (
+            resnet.Generator32(channels, m.g_width, **g_kwargs),
+            resnet.Critic32(m.d_width, ac_classes),
+        ),
+        ("resnet", 64): lambda: (
+            resnet.Generator64(channels, m.g_width, **g_kwargs),
+            resnet.Critic64(m.d_width, ac_classes),
+        ),
+        ("sngan", 32): lambda: (
+            sngan.Generator32(channels, m.g_width, **g_kwargs),
+            sngan.Critic32(m.d_width, num_classes if m.projection else 0),
+        ),
+    }
+    if (m.name, resolution) not in families:
+        offered = ", ".join(f"{name} at {res}" for name, res in families if name != "dcgan")
         raise ValueError(
-            f"model 'resnet' exists at resolution 32 (gan_cifar_resnet) and 64 "
-            f"(gan_64x64); config.data.resolution={resolution}."
+            f"config.model.name={m.name!r} at config.data.resolution={resolution} does not exist; "
+            f"there are dcgan (any power of two >= 8), {offered}."
         )
-    raise ValueError(f"config.model.name={m.name!r}: expected 'dcgan' or 'resnet'.")
+    return families[(m.name, resolution)]()
 
 
 def check_critic_is_penalisable(config: ml_collections.ConfigDict) -> None:
@@ -123,11 +138,24 @@ def make_optimizer(
     )
 
 
+def ema_decay(config: ml_collections.ConfigDict, step) -> jax.Array | float:
+    """The generator EMA's decay at `step` (the number of updates averaged so far).
+
+    With `config.ema_warmup`, tf.train.ExponentialMovingAverage's num_updates rule
+    min(decay, (1 + step) / (10 + step)): the average forgets its random initialisation within the
+    first few hundred steps instead of ~1/(1 - decay) steps, which short CPU runs need.
+    """
+    if not config.ema_warmup:
+        return config.ema_decay
+    return jnp.minimum(config.ema_decay, (1.0 + step) / (10.0 + step))
+
+
 def create_state(config, generator, critic, g_tx, d_tx, image_shape, mesh) -> State:
     """Initialises the train state directly on the mesh (replicated).
 
-    Returns {step, rng, g_params, d_params, ema_params, g_opt, d_opt}: one pytree, so that one jitted
-    step, one checkpoint and one donation cover all of it.
+    Returns {step, rng, g_params, d_params, d_state, ema_params, g_opt, d_opt}: one pytree, so that
+    one jitted step, one checkpoint and one donation cover all of it. `d_state` holds the critic's
+    non-trainable variables (spectral norm's power-iteration vectors), empty for most critics.
     """
 
     def init(key):
@@ -135,12 +163,14 @@ def create_state(config, generator, critic, g_tx, d_tx, image_shape, mesh) -> St
         z = sample_latents(config, z_key, 2)
         labels = jnp.zeros((2,), jnp.int32)
         g_params = generator.init(g_key, z, labels)["params"]
-        d_params = critic.init(d_key, jnp.zeros((2, *image_shape)), labels)["params"]
+        d_variables = critic.init(d_key, jnp.zeros((2, *image_shape)), labels)
+        d_params = d_variables.pop("params")
         return {
             "step": jnp.zeros((), jnp.int32),
             "rng": jax.random.key_data(jax.random.key(config.seed)),
             "g_params": g_params,
             "d_params": d_params,
+            "d_state": d_variables,
             # A copy: a state that aliases buffers cannot be donated (specs/jax_ecosystem.md §1.3).
             "ema_params": jax.tree.map(jnp.copy, g_params),
             "g_opt": g_tx.init(g_params),
@@ -173,7 +203,11 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
     for name, spec in config.penalties.items():
         kwargs = {k: v for k, v in spec.items() if k != "weight"}
         penalty_terms.append((name, spec.weight, functools.partial(penalties.get(name), **kwargs)))
-    conditional = config.model.conditional_generator or config.model.ac_head
+    conditional = is_conditional(config)
+    if config.d_fake_labels not in ("real", "uniform"):
+        raise ValueError(
+            f"config.d_fake_labels={config.d_fake_labels!r}: expected real or uniform."
+        )
     d_lr = learning_rate_fn(config, config.optim.d_lr)
     g_lr = learning_rate_fn(config, config.optim.g_lr)
     batch_sharding = parallel.sharded_on(mesh, 0)
@@ -190,30 +224,42 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
         z = shard_batch(sample_latents(config, key, labels.shape[0]))
         return generator.apply({"params": g_params}, z, labels)
 
-    def critic_loss(d_params, g_params, reals, labels, key):
-        z_key, *penalty_keys = jax.random.split(key, 1 + len(penalty_terms))
-        # The critic's fakes use the real minibatch's labels (gan_cifar_resnet, PGGAN D_wgangp_acgan).
-        fakes = jax.lax.stop_gradient(generate(g_params, z_key, labels))
-        critic_fn = lambda images: critic.apply({"params": d_params}, images, labels)
-        real_scores, real_logits = critic_fn(reals)
-        fake_scores, _ = critic_fn(fakes)
+    def apply_critic(d_params, d_state, images, labels):
+        return critic.apply({"params": d_params, **d_state}, images, labels)
+
+    def critic_loss(d_params, d_state, g_params, reals, labels, key):
+        z_key, label_key, *penalty_keys = jax.random.split(key, 2 + len(penalty_terms))
+        # The critic's fakes use the real minibatch's labels (gan_cifar_resnet, PGGAN D_wgangp_acgan,
+        # TF-GAN), or fresh uniform labels (sngan_projection's updater).
+        fake_y = labels if config.d_fake_labels == "real" else fake_labels(label_key, len(labels))
+        fakes = jax.lax.stop_gradient(generate(g_params, z_key, fake_y))
+        # The critic's state (spectral norm's power iteration) advances once per critic step, on the
+        # real batch; every other call of this step, the penalty's inner gradient included, reads it.
+        (real_scores, real_logits), d_state = critic.apply(
+            {"params": d_params, **d_state}, reals, labels, mutable=list(d_state)
+        )
+        fake_scores, fake_logits = apply_critic(d_params, d_state, fakes, fake_y)
         terms = {"adversarial": loss.critic(real_scores, fake_scores)}
         total = terms["adversarial"]
         for (name, weight, fn), k in zip(penalty_terms, penalty_keys):
-            terms[name] = fn(lambda x: critic_fn(x)[0], reals, fakes, real_scores, k)
+            # Interpolates mix a real and a fake image; with label-reading critics they take the
+            # real image's label (the penalty's reference code is unconditional).
+            critic_fn = lambda x: apply_critic(d_params, d_state, x, labels)[0]
+            terms[name] = fn(critic_fn, reals, fakes, real_scores, k)
             total = total + weight * terms[name]
-        if config.model.ac_head:  # WGAN-GP's AC-GAN: the critic's class loss is on reals only
+        if config.model.ac_head:
+            # WGAN-GP's AC-GAN puts the critic's class loss on reals only; TF-GAN's on both.
             terms["ac"] = losses.classification(real_logits, labels)
+            if config.ac_on_fakes:
+                terms["ac"] = terms["ac"] + losses.classification(fake_logits, fake_y)
             total = total + config.ac_weight_d * terms["ac"]
         terms["real_score"], terms["fake_score"] = jnp.mean(real_scores), jnp.mean(fake_scores)
-        return total, terms
+        return total, (terms, d_state)
 
-    def generator_loss(g_params, d_params, key):
+    def generator_loss(g_params, d_params, d_state, key):
         label_key, z_key = jax.random.split(key)
         labels = fake_labels(label_key, config.g_batch_size)
-        scores, logits = critic.apply(
-            {"params": d_params}, generate(g_params, z_key, labels), labels
-        )
+        scores, logits = apply_critic(d_params, d_state, generate(g_params, z_key, labels), labels)
         terms = {"adversarial": loss.generator(scores)}
         total = terms["adversarial"]
         if config.model.ac_head:
@@ -227,13 +273,14 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
         reals = shard_batch(
             data.to_float(images, augment_key, config.data.flip, config.data.dequantize)
         )
-        (total, terms), grads = jax.value_and_grad(critic_loss, has_aux=True)(
-            state["d_params"], state["g_params"], reals, labels, loss_key
+        (total, (terms, d_state)), grads = jax.value_and_grad(critic_loss, has_aux=True)(
+            state["d_params"], state["d_state"], state["g_params"], reals, labels, loss_key
         )
         updates, d_opt = d_tx.update(grads, state["d_opt"], state["d_params"])
         state = {
             **state,
             "d_params": optax.apply_updates(state["d_params"], updates),
+            "d_state": d_state,
             "d_opt": d_opt,
         }
         return state, {
@@ -253,12 +300,12 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
             critic_update, state, (batch["image"], batch["label"], critic_keys), unroll=True
         )
         (g_total, g_terms), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(
-            state["g_params"], state["d_params"], g_key
+            state["g_params"], state["d_params"], state["d_state"], g_key
         )
         updates, g_opt = g_tx.update(g_grads, state["g_opt"], state["g_params"])
         g_params = optax.apply_updates(state["g_params"], updates)
         ema_params = optax.incremental_update(
-            g_params, state["ema_params"], 1.0 - ema_decay(state["step"])
+            g_params, state["ema_params"], 1.0 - ema_decay(config, state["step"])
         )
         state = {
             **state,
@@ -278,13 +325,6 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
             }
         )
         return state, metrics
-
-    def ema_decay(step):
-        if not config.ema_warmup:
-            return config.ema_decay
-        # tf.train.ExponentialMovingAverage's num_updates rule: the average forgets its random
-        # initialisation within the first few hundred steps instead of ~1/(1-decay) steps.
-        return jnp.minimum(config.ema_decay, (1.0 + step) / (10.0 + step))
 
     replicated = parallel.replicated(mesh)
     data_sharding = parallel.sharded_on(mesh, 1)
@@ -313,7 +353,7 @@ def fixed_latents(config, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """The latent batch every sample grid of a run is drawn from (and its class labels, cycling)."""
     n = config.num_samples
     z = np.asarray(sample_latents(config, jax.random.key(config.seed + 7919), n))
-    conditional = config.model.conditional_generator or config.model.ac_head
+    conditional = is_conditional(config)
     labels = np.arange(n, dtype=np.int32) % num_classes if conditional else np.zeros(n, np.int32)
     return z, labels
 

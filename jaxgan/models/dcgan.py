@@ -41,13 +41,15 @@ class Generator(nn.Module):
     resolution: int = 64
     channels: int = 3
     width: int = 64  # ngf
-    num_classes: int = 0  # > 0: class-conditional BatchNorm
+    num_classes: int = 0  # > 0: class-conditional, as `conditioning` says
+    conditioning: str = "batchnorm"  # 'batchnorm' (per-class BN) | 'concat' (one-hot joins z)
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
         n = _num_blocks(self.resolution)
         features = self.width * 2 ** (n - 1)
-        norm = lambda name: layers.BatchNorm(self.num_classes, scale_init=_BN_SCALE_INIT, name=name)
+        z, bn_classes = layers.condition_latents(z, labels, self.num_classes, self.conditioning)
+        norm = lambda name: layers.BatchNorm(bn_classes, scale_init=_BN_SCALE_INIT, name=name)
         # ConvTranspose(z_dim -> features, 4, 1, 0) on a 1×1 input is exactly this dense layer.
         x = layers.Dense(4 * 4 * features, use_bias=False, kernel_init=_CONV_INIT, name="Input")(z)
         x = x.reshape(z.shape[0], 4, 4, features)

@@ -165,16 +165,20 @@ def fan_in(shape: Sequence[int]) -> int:
 
 
 class Dense(nn.Module):
-    """x @ (kernel · runtime_scale) + bias. `runtime_scale` is the equalized-lr He constant."""
+    """x @ (kernel · runtime_scale) + bias. `runtime_scale` is the equalized-lr He constant;
+    `spectral_norm` divides the kernel by its largest singular value (`spectral_normalize`)."""
 
     features: int
     use_bias: bool = True
     kernel_init: Initializer = tflib_uniform(he=False)
     runtime_scale: float = 1.0
+    spectral_norm: bool = False
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
+        if self.spectral_norm:
+            kernel = spectral_normalize(self, kernel)
         y = x @ (kernel * self.runtime_scale if self.runtime_scale != 1.0 else kernel)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
@@ -191,12 +195,15 @@ class Conv2D(nn.Module):
     use_bias: bool = True
     kernel_init: Initializer | None = None  # None: tflib He-uniform with this layer's stride
     runtime_scale: float = 1.0
+    spectral_norm: bool = False
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         k = self.kernel_size
         init = self.kernel_init or tflib_uniform(he=True, stride=self.stride)
         kernel = self.param("kernel", init, (k, k, x.shape[-1], self.features), jnp.float32)
+        if self.spectral_norm:
+            kernel = spectral_normalize(self, kernel)
         if self.runtime_scale != 1.0:
             kernel = kernel * self.runtime_scale
         y = conv2d(x, kernel, self.stride, self.padding)
@@ -297,3 +304,152 @@ def downsample_mean(x: Array, factor: int = 2) -> Array:
     """Box filter ×1/factor (tflib's mean pool, PGGAN's downscale2d)."""
     n, h, w, c = x.shape
     return x.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+
+
+# ----------------------------------------------------------------------------------------------
+# Progressive GAN (Karras et al. 2018, tkarras/progressive_growing_of_gans `networks.py`):
+# equalized learning rate, pixelwise feature normalisation, minibatch standard deviation.
+# Resampling is `upsample_nearest` (`upscale2d`) and `downsample_mean` (`downscale2d`) above.
+# ----------------------------------------------------------------------------------------------
+
+HE_GAIN = math.sqrt(2.0)
+
+
+def equalized_lr(fan_in: int, gain: float = HE_GAIN, enabled: bool = True) -> dict[str, Any]:
+    """`kernel_init` and `runtime_scale` for `Dense`/`Conv2D`: equalized learning rate as a transform.
+
+    networks.py `get_weight`: std = gain / sqrt(fan_in) (He). With `enabled` (use_wscale) the stored
+    kernel is N(0, 1) and is multiplied by std at every call, so Adam's per-weight step acts on the
+    same dynamic range for every layer (paper §4.1); otherwise the kernel is stored as N(0, std²).
+    Biases stay zero-initialised and unscaled (`apply_bias`). fan_in = k·k·C_in (conv), C_in (dense).
+    """
+    std = gain / math.sqrt(fan_in)
+    if enabled:
+        return {"kernel_init": normal(1.0), "runtime_scale": std}
+    return {"kernel_init": normal(std), "runtime_scale": 1.0}
+
+
+def pixel_norm(x: Array, epsilon: float = 1e-8) -> Array:
+    """x · rsqrt(mean_c(x²) + ε): every pixel's feature vector to unit mean square (paper §4.2).
+
+    x: [..., C] (channels last); networks.py `pixel_norm` normalises axis 1 of NCHW, the same axis.
+    """
+    return x * lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + epsilon)
+
+
+def minibatch_stddev(x: Array, group_size: int = 4) -> Array:
+    """Appends one feature map: the mean over (H, W, C) of the stddev over a group (paper §3).
+
+    x: [N, H, W, C] -> [N, H, W, C + 1]. networks.py `minibatch_stddev_layer`: G = min(group_size,
+    N) and the batch is viewed as [G, M, ...], so sample n belongs to group n % M (strided, not
+    consecutive samples); population variance over the group, sqrt(var + 1e-8), averaged to one
+    scalar per group, broadcast to that group's samples. group_size >= N is the Theano original
+    (`MinibatchStatConcatLayer(Tstdeps, 'all')`, one statistic over the whole minibatch).
+
+    Global or per device: under `jax.jit` with the batch sharded over the `data` mesh axis, N is the
+    *global* batch and the groups {m, m+M, m+2M, ...} span devices, whereas the reference's multi-GPU
+    graph forms groups within each GPU's share. The two coincide on one device (the Theano code
+    that produced the paper's numbers ran on one GPU) and differ on several; `minibatch_stddev_per_device` computes the reference's
+    per-device version with `shard_map`.
+    """
+    n, h, w, c = x.shape
+    g = min(group_size, n)
+    if n % g:
+        raise ValueError(
+            f"minibatch_stddev: the batch of {n} is not divisible by the group size {g}; use a "
+            f"batch size that is a multiple of {g} (or config.model.mbstd_group_size=0 to disable)."
+        )
+    y = x.astype(jnp.float32).reshape(g, n // g, h, w, c)
+    y = y - jnp.mean(y, axis=0, keepdims=True)
+    y = jnp.sqrt(jnp.mean(jnp.square(y), axis=0) + 1e-8)  # [M, H, W, C]
+    y = jnp.mean(y, axis=(1, 2, 3)).astype(x.dtype)  # [M]
+    y = jnp.tile(y, g)  # sample n -> group n % M
+    return jnp.concatenate([x, jnp.broadcast_to(y[:, None, None, None], (n, h, w, 1))], axis=-1)
+
+
+def minibatch_stddev_per_device(
+    x: Array, mesh: jax.sharding.Mesh, group_size: int = 4, axis_name: str = "data"
+) -> Array:
+    """`minibatch_stddev` over each device's share of a batch sharded on `axis_name` (shard_map).
+
+    The reference's per-GPU grouping (train.py splits the minibatch over GPUs before D). Each
+    device's share must be divisible by the group size.
+    """
+    spec = jax.sharding.PartitionSpec(axis_name)
+    fn = lambda shard: minibatch_stddev(shard, group_size)
+    return jax.shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec)(x)
+
+
+# ----------------------------------------------------------------------------------------------
+# Spectral normalisation (Miyato et al. 2018; pfnet-research/sngan_projection `SNConvolution2D`,
+# `max_singular_value`): W / σ(W), σ from one power iteration on a persistent vector u.
+# ----------------------------------------------------------------------------------------------
+
+SPECTRAL_COLLECTION = "spectral_norm"
+
+
+def _l2_normalize(v: Array, epsilon: float = 1e-12) -> Array:
+    return v / (jnp.sqrt(jnp.sum(jnp.square(v))) + epsilon)
+
+
+def spectral_normalize(module: nn.Module, kernel: Array, name: str = "kernel") -> Array:
+    """`kernel / σ(kernel)` inside `module`'s `__call__`, with σ the largest singular value.
+
+    The kernel is viewed as the matrix [C_out, everything else] (dense [in, out] and conv HWIO
+    alike). u [C_out] lives in the `spectral_norm` collection; each call runs one power iteration
+    from it: v = normalize(u W), u' = normalize(v Wᵀ), σ = u' W vᵀ, with u and v held constant, so
+    the gradient flows through W only (the reference `max_singular_value`). u' is stored only
+    when the caller made the collection mutable, which the train step does once per critic
+    update, on the reals: never inside the gradient penalty's inner gradient or the generator step.
+    """
+    matrix = kernel.reshape(-1, kernel.shape[-1]).T  # [C_out, fan_in]
+    u_var = module.variable(
+        SPECTRAL_COLLECTION,
+        f"{name}_u",
+        lambda: _l2_normalize(jax.random.normal(module.make_rng("params"), (matrix.shape[0],))),
+    )
+    u = u_var.value
+    v = jax.lax.stop_gradient(_l2_normalize(u @ matrix))
+    u = jax.lax.stop_gradient(_l2_normalize(matrix @ v))
+    sigma = u @ matrix @ v
+    if module.is_mutable_collection(SPECTRAL_COLLECTION) and not module.is_initializing():
+        u_var.value = u
+    return kernel / sigma
+
+
+class Embed(nn.Module):
+    """A class embedding [num_classes, features] looked up by label (projection discriminator)."""
+
+    num_classes: int
+    features: int
+    embedding_init: Initializer = nn.initializers.normal(1.0)
+    spectral_norm: bool = False
+
+    @nn.compact
+    def __call__(self, labels: Array) -> Array:
+        table = self.param(
+            "embedding", self.embedding_init, (self.num_classes, self.features), jnp.float32
+        )
+        if self.spectral_norm:
+            table = spectral_normalize(self, table, "embedding")
+        return table[labels]
+
+
+def condition_latents(
+    z: Array, labels: Array | None, num_classes: int, conditioning: str
+) -> tuple[Array, int]:
+    """How a class-conditional generator sees its label; returns (z, classes for its BatchNorms).
+
+    'batchnorm': z unchanged, per-class BN scale/offset ("Cond BNorm" of Transferring GANs, the
+    conditional BN of AC-GAN/SNGAN generators). 'concat': the one-hot label joins z and the BNs are
+    unconditional ("Cond Concat"); the first dense layer then adds a learned per-class vector.
+    """
+    if not num_classes:
+        return z, 0
+    if labels is None:
+        raise ValueError("A class-conditional generator needs `labels` (int [N]).")
+    if conditioning == "batchnorm":
+        return z, num_classes
+    if conditioning == "concat":
+        return jnp.concatenate([z, jax.nn.one_hot(labels, num_classes, dtype=z.dtype)], -1), 0
+    raise ValueError(f"conditioning={conditioning!r}: expected 'batchnorm' or 'concat'.")

@@ -74,14 +74,14 @@ class Generator32(nn.Module):
     channels: int = 3
     width: int = 128
     num_classes: int = 0
+    conditioning: str = "batchnorm"  # 'batchnorm' | 'concat' (see layers.condition_latents)
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+        z, bn_classes = layers.condition_latents(z, labels, self.num_classes, self.conditioning)
         x = layers.Dense(4 * 4 * self.width, name="Input")(z).reshape(z.shape[0], 4, 4, self.width)
         for i in range(1, 4):
-            x = ResidualBlock(self.width, "up", "batch", self.num_classes, name=f"Block{i}")(
-                x, labels
-            )
+            x = ResidualBlock(self.width, "up", "batch", bn_classes, name=f"Block{i}")(x, labels)
         x = nn.relu(layers.BatchNorm(name="OutputNorm")(x))  # unconditional in the reference
         return jnp.tanh(layers.Conv2D(self.channels, 3, kernel_init=_GLOROT, name="Output")(x))
 
@@ -121,16 +121,17 @@ class Generator64(nn.Module):
     channels: int = 3
     width: int = 64
     num_classes: int = 0
+    conditioning: str = "batchnorm"  # 'batchnorm' | 'concat' (see layers.condition_latents)
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
         d = self.width
+        z, bn_classes = layers.condition_latents(z, labels, self.num_classes, self.conditioning)
         x = layers.Dense(4 * 4 * 8 * d, name="Input")(z).reshape(z.shape[0], 4, 4, 8 * d)
         for i, features in enumerate((8 * d, 4 * d, 2 * d, d), start=1):
-            x = ResidualBlock(
-                features, "up", "batch", self.num_classes, conv1_bias=False, name=f"Res{i}"
-            )(x, labels)
-        x = nn.relu(layers.BatchNorm(self.num_classes, name="OutputNorm")(x, labels))
+            block = ResidualBlock(features, "up", "batch", bn_classes, False, name=f"Res{i}")
+            x = block(x, labels)
+        x = nn.relu(layers.BatchNorm(bn_classes, name="OutputNorm")(x, labels))
         return jnp.tanh(layers.Conv2D(self.channels, 3, name="Output")(x))
 
 

@@ -1,0 +1,177 @@
+"""Feature networks behind one interface: uint8 images -> {"features": [N, D], "logits": [N, K]}.
+
+  inception_v3  the FID Inception-v3 port (`jaxgan.eval.inception`): features = pool3 [N, 2048],
+                logits = `logits_unbiased` [N, 1008] (the original IS protocol, metrics.md §1.5);
+                TF1 bilinear resize to 299x299 inside the network. Needs the converted weights.
+  mnist_cnn     the project's own MNIST classifier (`jaxgan.models.classifier`, shipped as
+                `jaxgan/assets/mnist_cnn.npz`): features = its penultimate layer [N, 128], logits
+                [N, 10]. Takes 32x32 grayscale; smaller grayscale images are resized to 32x32 with
+                PIL Lanczos (`data.fit_image`, the project's resize). Its FID is a "domain FID":
+                comparable only with other mnist_cnn numbers, never with Inception FIDs.
+
+`resolve_name("auto", ...)` picks mnist_cnn for mnist5k and other grayscale data of at most 32x32,
+inception_v3 otherwise. `check_available` is the fast part of `load`: it fails in milliseconds
+(before anything is built) when Inception's weights are missing, with the URL and the one
+conversion command (`InceptionWeightsNotFoundError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.resources
+import os
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+NAMES = ("inception_v3", "mnist_cnn")
+MNIST_CNN_RESOLUTION = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureNetwork:
+    """A loaded feature network.
+
+    name: "inception_v3" | "mnist_cnn". resize: how images reach the network's input size (recorded
+    in every result row). weights: "sha256:<first 16 hex digits>" of the weights file (part of the
+    real-feature cache key). feature_layer / logits_layer: what `features` / `logits` are.
+    extract: uint8 [N, H, W, C] (or an iterable of such chunks) -> {"features": float32 [N, D],
+    "logits": float32 [N, K]}.
+    """
+
+    name: str
+    resize: str
+    weights: str
+    feature_layer: str
+    logits_layer: str
+    extract: Callable[[np.ndarray | Iterable[np.ndarray]], dict[str, np.ndarray]]
+
+
+def mnist_cnn_weights_path() -> str:
+    """The shipped classifier weights, `jaxgan/assets/mnist_cnn.npz` (package data)."""
+    return str(importlib.resources.files("jaxgan") / "assets" / "mnist_cnn.npz")
+
+
+def resolve_name(name: str, dataset: str, channels: int | None, resolution: int) -> str:
+    """`auto` -> mnist_cnn for mnist5k and grayscale data <= 32x32, else inception_v3.
+
+    channels: the images' channel count, or None if unknown (auto then picks inception_v3 unless
+    the dataset is mnist5k). An explicit name is checked and returned as it is.
+    """
+    if name != "auto":
+        if name not in NAMES:
+            raise ValueError(
+                f"--feature_network={name!r}: expected auto or one of {', '.join(NAMES)}."
+            )
+        return name
+    if dataset.split(":")[0] == "mnist5k":
+        return "mnist_cnn"
+    if channels == 1 and resolution <= MNIST_CNN_RESOLUTION:
+        return "mnist_cnn"
+    return "inception_v3"
+
+
+def resize_mode(name: str, resolution: int) -> str:
+    if name == "inception_v3":
+        return "tf1_bilinear_299"  # inception.resize_bilinear_tf1, torch-fidelity's convention
+    if resolution == MNIST_CNN_RESOLUTION:
+        return "none"
+    return f"pil_lanczos_{MNIST_CNN_RESOLUTION}"
+
+
+def check_available(name: str, inception_weights: str | None = None) -> None:
+    """Fails fast (file lookups only) if the network's weights are missing."""
+    if name == "inception_v3":
+        from jaxgan.eval import inception
+
+        inception.find_weights(inception_weights)  # raises InceptionWeightsNotFoundError
+    elif not os.path.isfile(mnist_cnn_weights_path()):
+        raise FileNotFoundError(
+            f"{mnist_cnn_weights_path()} is missing from the installed package; recreate it with "
+            "`python scripts/train_mnist_classifier.py`."
+        )
+
+
+def _sha256_prefix(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def load(
+    name: str,
+    resolution: int,
+    channels: int,
+    batch_size: int = 0,
+    inception_weights: str | None = None,
+    progress: bool = False,
+) -> FeatureNetwork:
+    """Loads feature network `name` for uint8 images [N, resolution, resolution, channels].
+
+    batch_size: images per compiled batch (0: 50 for inception_v3, 500 for mnist_cnn).
+    progress: a progress bar per extraction (Inception only: minutes on a CPU; the CNN is instant).
+    """
+    check_available(name, inception_weights)
+    if name == "inception_v3":
+        return _load_inception(resolution, batch_size or 50, inception_weights, progress)
+    return _load_mnist_cnn(resolution, channels, batch_size or 500)
+
+
+def _load_inception(
+    resolution: int, batch_size: int, weights: str | None, progress: bool
+) -> FeatureNetwork:
+    from jaxgan.eval import inception
+
+    path = inception.find_weights(weights)
+    variables = inception.load_params(path)
+    extractor = inception.make_feature_extractor(variables, batch_size, progress=progress)
+
+    def extract(images) -> dict[str, np.ndarray]:
+        out = extractor(images)
+        return {"features": out["pool3"], "logits": out["logits_unbiased"]}
+
+    return FeatureNetwork(
+        name="inception_v3",
+        resize=resize_mode("inception_v3", resolution),
+        weights=_sha256_prefix(str(path)),
+        feature_layer="pool3 [2048]",
+        logits_layer="logits_unbiased [1008]",
+        extract=extract,
+    )
+
+
+def _load_mnist_cnn(resolution: int, channels: int, batch_size: int) -> FeatureNetwork:
+    from jaxgan import data
+    from jaxgan.models import classifier
+
+    if channels != 1 or resolution > MNIST_CNN_RESOLUTION:
+        raise ValueError(
+            f"feature network mnist_cnn takes grayscale images of at most "
+            f"{MNIST_CNN_RESOLUTION}x{MNIST_CNN_RESOLUTION}; these are {resolution}x{resolution}x"
+            f"{channels}. Use --feature_network=inception_v3 (or auto)."
+        )
+    path = mnist_cnn_weights_path()
+    model = classifier.get("mnist_cnn")
+    params, _ = classifier.load_params(path, model)
+    predict = classifier.make_predictor(model, params, batch_size)
+
+    def fit(chunk: np.ndarray) -> np.ndarray:
+        if chunk.shape[1] == MNIST_CNN_RESOLUTION:
+            return chunk
+        return np.stack([data.fit_image(im, MNIST_CNN_RESOLUTION, 1) for im in chunk])
+
+    def extract(images) -> dict[str, np.ndarray]:
+        chunks = [images] if isinstance(images, np.ndarray) else images
+        return predict(fit(np.asarray(chunk)) for chunk in chunks)
+
+    return FeatureNetwork(
+        name="mnist_cnn",
+        resize=resize_mode("mnist_cnn", resolution),
+        weights=_sha256_prefix(path),
+        feature_layer="Features (penultimate, post-ReLU) [128]",
+        logits_layer="Logits [10]",
+        extract=extract,
+    )

@@ -1,0 +1,321 @@
+"""The classifier experiments of "How good is my GAN?" (Shmelkov et al. 2018) on a conditional run.
+
+  python -m jaxgan.experiments diversity --workdir=W [--sizes=500,1000,2000,4000]
+  python -m jaxgan.experiments augmentation --workdir=W [--real_fraction=0.1,0.25,0.5,1.0]
+      [--num_generated=0]
+  common: [--checkpoint=latest|STEP] [--classifier_recipe=auto] [--classifier_steps=0]
+      [--classifier_seed=0] [--seed=0] [--batch_size=200] [--real_split=train]
+      [--baseline_split=test]
+
+diversity     (the paper's §5.3, Fig. 4) GAN-train against the number N of generated images: for
+              each N, a fresh classifier trained on the first N class-balanced fakes and another on
+              N real training images (a class-balanced subset, `classifier_metrics.balanced_subset`)
+              are scored on the real test split. Where the GAN-train curve flattens, more samples
+              add no new information; the real curve is what N distinct images are worth.
+augmentation  (§5.4, Fig. 5, Table 4) a real subset (each fraction of the train split,
+              class-balanced) alone, and the same subset plus `--num_generated` fakes (default: as
+              many as the train split has), each training a fresh classifier scored on the real
+              test split; the fakes alone (GAN-train) are a horizontal line.
+
+Every classifier is the evaluator's GAN-train classifier: the `--classifier_recipe` (auto: mnist5k's
+CNN for grayscale, cifar10's ResNet-32 otherwise; `jaxgan/models/classifier.py`) for
+`--classifier_steps` steps (0: the recipe's; a fixed count whatever the training set's size, as the
+reference's fixed `max_iterations`), seeded by `--classifier_seed`. Fakes are sampled from
+checkpoint `--checkpoint` of W exactly as `python -m jaxgan.evaluate` samples them (EMA generator,
+latents from `--seed`, labels `arange(N) % num_classes`).
+
+Outputs: `W/eval/diversity.png` + `W/eval/diversity.json`, `W/eval/augmentation.png` +
+`W/eval/augmentation.json`. The JSON holds the table (`rows`) and how it was made:
+  {"experiment": "diversity", "workdir": W, "checkpoint": 1400, "dataset": "mnist5k",
+   "train_set": "mnist5k:train", "n_train": 4000, "test_set": "mnist5k:test", "n_test": 1000,
+   "classifier": {"recipe": "mnist5k", "settings": {...}, "steps": 1250, "seed": 0}, "seed": 0,
+   "rows": [{"n": 500, "gan_train": 0.91, "real": 0.93}, ...], "wall_time_s": 812.0,
+   "timestamp": "..."}
+  augmentation: "n_generated": 4000, "generated_only": 0.95, "rows": [{"real_fraction": 0.1,
+   "n_real": 400, "real": 0.90, "real_plus_generated": 0.95}, ...].
+On a 2-core CPU each mnist5k classifier (1,250 steps) takes ~1.5 minutes, so the default diversity
+curve (8 classifiers) takes ~12 minutes and the default augmentation experiment (9) ~14;
+`--classifier_steps=300` cuts both ~4x.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from absl import app, flags, logging
+
+from jaxgan import evaluate
+
+FLAGS = flags.FLAGS
+
+EXPERIMENTS = ("diversity", "augmentation")
+
+
+class _Setup:
+    """What both experiments need from a run: its config, real splits, recipe and classifier."""
+
+    def __init__(self, workdir: str, options: evaluate.Options, checkpoint: str | int):
+        from jaxgan import data
+
+        self.workdir, self.options, self.checkpoint = workdir, options, checkpoint
+        self.config = config = evaluate.load_config(workdir)
+        if not evaluate.generator_is_conditional(config):
+            raise ValueError(
+                f"{workdir} is not a class-conditional run: the experiments train classifiers on "
+                f"generated images and the labels they were generated for, which needs "
+                f"config.model.conditional_generator=True (with config.model.ac_head=True for "
+                f"AC-GAN; an AC head alone leaves the generator unconditional)."
+            )
+        source = data.open_source(
+            config.data.dataset,
+            options.real_split,
+            config.data.data_dir,
+            config.data.channels or None,
+        )
+        self.channels = config.data.channels or source.channels
+        self.splits = evaluate.real_splits(
+            config.data.dataset,
+            config.data.data_dir,
+            config.data.resolution,
+            self.channels,
+            options,
+        )
+        name, self.recipe, self.steps, self.classifier_seed = evaluate.classifier_recipe(
+            options, self.splits.dataset, self.channels
+        )
+        self.classifier = {
+            "recipe": name,
+            "settings": self.recipe.asdict(),
+            "steps": self.steps,
+            "seed": self.classifier_seed,
+        }
+
+    def sample(self, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+        return evaluate.sample_checkpoint(
+            self.workdir,
+            self.config,
+            self.checkpoint,
+            n,
+            self.options.seed,
+            self.options.batch_size,
+        )
+
+    def accuracy(self, images: np.ndarray, labels: np.ndarray) -> float:
+        """A fresh classifier trained on (images, labels), scored on the real test split."""
+        from jaxgan.eval import classifier_metrics
+
+        test = self.splits.test
+        result = classifier_metrics.gan_train(
+            images,
+            labels,
+            test.images,
+            test.labels,
+            self.recipe,
+            self.classifier_seed,
+            self.splits.num_classes,
+            self.steps,
+        )
+        return result["accuracy"]
+
+    def real_subset(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        from jaxgan.eval import classifier_metrics
+
+        train = self.splits.train
+        index = classifier_metrics.balanced_subset(train.labels, n, self.options.seed)
+        return train.images[index], train.labels[index]
+
+    def header(self, experiment: str, step: int) -> dict:
+        s = self.splits
+        return {
+            "experiment": experiment,
+            "workdir": os.path.abspath(self.workdir),
+            "checkpoint": step,
+            "dataset": s.dataset,
+            "train_set": s.train.name,
+            "n_train": s.train.size,
+            "test_set": s.test.name,
+            "n_test": s.test.size,
+            "classifier": self.classifier,
+            "seed": self.options.seed,
+        }
+
+
+def diversity(
+    workdir: str,
+    sizes: Sequence[int],
+    options: evaluate.Options,
+    checkpoint: str | int = "latest",
+) -> dict:
+    """GAN-train and real accuracy against N; writes W/eval/diversity.{json,png}; the table."""
+    start = time.perf_counter()
+    setup = _Setup(workdir, options, checkpoint)
+    sizes = sorted({int(n) for n in sizes})
+    fakes, labels, step = setup.sample(max(sizes))
+    rows = []
+    for n in sizes:
+        # The first n fakes are class-balanced: their labels are arange(n) % num_classes.
+        row = {"n": n, "gan_train": setup.accuracy(fakes[:n], labels[:n]), "real": None}
+        if n <= setup.splits.train.size:
+            row["real"] = setup.accuracy(*setup.real_subset(n))
+        logging.info("diversity: %s", row)
+        rows.append(row)
+    table = {**setup.header("diversity", step), "rows": rows}
+    table["wall_time_s"] = round(time.perf_counter() - start, 1)
+    return _write(table, workdir, _plot_diversity)
+
+
+def augmentation(
+    workdir: str,
+    real_fractions: Sequence[float],
+    num_generated: int,
+    options: evaluate.Options,
+    checkpoint: str | int = "latest",
+) -> dict:
+    """Real subsets alone and with generated images; writes W/eval/augmentation.{json,png}."""
+    start = time.perf_counter()
+    setup = _Setup(workdir, options, checkpoint)
+    train_size = setup.splits.train.size
+    fakes, labels, step = setup.sample(num_generated or train_size)
+    rows = []
+    for fraction in sorted({float(f) for f in real_fractions}):
+        if not 0 < fraction <= 1:
+            raise ValueError(f"--real_fraction={fraction}: expected fractions in (0, 1].")
+        n_real = max(1, round(fraction * train_size))
+        images, real_labels = setup.real_subset(n_real)
+        row = {
+            "real_fraction": fraction,
+            "n_real": n_real,
+            "real": setup.accuracy(images, real_labels),
+            "real_plus_generated": setup.accuracy(
+                np.concatenate([images, fakes]), np.concatenate([real_labels, labels])
+            ),
+        }
+        logging.info("augmentation: %s", row)
+        rows.append(row)
+    table = {
+        **setup.header("augmentation", step),
+        "n_generated": len(fakes),
+        "generated_only": setup.accuracy(fakes, labels),
+        "rows": rows,
+    }
+    table["wall_time_s"] = round(time.perf_counter() - start, 1)
+    return _write(table, workdir, _plot_augmentation)
+
+
+def _write(table: dict, workdir: str, plot) -> dict:
+    """W/eval/<experiment>.json and its plot `.png`, each written atomically; returns the table."""
+    directory = os.path.join(workdir, "eval")
+    os.makedirs(directory, exist_ok=True)
+    table["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    path = os.path.join(directory, f"{table['experiment']}.json")
+    with open(f"{path}.tmp", "w") as f:
+        json.dump(table, f, indent=1)
+    os.replace(f"{path}.tmp", path)
+    png = os.path.join(directory, f"{table['experiment']}.png")
+    plot(table).savefig(f"{png}.tmp.png")
+    os.replace(f"{png}.tmp.png", png)
+    return table
+
+
+def _figure(table: dict, title: str):
+    from matplotlib.figure import Figure  # no pyplot: no global backend state
+
+    fig = Figure(figsize=(6.4, 4.0), dpi=100)
+    ax = fig.add_subplot()
+    c = table["classifier"]
+    ax.set_title(f"{title}: {table['dataset']}, step {table['checkpoint']}", fontsize="medium")
+    ax.set_ylabel(f"accuracy on {table['test_set']} ({c['recipe']}, {c['steps']} steps)")
+    ax.grid(alpha=0.3)
+    fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.13)
+    return fig, ax
+
+
+def _plot_diversity(table: dict):
+    fig, ax = _figure(table, "GAN-train vs number of images")
+    rows = table["rows"]
+    ax.plot(
+        [r["n"] for r in rows], [r["gan_train"] for r in rows], "o-", label="generated (GAN-train)"
+    )
+    real = [r for r in rows if r["real"] is not None]
+    ax.plot(
+        [r["n"] for r in real],
+        [r["real"] for r in real],
+        "s--",
+        label=f"real ({table['train_set']})",
+    )
+    ax.set_xscale("log")
+    ax.set_xlabel("training images N (class-balanced)")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def _plot_augmentation(table: dict):
+    fig, ax = _figure(table, "real subset + generated")
+    rows = table["rows"]
+    n_real = [r["n_real"] for r in rows]
+    ax.plot(n_real, [r["real"] for r in rows], "s--", label="real subset")
+    ax.plot(
+        n_real,
+        [r["real_plus_generated"] for r in rows],
+        "o-",
+        label=f"real subset + {table['n_generated']} generated",
+    )
+    ax.axhline(
+        table["generated_only"], color="C2", linestyle=":", label="generated only (GAN-train)"
+    )
+    ax.set_xlabel(f"real images from {table['train_set']} (class-balanced)")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def main(argv):
+    from jaxgan import logging as run_logging
+
+    if len(argv) != 2 or argv[1] not in EXPERIMENTS:
+        raise app.UsageError(
+            f"Usage: python -m jaxgan.experiments {{{'|'.join(EXPERIMENTS)}}} --workdir=W"
+        )
+    if not FLAGS.workdir:
+        raise app.UsageError("--workdir is required.")
+    run_logging.quiet_library_logs()
+    options = evaluate.options_from_flags()
+    try:
+        if argv[1] == "diversity":
+            sizes = [int(n) for n in FLAGS.sizes]
+            table = diversity(FLAGS.workdir, sizes, options, FLAGS.checkpoint)
+        else:
+            fractions = [float(f) for f in FLAGS.real_fraction]
+            table = augmentation(
+                FLAGS.workdir, fractions, FLAGS.num_generated, options, FLAGS.checkpoint
+            )
+    except FileNotFoundError as e:
+        sys.exit(f"{type(e).__name__}: {e}")
+    print(json.dumps(table["rows"]), flush=True)
+    print(f"wrote {os.path.join(FLAGS.workdir, 'eval', argv[1])}.json and .png", flush=True)
+
+
+def define_flags() -> None:
+    """The evaluator's flags plus these; registered only when run as a program."""
+    if "sizes" in flags.FLAGS:  # already defined (a test may ask twice)
+        return
+    evaluate.define_flags()
+    flags.DEFINE_list("sizes", ["500", "1000", "2000", "4000"], "diversity: numbers of images N.")
+    flags.DEFINE_list(
+        "real_fraction",
+        ["0.1", "0.25", "0.5", "1.0"],
+        "augmentation: fractions of the train split.",
+    )
+    flags.DEFINE_integer(
+        "num_generated", 0, "augmentation: fakes added (0: the train split's size)."
+    )
+    flags.DEFINE_string("checkpoint", "latest", "The checkpoint to sample: latest or a step.")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -1,0 +1,758 @@
+"""Progressive growing of GANs (Karras et al. 2018): the schedule, the per-stage step, the loop.
+
+`train_and_evaluate(config, workdir)` reads top to bottom like `train.train_and_evaluate` and reuses
+its pieces (`create_state`, `sample_latents`, `fixed_latents`, `fetch_and_check`, `mean_rows`,
+`count_params`); what differs is the schedule (specs/pggan_wgan_transfer_dcgan.md §1.4-1.5):
+
+* Time is counted in real images shown (kimg). `lod_at` is TF `TrainingSchedule` / Theano
+  `train_gan`: each phase stabilises for `training_kimg`, then fades the next resolution in over
+  `transition_kimg`. The minibatch and learning rate follow per-resolution tables.
+* The step is compiled once per resolution (a `Stage`), with the fade weight
+  alpha = 1 - (lod - floor(lod)) and the learning rates as traced inputs: the fade-in and the
+  stabilisation of a resolution share one executable, alpha = 1 making the old path exactly
+  inactive. (The Theano code compiled per (floor, ceil) of lod, twice per resolution; on XLA:CPU a
+  compile costs 5-15 s.) Adam's moments are still reset whenever floor(lod) or ceil(lod) changes
+  (`reset_opt_for_new_lod`): at the start and at the end of every fade-in.
+* Reals are served at the final resolution, box-filtered to the stage resolution and faded
+  between it and the next coarser one (TF `process_reals` FadeLOD; the networks run at the stage
+  resolution, so the references' UpscaleLOD / internal downscale pair cancels out).
+* One iteration: `n_critic` critic updates (each on fresh reals), the EMA update of the generator
+  (Gs <- lerp(G, Gs, 0.999) with G before this iteration's G update, as TF's `Gs_update_op` runs
+  beside `D_train_op`), then one generator update — or, with `simultaneous_updates` (Theano's
+  `separate_funcs=False`, the CIFAR-10 run), G and D updated together from the same fakes.
+* Losses: WGAN-GP (λ 10, γ = `penalties.wgan_gp.target`) + ε-drift 0.001 through
+  `jaxgan.penalties`, or the LSGAN variant of App. B (`loss='pggan_lsgan'`) with the adaptive
+  multiplicative noise in D. AC-GAN terms (D on reals and fakes, G on fakes) when `model.ac_head`.
+
+Checkpoint meta: `data_cursor`, `config`, `cur_nimg` (real images shown), `lod`, `elapsed_s`
+(training wall time so far); a run resumed mid-fade continues at the same lod and stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+
+from jaxgan import checkpoint, data, losses, parallel, penalties, train
+from jaxgan import logging as run_logging
+from jaxgan.models import layers, progan
+
+State = dict[str, Any]
+
+# ----------------------------------------------------------------------------------------------
+# Schedule.
+# ----------------------------------------------------------------------------------------------
+
+
+def lod_at(
+    kimg: float,
+    final_log2: int,
+    initial_resolution: int,
+    training_kimg: float,
+    transition_kimg: float,
+) -> float:
+    """Level of detail after `kimg` thousand real images (0 = final resolution).
+
+    TF `TrainingSchedule`: phase = training + transition kimg; in phase p the resolution is
+    initial·2^p for `training_kimg`, then the next one fades in linearly over `transition_kimg`.
+    """
+    phase_dur = training_kimg + transition_kimg
+    phase_idx = int(math.floor(kimg / phase_dur)) if phase_dur > 0 else 0
+    phase_kimg = kimg - phase_idx * phase_dur
+    lod = final_log2 - math.floor(math.log2(initial_resolution)) - phase_idx
+    if transition_kimg > 0:
+        lod -= max(phase_kimg - training_kimg, 0.0) / transition_kimg
+    return max(lod, 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """What one compiled step runs: networks at resolution 2^res_log2, and whether they carry the
+    previous resolution's path, blended in with the traced alpha (1 once the fade is complete)."""
+
+    res_log2: int
+    fade_in: bool
+
+    @property
+    def resolution(self) -> int:
+        return 2**self.res_log2
+
+
+def first_res_log2(config: ml_collections.ConfigDict) -> int:
+    """log2 of the resolution a run starts at (the final one when it does not grow)."""
+    if not config.progressive:
+        return progan.resolution_log2(config.data.resolution)
+    return int(math.floor(math.log2(config.schedule.initial_resolution)))
+
+
+def stage_of(lod: float, final_log2: int, first_log2: int) -> Stage:
+    """The network for `lod`: resolution 2^(R - floor(lod)); every resolution after the first fades in."""
+    res_log2 = final_log2 - int(math.floor(lod))
+    return Stage(res_log2, res_log2 > first_log2)
+
+
+def lod_bounds(lod: float) -> tuple[int, int]:
+    """(floor, ceil) of lod: Adam is reset when either changes (TF `reset_opt_for_new_lod`)."""
+    return int(math.floor(lod)), int(math.ceil(lod))
+
+
+def fade_alpha(lod: float) -> float:
+    """Weight of the new layers: 1 - (lod - floor(lod)) (TF `lerp_clip(new, old, lod_in - lod)`)."""
+    return 1.0 - (lod - math.floor(lod))
+
+
+def parse_table(text: str, value_type=float) -> dict[int, Any]:
+    """'4:128,8:64' -> {4: 128, 8: 64}: the per-resolution dictionaries of the reference configs."""
+    table = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        resolution, sep, value = item.partition(":")
+        if not sep:
+            raise ValueError(
+                f"Per-resolution table {text!r}: expected 'res:value,...', got {item!r}."
+            )
+        table[int(resolution)] = value_type(value)
+    return table
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """The training parameters at one point of the run (TF `TrainingSchedule`)."""
+
+    kimg: float
+    lod: float
+    stage: Stage
+    minibatch: int
+    g_lr: float
+    d_lr: float
+
+    @property
+    def alpha(self) -> float:
+        return fade_alpha(self.lod)
+
+
+def schedule_at(config: ml_collections.ConfigDict, cur_nimg: int, num_devices: int = 1) -> Schedule:
+    """Lod, stage, minibatch and learning rates after `cur_nimg` real images.
+
+    `config.progressive=False` is the '-nogrowing' preset: the final resolution from the start.
+    The minibatch is rounded down to a multiple of the device count (TF: `% num_gpus`); the
+    learning rate is the table's value times Theano's ramp-up exp(-5(1 - kimg/rampup)²).
+    """
+    s = config.schedule
+    final_log2 = progan.resolution_log2(config.data.resolution)
+    kimg = cur_nimg / 1000.0
+    if config.progressive:
+        lod = lod_at(kimg, final_log2, s.initial_resolution, s.training_kimg, s.transition_kimg)
+    else:
+        lod = 0.0
+    stage = stage_of(lod, final_log2, first_res_log2(config))
+    minibatch = parse_table(s.batch_by_resolution, int).get(stage.resolution, config.batch_size)
+    minibatch -= minibatch % num_devices
+    if minibatch <= 0:
+        raise ValueError(
+            f"The minibatch at {stage.resolution}x{stage.resolution} is smaller than the "
+            f"{num_devices} devices; raise config.batch_size or config.schedule.batch_by_resolution."
+        )
+    lr_table = parse_table(s.lr_by_resolution, float)
+    ramp = 1.0
+    if s.rampup_kimg > 0 and kimg < s.rampup_kimg:  # Theano misc.rampup
+        ramp = math.exp(-5.0 * (1.0 - kimg / s.rampup_kimg) ** 2)
+    return Schedule(
+        kimg=kimg,
+        lod=lod,
+        stage=stage,
+        minibatch=minibatch,
+        g_lr=ramp * lr_table.get(stage.resolution, config.optim.g_lr),
+        d_lr=ramp * lr_table.get(stage.resolution, config.optim.d_lr),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Models and reals.
+# ----------------------------------------------------------------------------------------------
+
+
+def build_models(
+    config: ml_collections.ConfigDict, channels: int, num_classes: int, mesh=None
+) -> tuple[progan.Generator, progan.Critic]:
+    """G and D of `config.model` at the final resolution `config.data.resolution`.
+
+    `mesh` is only used with `model.mbstd_per_device` (the minibatch stddev per device).
+    """
+    m = config.model
+    if m.name != "progan":
+        raise ValueError(f"config.model.name={m.name!r}: method 'progressive' trains 'progan'.")
+    if m.get("projection") or m.get("conditioning", "concat") != "concat":
+        raise ValueError(
+            "The progressive generator takes one-hot labels with its latents "
+            "(config.model.conditioning='concat') and its critic an AC head, not a projection."
+        )
+    g_classes = num_classes if (m.conditional_generator or m.ac_head) else 0
+    if (g_classes or m.ac_head) and not num_classes:
+        raise ValueError(
+            f"config.model asks for a conditional model but dataset {config.data.dataset!r} "
+            f"has no class labels."
+        )
+    widths = dict(fmap_base=m.fmap_base, fmap_decay=m.fmap_decay, fmap_max=m.fmap_max)
+    generator = progan.Generator(
+        resolution=config.data.resolution,
+        channels=channels,
+        num_classes=g_classes,
+        normalize_latents=m.normalize_latents,
+        use_wscale=m.use_wscale,
+        use_pixelnorm=m.use_pixelnorm,
+        use_leakyrelu=m.use_leakyrelu,
+        use_batchnorm=m.use_batchnorm,
+        tanh_output=m.tanh_output,
+        **widths,
+    )
+    critic = progan.Critic(
+        resolution=config.data.resolution,
+        num_classes=num_classes if m.ac_head else 0,
+        use_wscale=m.use_wscale,
+        use_layernorm=m.use_layernorm,
+        mbstd_group_size=m.mbstd_group_size,
+        mbstd_mesh=mesh if m.mbstd_per_device else None,
+        **widths,
+    )
+    return generator, critic
+
+
+def process_reals(
+    images: jax.Array, key: jax.Array, config: ml_collections.ConfigDict, stage: Stage, alpha
+) -> jax.Array:
+    """uint8 [N, R, R, C] at the final resolution -> float [N, 2^r, 2^r, C] for the stage.
+
+    TF `process_reals`: [-1, 1], mirror augment, box-filter to the stage resolution (the dataset's
+    precomputed LOD), then FadeLOD: lerp(x, up2(down2(x)), lod - floor(lod)) = lerp(old, x, alpha).
+    """
+    x = data.to_float(images, key, config.data.flip, config.data.dequantize)
+    factor = images.shape[1] // stage.resolution
+    if factor > 1:
+        x = layers.downsample_mean(x, factor)
+    if stage.fade_in:  # alpha·x + (1 - alpha)·old: exactly x once the fade is complete
+        x = alpha * x + (1.0 - alpha) * layers.upsample_nearest(layers.downsample_mean(x))
+    return x
+
+
+def upsample_to(images: jax.Array, resolution: int) -> jax.Array:
+    """Nearest upscale to `resolution` (the references return full-resolution images at any lod)."""
+    factor = resolution // images.shape[1]
+    return layers.upsample_nearest(images, factor) if factor > 1 else images
+
+
+# ----------------------------------------------------------------------------------------------
+# Losses.
+# ----------------------------------------------------------------------------------------------
+
+
+def pggan_lsgan() -> losses.Loss:
+    """Theano `evaluate_loss(type='lsgan')`: reals -> 0, fakes -> 1, fake term × L2_fake_weight 0.1.
+
+    D: E[D(real)²] + 0.1·E[(D(fake) - 1)²]; G: E[D(fake)²].
+    """
+    return losses.Loss(
+        critic=lambda real, fake: jnp.mean(jnp.square(real)) + 0.1 * jnp.mean(jnp.square(fake - 1)),
+        generator=lambda fake: jnp.mean(jnp.square(fake)),
+    )
+
+
+def get_loss(name: str) -> losses.Loss:
+    return pggan_lsgan() if name == "pggan_lsgan" else losses.get(name)
+
+
+def uses_noise(config: ml_collections.ConfigDict) -> bool:
+    """The adaptive D noise of paper App. B is part of the LSGAN variant (coef 0 turns it off)."""
+    return config.loss == "pggan_lsgan" and config.lsgan_noise.coef > 0
+
+
+def noise_strength(config: ml_collections.ConfigDict, average) -> jax.Array:
+    """Theano train_gan: gdrop_strength = coef · max(avg - limit, 0)^exponent."""
+    n = config.lsgan_noise
+    return n.coef * jnp.maximum(average - n.limit, 0.0) ** n.exponent
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimiser and state.
+# ----------------------------------------------------------------------------------------------
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """Adam's moment estimates only; the learning rate is a traced input of each step.
+
+    The rate changes per resolution and with the ramp-up, while the step is compiled per stage,
+    so it is multiplied in by the step (`-lr · update`) rather than baked into a schedule.
+    """
+    return optax.scale_by_adam(b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)
+
+
+def create_state(config, generator, critic, tx, image_shape, mesh) -> State:
+    """`train.create_state` (full final-resolution networks) plus the LSGAN noise average."""
+    # The critic is initialised without the per-device mesh: init runs on a batch of 2.
+    init_critic = critic.clone(mbstd_mesh=None)
+    state = train.create_state(config, generator, init_critic, tx, tx, image_shape, mesh)
+    if uses_noise(config):
+        state["d_noise_average"] = jax.device_put(
+            jnp.zeros((), jnp.float32), parallel.replicated(mesh)
+        )
+    return state
+
+
+def abstract_state(config, channels: int, num_classes: int, mesh) -> State:
+    """ShapeDtypeStructs (replicated on `mesh`) of a progressive run's train state, for restoring."""
+    generator, critic = build_models(config, channels, num_classes)
+    shape = (config.data.resolution, config.data.resolution, channels)
+    tree = jax.eval_shape(
+        lambda: create_state(config, generator, critic, make_optimizer(config), shape, mesh)
+    )
+    return checkpoint.abstract_like(tree, parallel.replicated(mesh))
+
+
+def reset_optimizers(state: State, tx: optax.GradientTransformation, mesh) -> State:
+    """Fresh Adam moments and step count for both networks (`reset_optimizer_state`).
+
+    Placed like the rest of the state (replicated), so the compiled step sees the same shardings.
+    """
+    init = jax.jit(lambda g, d: (tx.init(g), tx.init(d)), out_shardings=parallel.replicated(mesh))
+    g_opt, d_opt = init(state["g_params"], state["d_params"])
+    return {**state, "g_opt": g_opt, "d_opt": d_opt}
+
+
+# ----------------------------------------------------------------------------------------------
+# The train step, compiled once per stage (resolution).
+# ----------------------------------------------------------------------------------------------
+
+
+def make_train_step(config, generator, critic, tx, num_classes: int, mesh, stage: Stage):
+    """`train_step(state, batch, inputs) -> (state, metrics)` for one stage, jitted.
+
+    batch: {'image': uint8 [n_critic, B, R, R, C] at the final resolution, 'label': int32
+    [n_critic, B]}, sharded on axis 1. inputs: {'alpha', 'g_lr', 'd_lr'}: float32 scalars.
+    """
+    loss = get_loss(config.loss)
+    penalty_terms = []
+    for name, spec in config.penalties.items():
+        kwargs = {k: v for k, v in spec.items() if k != "weight"}
+        penalty_terms.append((name, spec.weight, functools.partial(penalties.get(name), **kwargs)))
+    conditional_g = generator.num_classes > 0
+    noisy = uses_noise(config)
+    batch_sharding = parallel.sharded_on(mesh, 0)
+    r = stage.res_log2
+
+    def shard_batch(x):
+        return jax.lax.with_sharding_constraint(x, batch_sharding)
+
+    def generate(g_params, key, labels, alpha):
+        z = shard_batch(train.sample_latents(config, key, labels.shape[0]))
+        alpha = alpha if stage.fade_in else None
+        return generator.apply({"params": g_params}, z, labels, res_log2=r, alpha=alpha)
+
+    def critic_fn(d_params, images, alpha, strength, key):
+        return critic.apply(
+            {"params": d_params},
+            images,
+            res_log2=r,
+            alpha=alpha if stage.fade_in else None,
+            noise_strength=strength if noisy else None,
+            rngs={"noise": key} if noisy else None,
+        )
+
+    def critic_loss(d_params, fakes, reals, labels, alpha, strength, key):
+        noise_key, *penalty_keys = jax.random.split(key, 1 + len(penalty_terms))
+        # One noise draw per critic evaluation, as each Theano D.eval_nd draws its own.
+        real_key, fake_key = jax.random.split(noise_key)
+        real_scores, real_logits = critic_fn(d_params, reals, alpha, strength, real_key)
+        fake_scores, fake_logits = critic_fn(d_params, fakes, alpha, strength, fake_key)
+        terms = {"adversarial": loss.critic(real_scores, fake_scores)}
+        total = terms["adversarial"]
+        fn = lambda images: critic_fn(d_params, images, alpha, strength, fake_key)[0]
+        for (name, weight, penalty), k in zip(penalty_terms, penalty_keys):
+            terms[name] = penalty(fn, reals, fakes, real_scores, k)
+            total = total + weight * terms[name]
+        if critic.num_classes:  # D_wgangp_acgan: class loss on reals (and on fakes)
+            terms["ac"] = losses.classification(real_logits, labels)
+            if config.ac_on_fakes:
+                terms["ac"] = terms["ac"] + losses.classification(fake_logits, labels)
+            total = total + config.ac_weight_d * terms["ac"]
+        terms["real_score"], terms["fake_score"] = jnp.mean(real_scores), jnp.mean(fake_scores)
+        return total, terms
+
+    def generator_loss(g_params, d_params, z_key, labels, alpha, strength, noise_key):
+        fakes = generate(g_params, z_key, labels, alpha)
+        scores, logits = critic_fn(d_params, fakes, alpha, strength, noise_key)
+        terms = {"adversarial": loss.generator(scores)}
+        total = terms["adversarial"]
+        if critic.num_classes:
+            terms["ac"] = losses.classification(logits, labels)
+            total = total + config.ac_weight_g * terms["ac"]
+        return total, terms
+
+    def apply(params, opt_state, grads, lr):
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates)), opt_state
+
+    def fake_labels(key, n):
+        if not conditional_g:
+            return jnp.zeros((n,), jnp.int32)
+        return shard_batch(jax.random.randint(key, (n,), 0, num_classes))
+
+    def train_step(state, batch, inputs):
+        alpha, g_lr, d_lr = inputs["alpha"], inputs["g_lr"], inputs["d_lr"]
+        key = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
+        critic_key, g_key = jax.random.split(key)
+        strength = noise_strength(config, state["d_noise_average"]) if noisy else 0.0
+        g_params_before = state["g_params"]
+        metrics = {}
+        # Unrolled: XLA:CPU runs convolutions ~20x slower inside a loop; n_critic is small.
+        for i in range(batch["image"].shape[0]):
+            augment_key, z_key, loss_key = jax.random.split(jax.random.fold_in(critic_key, i), 3)
+            labels = batch["label"][i]
+            reals = shard_batch(process_reals(batch["image"][i], augment_key, config, stage, alpha))
+            # The critic's fakes use the real minibatch's labels (TF D_wgangp_acgan).
+            fakes = jax.lax.stop_gradient(generate(g_params_before, z_key, labels, alpha))
+            (d_total, d_terms), d_grads = jax.value_and_grad(critic_loss, has_aux=True)(
+                state["d_params"], fakes, reals, labels, alpha, strength, loss_key
+            )
+            d_params, d_opt = apply(state["d_params"], state["d_opt"], d_grads, d_lr)
+            d_step = {"d_loss": d_total, "d_grad_norm": optax.tree.norm(d_grads)}
+            d_step.update({f"d_{k}": v for k, v in d_terms.items()})
+            metrics = {
+                k: metrics.get(k, 0.0) + v / batch["image"].shape[0] for k, v in d_step.items()
+            }
+            if config.simultaneous_updates:  # Theano separate_funcs=False: G sees the old D
+                g_inputs = (state["d_params"], z_key, labels, loss_key)
+            state = {**state, "d_params": d_params, "d_opt": d_opt}
+            if noisy:  # Theano: avg = β·avg + (1 - β)·clip(D loss, 0, 1), read at the next step
+                beta = config.lsgan_noise.beta
+                average = beta * state["d_noise_average"] + (1 - beta) * jnp.clip(d_total, 0, 1)
+                state["d_noise_average"] = average
+        if not config.simultaneous_updates:
+            label_key, z_key, noise_key = jax.random.split(g_key, 3)
+            labels = fake_labels(label_key, batch["label"].shape[1])
+            g_inputs = (state["d_params"], z_key, labels, noise_key)
+        d_params_for_g, z_key, labels, noise_key = g_inputs
+        (g_total, g_terms), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(
+            g_params_before, d_params_for_g, z_key, labels, alpha, strength, noise_key
+        )
+        g_params, g_opt = apply(g_params_before, state["g_opt"], g_grads, g_lr)
+        # Gs <- lerp(G, Gs, β), with G before this iteration's update (TF Gs_update_op).
+        ema_params = optax.incremental_update(
+            g_params_before, state["ema_params"], 1.0 - train.ema_decay(config, state["step"])
+        )
+        state = {
+            **state,
+            "g_params": g_params,
+            "g_opt": g_opt,
+            "ema_params": ema_params,
+            "step": state["step"] + 1,
+        }
+        metrics.update(
+            {
+                "g_loss": g_total,
+                "g_grad_norm": optax.tree.norm(g_grads),
+                **{f"g_{k}": v for k, v in g_terms.items()},
+                "alpha": alpha,
+                "g_lr": g_lr,
+                "d_lr": d_lr,
+            }
+        )
+        if noisy:
+            metrics["d_noise_strength"] = strength
+        return state, metrics
+
+    if config.get("d_fake_labels", "real") != "real":
+        raise ValueError("The progressive critic's fakes use the real minibatch's labels (TF).")
+    if config.simultaneous_updates and config.n_critic != 1:
+        raise ValueError(
+            "config.simultaneous_updates=True updates G and D from one minibatch (Theano "
+            "separate_funcs=False) and needs config.n_critic=1."
+        )
+    replicated = parallel.replicated(mesh)
+    return jax.jit(
+        train_step,
+        in_shardings=(replicated, parallel.sharded_on(mesh, 1), replicated),
+        out_shardings=(replicated, replicated),
+        donate_argnums=0,
+    )
+
+
+def step_inputs(schedule: Schedule) -> dict[str, np.ndarray]:
+    return {
+        "alpha": np.float32(schedule.alpha),
+        "g_lr": np.float32(schedule.g_lr),
+        "d_lr": np.float32(schedule.d_lr),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Sampling.
+# ----------------------------------------------------------------------------------------------
+
+
+def make_stage_sampler(generator: progan.Generator, stage: Stage, mesh=None):
+    """`sample(params, z, labels, alpha) -> images [N, 2^r, 2^r, C]` at the stage resolution, jitted.
+
+    The output is replicated on `mesh` (a sample grid is small and every process can read it).
+    """
+
+    def sample(params, z, labels, alpha):
+        return generator.apply(
+            {"params": params},
+            z,
+            labels,
+            res_log2=stage.res_log2,
+            alpha=alpha if stage.fade_in else None,
+        )
+
+    if mesh is None:
+        return jax.jit(sample)
+    return jax.jit(sample, out_shardings=parallel.replicated(mesh))
+
+
+def make_eval_sampler(
+    config: ml_collections.ConfigDict, meta: dict, channels: int, num_classes: int
+) -> Callable[[Any, jax.Array, jax.Array], jax.Array]:
+    """`sample(ema_params, z [N, z_dim], labels int [N]) -> images [N, R, R, C]` in [-1, 1], jitted.
+
+    R is the run's final resolution, whatever the checkpoint's lod: the generator runs at the
+    checkpoint's stage and fade weight and is nearest-upscaled, as `Gs.run` returns
+    full-resolution images at any lod; values are clipped to [-1, 1] (the uint8 conversion of
+    the references saturates there anyway). z as `train.sample_latents(config, key, N)` draws it.
+
+    Reads `meta["lod"]` (float; every checkpoint of this loop stores the lod of its last step).
+    """
+    if "lod" not in meta:
+        raise KeyError(
+            "Checkpoint meta has no 'lod': it was not written by jaxgan.progressive "
+            f"(meta keys: {sorted(meta)})."
+        )
+    lod = float(meta["lod"])
+    generator, _ = build_models(config, channels, num_classes)
+    stage = stage_of(lod, progan.resolution_log2(config.data.resolution), first_res_log2(config))
+    alpha = np.float32(fade_alpha(lod))
+
+    def sample(params, z, labels):
+        images = generator.apply(
+            {"params": params},
+            z,
+            labels,
+            res_log2=stage.res_log2,
+            alpha=alpha if stage.fade_in else None,
+        )
+        return jnp.clip(upsample_to(images, config.data.resolution), -1.0, 1.0)
+
+    return jax.jit(sample)
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop.
+# ----------------------------------------------------------------------------------------------
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State:
+    """Trains `config` in `workdir` until `schedule.total_kimg` (or `max_minutes`), resuming."""
+    # --- Logging -------------------------------------------------------------------------------
+    os.makedirs(workdir, exist_ok=True)
+
+    # --- Mesh ----------------------------------------------------------------------------------
+    mesh = parallel.make_mesh(config.num_devices or None)
+    num_devices = mesh.devices.size
+
+    # --- Input pipeline ------------------------------------------------------------------------
+    source = data.open_source(
+        config.data.dataset, "train", config.data.data_dir, config.data.channels or None
+    )
+    channels = config.data.channels or source.channels
+    resolution = config.data.resolution
+    final_log2 = progan.resolution_log2(resolution)
+    image_shape = (resolution, resolution, channels)
+
+    # --- Models, optimiser, state --------------------------------------------------------------
+    generator, critic = build_models(config, channels, source.num_classes, mesh)
+    tx = make_optimizer(config)
+    state = create_state(config, generator, critic, tx, image_shape, mesh)
+    logging.info(
+        "Generator: %s parameters; critic: %s parameters (full %dx%d networks).",
+        f"{train.count_params(state['g_params']):,}",
+        f"{train.count_params(state['d_params']):,}",
+        resolution,
+        resolution,
+    )
+    sample_z, sample_labels = train.fixed_latents(config, source.num_classes)
+    first_log2 = first_res_log2(config)
+    steps: dict[Stage, Callable] = {}  # compiled once per stage
+    samplers: dict[Stage, Callable] = {}
+
+    def sample(params, lod: float) -> np.ndarray:
+        """The generator's images for the fixed latents at `lod`, [N, 2^r, 2^r, C]."""
+        stage = stage_of(lod, final_log2, first_log2)
+        if stage not in samplers:
+            samplers[stage] = make_stage_sampler(generator, stage, mesh)
+        alpha = np.float32(fade_alpha(lod))
+        return np.asarray(jax.device_get(samplers[stage](params, sample_z, sample_labels, alpha)))
+
+    def full_resolution_grid(params, lod: float) -> np.ndarray:
+        images = sample(params, lod)
+        factor = resolution // images.shape[1]  # nearest upscale, as Gs.run at any lod
+        return run_logging.make_grid(images.repeat(factor, axis=1).repeat(factor, axis=2))
+
+    # --- Resume --------------------------------------------------------------------------------
+    ckpt = checkpoint.Checkpointer(workdir, config.keep_last, config.keep_every)
+    step, cur_nimg, cursor, elapsed_before = 0, 0, 0, 0.0
+    last_lod = None  # the lod of the last step taken: it decides the next optimizer reset
+    if (latest := ckpt.latest_step()) is not None:
+        state, meta = ckpt.restore(
+            latest, checkpoint.abstract_like(state, parallel.replicated(mesh))
+        )
+        step, cur_nimg, cursor = latest, meta["cur_nimg"], meta["data_cursor"]
+        elapsed_before, last_lod = meta["elapsed_s"], meta["lod"]
+        logging.info(
+            "Resumed from step %d (%.1f kimg, lod %.4f).", latest, cur_nimg / 1000, last_lod
+        )
+    writer = run_logging.MetricWriter(workdir, config.tensorboard, resume_step=step)
+    batch_sharding = parallel.sharded_on(mesh, 1)
+    batches = None
+
+    # --- Train loop ----------------------------------------------------------------------------
+    total_nimg = int(round(config.schedule.total_kimg * 1000))
+    pending: list[tuple[int, dict]] = []
+    last_saved = step or None
+    bar = run_logging.progress_bar(total_nimg // 1000, cur_nimg // 1000, unit="kimg")
+    start = time.perf_counter()
+    timer_nimg, timer = cur_nimg, start
+    elapsed = lambda: elapsed_before + time.perf_counter() - start
+    try:
+        while cur_nimg < total_nimg:
+            if config.max_minutes and elapsed() >= 60.0 * config.max_minutes:
+                logging.info("Time budget of %.1f minutes reached.", config.max_minutes)
+                break
+            schedule = schedule_at(config, cur_nimg, num_devices)
+            stage = schedule.stage
+            if last_lod is not None and lod_bounds(schedule.lod) != lod_bounds(last_lod):
+                previous = stage_of(last_lod, final_log2, first_log2)
+                if previous.res_log2 != stage.res_log2:  # a resolution is complete: its picture
+                    _write_resolution_grid(
+                        writer,
+                        previous,
+                        run_logging.make_grid(sample(state["ema_params"], last_lod)),
+                    )
+                if config.schedule.reset_optimizer:  # TF reset_opt_for_new_lod
+                    state = reset_optimizers(state, tx, mesh)
+                logging.info(
+                    "%.1f kimg: lod %.3f, %s %dx%d.",
+                    schedule.kimg,
+                    schedule.lod,
+                    "fading in" if schedule.lod % 1 else "stabilising",
+                    stage.resolution,
+                    stage.resolution,
+                )
+            if stage not in steps:
+                logging.info(
+                    "Compiling the %dx%d step at %.1f kimg (lod %.3f, minibatch %d).",
+                    stage.resolution,
+                    stage.resolution,
+                    schedule.kimg,
+                    schedule.lod,
+                    schedule.minibatch,
+                )
+                steps[stage] = make_train_step(
+                    config, generator, critic, tx, source.num_classes, mesh, stage
+                )
+            if batches is None or batches.batch_size != schedule.minibatch:
+                if batches is not None:
+                    cursor = batches.cursor
+                    batches.close()
+                batches = data.Batches(
+                    source,
+                    schedule.minibatch,
+                    resolution,
+                    channels,
+                    seed=config.seed,
+                    cursor=cursor,
+                    steps=config.n_critic,
+                    process_index=jax.process_index(),
+                    process_count=jax.process_count(),
+                )
+            batch = data.to_global(next(batches), batch_sharding)
+            state, metrics = steps[stage](state, batch, step_inputs(schedule))
+            step += 1
+            cur_nimg += config.n_critic * schedule.minibatch
+            last_lod = schedule.lod
+            progress = {
+                "kimg": cur_nimg / 1000,
+                "lod": last_lod,
+                "resolution": stage.resolution,
+                "minibatch": schedule.minibatch,
+            }
+            pending.append((step, {**metrics, **progress}))
+            bar.update(cur_nimg // 1000 - bar.n)
+            done = cur_nimg >= total_nimg
+            if step % config.log_every == 0 or done or step % config.checkpoint_every == 0:
+                rows, pending = train.fetch_and_check(pending, last_saved), []
+                now = time.perf_counter()
+                img_per_s = (cur_nimg - timer_nimg) / max(now - timer, 1e-9)
+                timer_nimg, timer = cur_nimg, now
+                summary = {**train.mean_rows(rows), "img_per_s": img_per_s, "elapsed_s": elapsed()}
+                writer.write_scalars(step, summary)
+                bar.set_postfix(
+                    lod=f"{last_lod:.2f}",
+                    d_loss=f"{summary['d_loss']:.3f}",
+                    g_loss=f"{summary['g_loss']:.3f}",
+                    img_s=f"{img_per_s:.0f}",
+                )
+            if step % config.sample_every == 0 or done:
+                writer.write_image(
+                    step, "samples", full_resolution_grid(state["ema_params"], last_lod)
+                )
+            if step % config.checkpoint_every == 0 or done:
+                _save(ckpt, step, state, batches, cur_nimg, last_lod, elapsed(), config)
+                last_saved = step
+        if last_lod is not None:
+            if pending:  # stopped by the time budget between two logging steps
+                rows, pending = train.fetch_and_check(pending, last_saved), []
+                writer.write_scalars(step, {**train.mean_rows(rows), "elapsed_s": elapsed()})
+            if last_saved != step:
+                writer.write_image(
+                    step, "samples", full_resolution_grid(state["ema_params"], last_lod)
+                )
+                _save(ckpt, step, state, batches, cur_nimg, last_lod, elapsed(), config)
+            final = stage_of(last_lod, final_log2, first_log2)
+            _write_resolution_grid(
+                writer, final, run_logging.make_grid(sample(state["ema_params"], last_lod))
+            )
+    finally:
+        bar.close()
+        if batches is not None:
+            batches.close()
+        ckpt.close()
+        writer.close()
+    return state
+
+
+def _save(ckpt, step, state, batches, cur_nimg, lod, elapsed_s, config) -> None:
+    meta = {
+        "data_cursor": batches.cursor if batches is not None else 0,
+        "cur_nimg": cur_nimg,
+        "lod": lod,
+        "elapsed_s": elapsed_s,
+        "config": config.to_dict(),
+    }
+    ckpt.save(step, state, meta)
+
+
+def _write_resolution_grid(writer, stage: Stage, grid: np.ndarray) -> None:
+    """`<workdir>/resolutions/<res>x<res>.png`: the EMA generator when it leaves a resolution."""
+    if writer.active:
+        name = f"{stage.resolution:04d}x{stage.resolution:04d}.png"
+        run_logging.save_png(os.path.join(writer.workdir, "resolutions", name), grid)

@@ -1,0 +1,446 @@
+"""The evaluator end to end on a `:smoke` run's checkpoints: rows against direct metric calls, the
+real-feature cache, skipping and `--force`, `--watch`, two-set mode, plots, and the CLI's fast
+failure without Inception weights.
+
+The reference numbers are computed here along an independent path: the whole checkpoint restored
+with Orbax's StandardCheckpointer, the generator applied batch by batch on one device, the real
+split read from `data.open_source`, then `fid_from_features`, `kernel_inception_distance`, ... on
+the mnist_cnn features.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import wgan_gp
+from jaxgan import data, evaluate, train
+from jaxgan import logging as run_logging
+from jaxgan.eval import features, fid, inception, inception_score, kid, ms_ssim, prd, swd
+
+METRICS = ["fid", "kid", "is", "swd", "ms_ssim", "pr"]
+NUM_REAL = 400  # a seeded subset of each split keeps the test fast
+NUM_SAMPLES = 160  # > 128 features, so the fakes' covariance is not singular
+# The evaluator samples on all 8 test devices, the reference on one: float rounding flips a few
+# pixels by one level after quantisation, which moves generator-dependent metrics by ~1e-5.
+GENERATOR_RTOL = 1e-4
+REPO = pathlib.Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A 3-step `:smoke` run (checkpoints 2 and 3), as `python -m jaxgan.main` leaves it."""
+    workdir = str(tmp_path_factory.mktemp("smoke"))
+    config = wgan_gp.get_config("smoke")
+    config.tensorboard = False
+    # Trained on one device (its train step compiles ~2x faster than on 8); the evaluator restores
+    # the checkpoints onto all 8 test devices, as a run moved to another host would be.
+    config.num_devices = 1
+    train.save_config(config, workdir)
+    train.train_and_evaluate(config, workdir)
+    return workdir, config
+
+
+@pytest.fixture(scope="module")
+def options(tmp_path_factory):
+    return evaluate.Options(
+        num_samples=NUM_SAMPLES,
+        num_real=NUM_REAL,
+        cache_dir=str(tmp_path_factory.mktemp("cache")),
+        ms_ssim_pairs=40,
+        kid_subsets=20,
+        kid_subset_size=50,
+        is_splits=4,
+        batch_size=48,
+        swd_preset="shmelkov",  # 4x fewer projections than pggan: the same code, a faster test
+        progress=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def evaluated(run, options):
+    workdir, _ = run
+    rows = evaluate.evaluate_workdir(workdir, METRICS, options)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def network():
+    return features.load("mnist_cnn", 32, 1)
+
+
+def _real_images(split, options):
+    source = data.open_source("mnist5k", split)
+    order = np.random.RandomState(options.seed).permutation(len(source))[: options.num_real]
+    return source.images[order]
+
+
+def _fakes(workdir, config, step, options):
+    """The evaluator's fakes for `step`, computed without the evaluator's restore or sampler."""
+    state = ocp.StandardCheckpointer().restore(
+        os.path.join(workdir, "checkpoints", str(step), "state")
+    )
+    generator, _ = train.build_models(config, 1, 10)
+    devices = jax.device_count()
+    batch = -(-min(options.batch_size, options.num_samples) // devices) * devices
+    z, labels = evaluate.generation_inputs(config, 10, options.num_samples, batch, options.seed)
+    apply = jax.jit(generator.apply)  # one device, no sharding: unlike the evaluator's sampler
+    images = [
+        run_logging.to_uint8(
+            apply({"params": state["ema_params"]}, z[i : i + batch], labels[i : i + batch])
+        )
+        for i in range(0, len(z), batch)
+    ]
+    return np.concatenate(images)[: options.num_samples]
+
+
+@pytest.fixture(scope="module")
+def reference(run, options, network):
+    workdir, config = run
+    real = _real_images("train", options)
+    test = _real_images("test", options)
+    fakes = {step: _fakes(workdir, config, step, options) for step in (2, 3)}
+    return {
+        "real": real,
+        "test": test,
+        "fakes": fakes,
+        "real_out": network.extract(real),
+        "test_out": network.extract(test),
+        "fake_out": {step: network.extract(images) for step, images in fakes.items()},
+    }
+
+
+def _swd_descriptors(images, rng):
+    accumulator = swd.SWDDescriptorAccumulator(32, rng, "shmelkov")
+    accumulator.add(images)  # < 256 images: one minibatch, as the evaluator feeds them
+    return accumulator.finalize()
+
+
+def _rows(workdir):
+    return run_logging.read_jsonl(os.path.join(workdir, "eval", "metrics.jsonl"))
+
+
+def _find(rows, kind, step, metric):
+    found = [r for r in rows if r["kind"] == kind and r["step"] == step and r["metric"] == metric]
+    assert len(found) == 1, (kind, step, metric, len(found))
+    return found[0]
+
+
+def test_rows_for_every_checkpoint_and_the_baseline(run, evaluated):
+    workdir, _ = run
+    rows = _rows(workdir)
+    assert rows == evaluated
+    assert len(rows) == 3 * len(METRICS)  # steps 2, 3 and the real-vs-real baseline
+    for step in (2, 3):
+        for metric in METRICS:
+            row = _find(rows, "checkpoint", step, metric)
+            assert row["real"] == "mnist5k:train" and row["fake"] == f"ema_params@{step}"
+            assert (row["n_real"], row["n_fake"], row["seed"]) == (NUM_REAL, NUM_SAMPLES, 0)
+            assert row["sample_batch_size"] == 48 and row["wall_time_s"] >= 0
+            feature_metric = metric in evaluate.FEATURE_METRICS
+            assert row["feature_network"] == ("mnist_cnn" if feature_metric else None)
+            assert row["resize"] == "none"
+            assert np.isfinite(row["value"])
+    baseline = _find(rows, "real_vs_real", None, "fid")
+    assert (baseline["real"], baseline["fake"]) == ("mnist5k:train", "mnist5k:test")
+    assert baseline["feature_weights"].startswith("sha256:")
+    for metric in METRICS:
+        assert os.path.getsize(os.path.join(workdir, "eval", f"{metric}.png")) > 1000
+
+
+def test_rows_equal_the_metric_functions(run, evaluated, reference, options):
+    workdir, _ = run
+    rows = _rows(workdir)
+    real_f = reference["real_out"]["features"]
+    for step in (2, 3):
+        fake_f = reference["fake_out"][step]["features"]
+        np.testing.assert_allclose(
+            _find(rows, "checkpoint", step, "fid")["value"],
+            fid.fid_from_features(real_f, fake_f),
+            rtol=GENERATOR_RTOL,
+        )
+        kid_row = _find(rows, "checkpoint", step, "kid")
+        mean, std = kid.kernel_inception_distance(real_f, fake_f, 20, 50, 0)
+        np.testing.assert_allclose(
+            [kid_row["value"], kid_row["std"]], [mean, std], rtol=GENERATOR_RTOL
+        )
+        is_row = _find(rows, "checkpoint", step, "is")
+        expected = inception_score.inception_score(reference["fake_out"][step]["logits"], 4, 0)
+        np.testing.assert_allclose([is_row["value"], is_row["std"]], expected, rtol=GENERATOR_RTOL)
+        real_is = inception_score.inception_score(reference["real_out"]["logits"], 4, 0)[0]
+        np.testing.assert_allclose(is_row["real_value"], real_is, rtol=1e-9)
+        pr_row = _find(rows, "checkpoint", step, "pr")
+        expected = prd.precision_recall(real_f, fake_f, k=3)
+        for name in ("precision", "recall"):  # fractions of 160 / 400 samples
+            assert pr_row["values"][name] == pytest.approx(expected[name], abs=1.5 / NUM_SAMPLES)
+        assert pr_row["value"] == pr_row["values"]["precision"]
+        ms_row = _find(rows, "checkpoint", step, "ms_ssim")
+        np.testing.assert_allclose(
+            ms_row["value"],
+            ms_ssim.ms_ssim_random_pairs(reference["fakes"][step], 40, 0),
+            rtol=GENERATOR_RTOL,
+        )
+        np.testing.assert_allclose(
+            ms_row["real_value"], ms_ssim.ms_ssim_random_pairs(reference["real"], 40, 0)
+        )
+        swd_row = _find(rows, "checkpoint", step, "swd")
+        n = NUM_SAMPLES  # SWD compares equal counts: the first n reals of the shuffled subset
+        real_desc = _swd_descriptors(reference["real"][:n], np.random.RandomState(0))
+        rng = np.random.RandomState(1)  # the fakes' patches, then the directions: seed + 1
+        fake_desc = _swd_descriptors(reference["fakes"][step], rng)
+        expected = swd.sliced_wasserstein_distances(real_desc, fake_desc, [32, 16], rng, "shmelkov")
+        assert swd_row["values"].keys() == expected.keys()
+        for name, value in expected.items():
+            np.testing.assert_allclose(
+                swd_row["values"][name], value, rtol=GENERATOR_RTOL, err_msg=name
+            )
+        assert swd_row["value"] == swd_row["values"]["SWDx1e3_avg"]
+        assert swd_row["details"]["images_per_set"] == n
+    # Real vs real: train split vs test split through the same code.
+    np.testing.assert_allclose(
+        _find(rows, "real_vs_real", None, "fid")["value"],
+        fid.fid_from_features(real_f, reference["test_out"]["features"]),
+        rtol=1e-9,
+    )
+
+
+def test_second_run_skips_and_force_replaces(run, evaluated, options):
+    workdir, _ = run
+    path = os.path.join(workdir, "eval", "metrics.jsonl")
+    before = pathlib.Path(path).read_text()
+    assert evaluate.evaluate_workdir(workdir, METRICS, options) == []
+    assert pathlib.Path(path).read_text() == before
+    again = evaluate.evaluate_workdir(workdir, ["fid", "ms_ssim"], options, steps="3", force=True)
+    assert [(r["step"], r["metric"]) for r in again] == [
+        (None, "fid"),
+        (None, "ms_ssim"),
+        (3, "fid"),
+        (3, "ms_ssim"),
+    ]
+    rows = _rows(workdir)
+    assert len(rows) == 3 * len(METRICS)  # replaced, not appended
+    for new in again:
+        old = _find(evaluated, new["kind"], new["step"], new["metric"])
+        assert new["value"] == old["value"]  # seeded: the same number again
+
+
+def test_real_features_come_from_the_cache(run, evaluated, reference, options):
+    """Overwrite the cached train-split features (same key) with the test split's: --force then
+    scores against what the cache holds, proving the file is read rather than recomputed."""
+    workdir, _ = run
+    cached = [
+        f
+        for f in os.listdir(options.cache_dir)
+        if f.startswith("mnist5k_train-mnist_cnn") and f.endswith(".npz")
+    ]
+    assert len(cached) == 1, os.listdir(options.cache_dir)
+    path = os.path.join(options.cache_dir, cached[0])
+    with np.load(path) as stored:
+        arrays = {k: stored[k] for k in stored.files}
+    np.testing.assert_allclose(arrays["features"], reference["real_out"]["features"], rtol=1e-6)
+    key = json.loads(str(arrays["__key__"]))
+    assert (key["set"], key["n"], key["resolution"], key["channels"]) == (
+        "mnist5k:train",
+        400,
+        32,
+        1,
+    )
+    assert key["what"] == "mnist_cnn" and key["resize"] == "none"
+    swapped = dict(arrays, features=reference["test_out"]["features"])
+    try:
+        np.savez(path, **swapped)
+        (row,) = evaluate.evaluate_workdir(
+            workdir, ["fid"], dataclasses.replace(options, baseline=False), steps="2", force=True
+        )
+        expected = fid.fid_from_features(
+            reference["test_out"]["features"], reference["fake_out"][2]["features"]
+        )
+        np.testing.assert_allclose(row["value"], expected, rtol=GENERATOR_RTOL)
+    finally:
+        np.savez(path, **arrays)
+        evaluate.evaluate_workdir(
+            workdir, ["fid"], dataclasses.replace(options, baseline=False), steps="2", force=True
+        )
+
+
+def test_watch_scores_checkpoints_as_they_appear(run, evaluated, options, tmp_path):
+    workdir, _ = run
+    watched = tmp_path / "watched"
+    (watched / "checkpoints").mkdir(parents=True)
+    shutil.copy(os.path.join(workdir, "config.json"), watched / "config.json")
+    shutil.copytree(os.path.join(workdir, "checkpoints", "2"), watched / "checkpoints" / "2")
+    sleeps = []
+
+    def sleep(seconds):  # the trainer "writes" step 3 while the evaluator waits
+        sleeps.append(seconds)
+        shutil.copytree(os.path.join(workdir, "checkpoints", "3"), watched / "checkpoints" / "3")
+
+    rows = evaluate.evaluate_workdir(
+        str(watched),
+        ["fid"],
+        dataclasses.replace(options, baseline=False),
+        watch=True,
+        poll_seconds=7,
+        sleep=sleep,
+    )
+    assert sleeps == [7]  # one wait; then step 3 = config.num_steps is scored and the watch ends
+    assert [r["step"] for r in rows] == [2, 3]
+    for row in rows:
+        assert row["value"] == _find(evaluated, "checkpoint", row["step"], "fid")["value"]
+
+
+def test_two_sets_mode(evaluated, reference, options, tmp_path):
+    # The workdir baseline's sets: 400 of each split (--num_samples caps the fake set here).
+    same_counts = dataclasses.replace(options, num_samples=NUM_REAL)
+    rows = evaluate.evaluate_sets("mnist5k:train", "mnist5k:test", ["fid", "kid"], same_counts)
+    baseline = _find(evaluated, "real_vs_real", None, "fid")
+    assert rows[0]["value"] == pytest.approx(baseline["value"], rel=1e-12)
+    assert rows[0]["kind"] == "sets" and rows[0]["fake"] == "mnist5k:test"
+    fakes = tmp_path / "fakes.npz"
+    np.savez(fakes, images=reference["fakes"][3][..., 0])  # [N, H, W] is accepted too
+    (row,) = evaluate.evaluate_sets("mnist5k", str(fakes), ["fid"], options)
+    assert (row["n_real"], row["n_fake"], row["fake"]) == (NUM_REAL, NUM_SAMPLES, str(fakes))
+    np.testing.assert_allclose(
+        row["value"],
+        fid.fid_from_features(
+            reference["real_out"]["features"], reference["fake_out"][3]["features"]
+        ),
+        rtol=GENERATOR_RTOL,
+    )
+    floats = tmp_path / "floats.npz"
+    np.savez(floats, images=np.zeros((4, 32, 32, 1), np.float32))
+    with pytest.raises(ValueError, match="to_uint8"):
+        evaluate.evaluate_sets("mnist5k", str(floats), ["fid"], options)
+
+
+def test_fid5k_x10_row_is_fid_chunks():
+    rng = np.random.RandomState(0)
+    real_f, fake_f = rng.normal(size=(50_000, 4)), rng.normal(0.1, 1.0, size=(50_000, 4))
+    sets = []
+    for name, f in (("a", real_f), ("b", fake_f)):
+        image_set = evaluate.ImageSet(name, 50_000, lambda: None)
+        image_set.memo["features"] = {"features": f}
+        sets.append(image_set)
+    scorer = evaluate.Scorer("mnist_cnn", evaluate.Options())
+    scorer._network = features.FeatureNetwork("mnist_cnn", "none", "sha256:x", "", "", None)
+    (row,) = scorer.rows(*sets, ["fid5k_x10"], 32, 1, {"kind": "sets", "step": None})
+    assert (row["value"], row["std"]) == fid.fid_chunks(real_f, fake_f)
+    with pytest.raises(ValueError, match="needs 50,000 images per set"):
+        evaluate.check_metric_inputs(["fid5k_x10"], "mnist_cnn", 4000, 4000, False)
+    with pytest.raises(ValueError, match="class-conditional generator"):
+        evaluate.check_metric_inputs(["gan_test"], "mnist_cnn", 4000, 4000, False)
+
+
+def test_step_selection_and_metric_names():
+    assert evaluate.select_steps([2, 3, 5], "all") == [2, 3, 5]
+    assert evaluate.select_steps([2, 3, 5], "latest") == [5]
+    assert evaluate.select_steps([2, 3, 5], "3,4,5") == [3, 5]
+    with pytest.raises(ValueError, match="--steps"):
+        evaluate.select_steps([2], "last")
+    assert evaluate.parse_metrics(["fid", " kid", "fid"]) == ["fid", "kid"]
+    with pytest.raises(ValueError, match="unknown fidd"):
+        evaluate.parse_metrics(["fidd"])
+
+
+def test_cli_fails_fast_without_inception_weights(run, tmp_path):
+    workdir, _ = run
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path), JAX_PLATFORMS="cpu")
+    env.pop(inception.WEIGHTS_ENV_VAR, None)
+    command = [sys.executable, "-m", "jaxgan.evaluate", f"--workdir={workdir}", "--metrics=fid"]
+    start = time.perf_counter()
+    result = subprocess.run(
+        command + ["--feature_network=inception_v3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    elapsed = time.perf_counter() - start
+    assert result.returncode != 0
+    assert "InceptionWeightsNotFoundError" in result.stderr
+    assert inception.FID_WEIGHTS_URL in result.stderr
+    assert inception.CONVERT_COMMAND in result.stderr
+    assert elapsed < 5.0, f"the evaluator took {elapsed:.1f} s to fail"
+
+
+def test_cli_two_sets(options, evaluated, tmp_path):
+    output = tmp_path / "rows.jsonl"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jaxgan.evaluate",
+            "--real=mnist5k:train",
+            "--fake=mnist5k:test",
+            "--metrics=fid",
+            f"--num_real={NUM_REAL}",
+            f"--num_samples={NUM_REAL}",
+            f"--cache_dir={options.cache_dir}",
+            f"--output={output}",
+        ],
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    (row,) = run_logging.read_jsonl(str(output))
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == row
+    assert row["value"] == pytest.approx(_find(evaluated, "real_vs_real", None, "fid")["value"])
+
+
+def test_feature_network_choice_and_resize(network, tmp_path):
+    assert features.resolve_name("auto", "mnist5k", None, 32) == "mnist_cnn"
+    assert features.resolve_name("auto", "folder:digits", 1, 16) == "mnist_cnn"
+    assert features.resolve_name("auto", "tfds:cifar10", 3, 32) == "inception_v3"
+    assert features.resolve_name("auto", "folder:x", None, 32) == "inception_v3"
+    assert features.resolve_name("inception_v3", "mnist5k", 1, 32) == "inception_v3"
+    with pytest.raises(ValueError, match="--feature_network='vgg16'"):
+        features.resolve_name("vgg16", "mnist5k", 1, 32)
+    with pytest.raises(inception.InceptionWeightsNotFoundError, match="convert"):
+        features.check_available("inception_v3", str(tmp_path / "absent.npz"))
+    with pytest.raises(ValueError, match="grayscale images of at most 32x32"):
+        features.load("mnist_cnn", 32, 3)
+    # Smaller grayscale images reach the 32x32 classifier through the project's Lanczos resize.
+    small = features.load("mnist_cnn", 16, 1)
+    assert (small.resize, network.resize) == ("pil_lanczos_32", "none")
+    images = data.open_source("mnist5k", "test").images[:10, ::2, ::2]
+    expected = network.extract(np.stack([data.fit_image(im, 32, 1) for im in images]))
+    got = small.extract(iter([images[:4], images[4:]]))  # chunks are accepted too
+    for name in ("features", "logits"):
+        np.testing.assert_array_equal(got[name], expected[name])
+    assert got["features"].shape == (10, 128) and got["logits"].shape == (10, 10)
+
+
+def test_gan_test_of_labelled_fakes(options, tmp_path):
+    """GAN-test with the mnist5k test split posing as labelled fakes: exactly the shipped
+    classifier's test accuracy (tests/test_classifier.py), which is also the real baseline."""
+    test = data.open_source("mnist5k", "test")
+    fakes = tmp_path / "labelled.npz"
+    np.savez(fakes, images=test.images, labels=test.labels)
+    all_fakes = dataclasses.replace(options, num_samples=0)
+    (row,) = evaluate.evaluate_sets("mnist5k:train", str(fakes), ["gan_test"], all_fakes)
+    assert row["n_fake"] == 1000
+    assert row["value"] == pytest.approx(0.98, abs=1e-9)
+    assert row["real_value"] == pytest.approx(0.98, abs=1e-9)
+
+
+def test_conditional_generators_get_balanced_labels():
+    config = wgan_gp.get_config("smoke")
+    z, labels = evaluate.generation_inputs(config, 10, 95, 48, seed=5)
+    assert z.shape == (96, config.model.z_dim) and not labels.any()  # unconditional: zeros
+    config.model.conditional_generator = True
+    z_cond, labels = evaluate.generation_inputs(config, 10, 95, 48, seed=5)
+    np.testing.assert_array_equal(labels, np.arange(96) % 10)
+    np.testing.assert_array_equal(z_cond, z)  # latents depend on the seed and count only
+    expected = train.sample_latents(config, jax.random.key(5), 96)
+    np.testing.assert_array_equal(z, np.asarray(expected))

@@ -1,0 +1,110 @@
+"""`python -m jaxgan.experiments` (diversity curve, data augmentation) on a conditional `:smoke`
+run: the JSON tables against classifiers trained here on the same images through
+`classifier_metrics.gan_train`, the PNGs, and the CLI. Classifiers train for STEPS steps (the
+recipe's 1,250 would take minutes per classifier); the numbers are exact equalities, not ranges.
+"""
+
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+from configs import wgan_gp
+from jaxgan import evaluate, experiments, train
+from jaxgan.eval import classifier_metrics as cm
+from jaxgan.models import classifier
+
+STEPS = 20
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """The conditional smoke run of tests/test_classifier_metrics.py (same config: its compiled
+    train step comes from the session's compilation cache)."""
+    workdir = str(tmp_path_factory.mktemp("conditional"))
+    config = wgan_gp.get_config("smoke")
+    config.model.conditional_generator = True
+    config.model.ac_head = True
+    config.tensorboard = False
+    config.num_devices = 1
+    train.save_config(config, workdir)
+    train.train_and_evaluate(config, workdir)
+    return workdir, config
+
+
+@pytest.fixture(scope="module")
+def options(tmp_path_factory):
+    return evaluate.Options(
+        cache_dir=str(tmp_path_factory.mktemp("cache")),
+        classifier_steps=STEPS,
+        batch_size=100,
+        progress=False,
+    )
+
+
+def _accuracy(images, labels, splits):
+    recipe = classifier.RECIPES["mnist5k"]
+    test = splits.test
+    return cm.gan_train(images, labels, test.images, test.labels, recipe, steps=STEPS)["accuracy"]
+
+
+def test_diversity_table_and_plot(run, options):
+    workdir, config = run
+    table = experiments.diversity(workdir, [100], options)
+    assert [r["n"] for r in table["rows"]] == [100]
+    assert table["checkpoint"] == 3 and table["classifier"]["steps"] == STEPS
+    assert (table["test_set"], table["n_test"]) == ("mnist5k:test", 1000)
+    fakes, labels, _ = evaluate.sample_checkpoint(workdir, config, 3, 100, 0, 100)
+    splits = evaluate.real_splits("mnist5k", None, 32, 1, options)
+    first = table["rows"][0]
+    # 100 class-balanced fakes, and a class-balanced 100 of the train split.
+    assert first["gan_train"] == _accuracy(fakes, labels, splits)
+    index = cm.balanced_subset(splits.train.labels, 100, 0)
+    np.testing.assert_array_equal(np.bincount(splits.train.labels[index]), [10] * 10)
+    assert first["real"] == _accuracy(
+        splits.train.images[index], splits.train.labels[index], splits
+    )
+    stored = json.loads((pathlib.Path(workdir) / "eval" / "diversity.json").read_text())
+    assert stored["rows"] == table["rows"] and stored["experiment"] == "diversity"
+    assert os.path.getsize(os.path.join(workdir, "eval", "diversity.png")) > 5000
+
+
+def test_augmentation_table_and_plot(run, options):
+    workdir, config = run
+    table = experiments.augmentation(workdir, [0.025], 100, options)
+    (row,) = table["rows"]
+    assert (row["real_fraction"], row["n_real"], table["n_generated"]) == (0.025, 100, 100)
+    fakes, labels, _ = evaluate.sample_checkpoint(workdir, config, 3, 100, 0, 100)
+    splits = evaluate.real_splits("mnist5k", None, 32, 1, options)
+    index = cm.balanced_subset(splits.train.labels, 100, 0)
+    images, real_labels = splits.train.images[index], splits.train.labels[index]
+    assert 0.0 <= table["generated_only"] <= 1.0  # computed as diversity's gan_train is
+    assert row["real_plus_generated"] == _accuracy(
+        np.concatenate([images, fakes]), np.concatenate([real_labels, labels]), splits
+    )
+    assert 0.0 <= row["real"] <= 1.0
+    stored = json.loads((pathlib.Path(workdir) / "eval" / "augmentation.json").read_text())
+    assert stored["rows"] == table["rows"]
+    assert os.path.getsize(os.path.join(workdir, "eval", "augmentation.png")) > 5000
+
+
+def test_cli_and_unconditional_runs(run, options, tmp_path, capsys):
+    """The command line, parsed in this process (absl flags; a subprocess would recompile)."""
+    workdir, _ = run
+    argv = ["jaxgan.experiments", "diversity", f"--workdir={workdir}", "--sizes=50"]
+    argv += ["--classifier_steps=2", f"--cache_dir={options.cache_dir}", "--checkpoint=2"]
+    experiments.define_flags()
+    try:
+        experiments.main(experiments.FLAGS(argv))
+    finally:
+        experiments.FLAGS.unparse_flags()
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-2])
+    assert [r["n"] for r in rows] == [50]
+    stored = json.loads((pathlib.Path(workdir) / "eval" / "diversity.json").read_text())
+    assert stored["checkpoint"] == 2 and stored["classifier"]["steps"] == 2
+    unconditional = tmp_path / "unconditional"
+    train.save_config(wgan_gp.get_config("smoke"), str(unconditional))
+    with pytest.raises(ValueError, match="config.model.conditional_generator=True"):
+        experiments.diversity(str(unconditional), [10], options)

@@ -1,0 +1,264 @@
+"""Progressive GAN layers and models against numpy references and the paper's definitions."""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan import parallel
+from jaxgan.models import layers, progan
+
+# ----------------------------------------------------------------------------------------------
+# Equalized learning rate.
+# ----------------------------------------------------------------------------------------------
+
+
+def _init(module, *args):
+    # rbg: XLA:CPU compiles many threefry draws slowly (train.create_state does the same).
+    return jax.jit(module.init)(jax.random.key(0, impl="rbg"), *args)["params"]
+
+
+def test_equalized_dense_stores_unit_normal_and_scales_at_call_time():
+    fan_in, out = 256, 256
+    dense = layers.Dense(out, **layers.equalized_lr(fan_in))
+    params = _init(dense, jnp.zeros((1, fan_in)))
+    stored = np.asarray(params["kernel"])
+    assert abs(stored.std() - 1.0) < 0.01 and abs(stored.mean()) < 0.01
+    assert not np.any(params["bias"])
+    # The function computes x @ (stored · √2/√fan_in): its effective weights are the rows of I @ W.
+    effective = np.asarray(dense.apply({"params": params}, jnp.eye(fan_in)))
+    np.testing.assert_allclose(effective, stored * math.sqrt(2.0) / 16.0, rtol=1e-6, atol=1e-7)
+    assert abs(effective.std() - math.sqrt(2.0 / fan_in)) < 0.01 * math.sqrt(2.0 / fan_in)
+
+
+def test_equalized_conv_effective_kernel_is_gain_over_sqrt_fan_in():
+    cin, cout, gain = 32, 64, 1.0
+    conv = layers.Conv2D(cout, 3, padding="VALID", **layers.equalized_lr(9 * cin, gain))
+    params = _init(conv, jnp.zeros((1, 3, 3, cin)))
+    stored = np.asarray(params["kernel"])
+    assert abs(stored.std() - 1.0) < 0.02
+    # One-hot 3x3xC_in patches read the effective kernel out one tap at a time (HWIO order).
+    probes = jnp.eye(9 * cin).reshape(9 * cin, 3, 3, cin)
+    effective = np.asarray(conv.apply({"params": params}, probes)).reshape(9 * cin, cout)
+    np.testing.assert_allclose(
+        effective, stored.reshape(9 * cin, cout) * gain / math.sqrt(9 * cin), rtol=1e-5, atol=1e-7
+    )
+    assert abs(effective.std() - gain / math.sqrt(9 * cin)) < 0.02 * gain / math.sqrt(9 * cin)
+
+
+def test_without_wscale_the_stored_weights_carry_the_he_std():
+    kwargs = layers.equalized_lr(400, enabled=False)
+    assert kwargs["runtime_scale"] == 1.0
+    params = _init(layers.Dense(400, **kwargs), jnp.zeros((1, 400)))
+    assert abs(np.asarray(params["kernel"]).std() - math.sqrt(2.0 / 400)) < 0.01 * math.sqrt(0.005)
+
+
+def _scales(module, params, *args, **kwargs) -> dict[str, tuple[float, int]]:
+    """{layer path: (runtime_scale, fan_in)} of every Dense/Conv2D a call runs."""
+    found = {}
+
+    def record(next_fun, args_, kwargs_, context):
+        m = context.module
+        if isinstance(m, (layers.Dense, layers.Conv2D)) and context.method_name == "__call__":
+            x = args_[0]
+            fan_in = x.shape[-1] * (m.kernel_size**2 if isinstance(m, layers.Conv2D) else 1)
+            found["/".join(m.path)] = (m.runtime_scale, fan_in)
+        return next_fun(*args_, **kwargs_)
+
+    with nn.intercept_methods(record):  # at trace time: eval_shape runs no computation
+        jax.eval_shape(lambda p: module.apply({"params": p}, *args, **kwargs), params)
+    return found
+
+
+def test_every_layer_uses_its_documented_gain():
+    """√2 everywhere except G's first dense (√2/4, "to match the Theano implementation"), ToRGB and
+    D's output dense (1) — networks.py G_paper / D_paper."""
+    g = progan.Generator(resolution=16, channels=3, fmap_base=64, fmap_max=32)
+    d = progan.Critic(resolution=16, fmap_base=64, fmap_max=32)
+    z = jnp.ones((4, 32))
+    g_params = _init(g, z)
+    d_params = _init(d, jnp.zeros((4, 16, 16, 3)))
+
+    def expected_gain(path):
+        if path.endswith("4x4/Dense"):
+            return math.sqrt(2.0) / 4
+        if "ToRGB" in path or path.endswith("Dense1"):
+            return 1.0
+        return math.sqrt(2.0)
+
+    for module, params, args in ((g, g_params, (z,)), (d, d_params, (jnp.zeros((4, 16, 16, 3)),))):
+        for res_log2, alpha in ((4, None), (3, 0.5)):
+            images = args[0] if module is g else jnp.zeros((4, 2**res_log2, 2**res_log2, 3))
+            scales = _scales(module, params, images, res_log2=res_log2, alpha=alpha)
+            assert len(scales) >= 6
+            for path, (scale, fan_in) in scales.items():
+                assert scale == pytest.approx(expected_gain(path) / math.sqrt(fan_in)), path
+    for path, kernel in _kernels(g_params) + _kernels(d_params):
+        if kernel.size >= 2000:  # large enough for a sample std
+            assert abs(np.std(kernel) - 1.0) < 0.1, path
+
+
+def _kernels(params):
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    return [(jax.tree_util.keystr(p), np.asarray(v)) for p, v in flat if p[-1].key == "kernel"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Pixel norm and minibatch stddev.
+# ----------------------------------------------------------------------------------------------
+
+
+def test_pixel_norm_gives_unit_mean_square_per_pixel():
+    x = np.random.default_rng(0).normal(size=(3, 5, 5, 16)) * np.exp(
+        np.random.default_rng(1).normal(size=(3, 5, 5, 1))
+    )
+    y = np.asarray(layers.pixel_norm(jnp.asarray(x, jnp.float32)))
+    np.testing.assert_allclose(np.mean(y**2, axis=-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(y, x / np.sqrt(np.mean(x**2, -1, keepdims=True) + 1e-8), rtol=1e-5)
+
+
+def _numpy_minibatch_stddev(x_nhwc, group_size):
+    """networks.py minibatch_stddev_layer, line by line, in NCHW."""
+    x = np.transpose(x_nhwc, (0, 3, 1, 2)).astype(np.float64)
+    n, c, h, w = x.shape
+    g = min(group_size, n)
+    y = x.reshape(g, -1, c, h, w)  # [GMCHW]
+    y = y - y.mean(axis=0, keepdims=True)
+    y = np.mean(y**2, axis=0)  # [MCHW]
+    y = np.sqrt(y + 1e-8)
+    y = np.mean(y, axis=(1, 2, 3), keepdims=True)  # [M111]
+    y = np.tile(y, [g, 1, h, w])  # [N1HW]
+    return np.transpose(np.concatenate([x, y], axis=1), (0, 2, 3, 1))
+
+
+@pytest.mark.parametrize("n, group_size", [(8, 4), (12, 4), (2, 4), (16, 16), (6, 3)])
+def test_minibatch_stddev_matches_the_official_strided_grouping(n, group_size):
+    x = np.random.default_rng(n).normal(size=(n, 4, 4, 5)).astype(np.float32)
+    x[:, :, :, 0] *= np.arange(1, n + 1)[:, None, None]  # groups with different spreads
+    y = np.asarray(layers.minibatch_stddev(jnp.asarray(x), group_size))
+    np.testing.assert_allclose(y, _numpy_minibatch_stddev(x, group_size), rtol=1e-5)
+    if n == 8:  # strided: sample 0 is grouped with 2, 4, 6 (not 1, 2, 3)
+        assert y[0, 0, 0, -1] == y[2, 0, 0, -1] != y[1, 0, 0, -1]
+
+
+def test_minibatch_stddev_rejects_an_indivisible_batch():
+    with pytest.raises(ValueError, match="not divisible by the group size 4"):
+        layers.minibatch_stddev(jnp.zeros((6, 4, 4, 2)), 4)
+
+
+def test_minibatch_stddev_per_device_groups_within_each_share():
+    """On the 8-device mesh the jit version groups over the global batch, the shard_map one per
+    device, as the reference's multi-GPU graph does: they differ, each matches its numpy."""
+    mesh = parallel.make_mesh(8)
+    x = np.random.default_rng(3).normal(size=(32, 4, 4, 3)).astype(np.float32)
+    x *= np.arange(1, 33)[:, None, None, None]
+    sharded = jax.device_put(x, parallel.sharded_on(mesh, 0))
+    per_device = jax.jit(lambda v: layers.minibatch_stddev_per_device(v, mesh, 4))(sharded)
+    expected = np.concatenate([_numpy_minibatch_stddev(s, 4) for s in np.split(x, 8)])
+    np.testing.assert_allclose(np.asarray(per_device), expected, rtol=1e-5)
+    global_ = jax.jit(lambda v: layers.minibatch_stddev(v, 4))(sharded)
+    np.testing.assert_allclose(np.asarray(global_), _numpy_minibatch_stddev(x, 4), rtol=1e-5)
+    assert not np.allclose(np.asarray(global_)[..., -1], expected[..., -1])
+
+
+# ----------------------------------------------------------------------------------------------
+# Models: channels, fade-in, AC head, D noise.
+# ----------------------------------------------------------------------------------------------
+
+
+def test_channel_table_of_the_1024_network():
+    """fmap_base 8192, fmap_max 512: 4..32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16."""
+    expected = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
+    g = progan.Generator(resolution=1024, channels=3)
+    d = progan.Critic(resolution=1024)
+    key = jax.random.key(0)
+    g_shapes = jax.eval_shape(g.init, key, jnp.zeros((2, 512)))["params"]
+    d_shapes = jax.eval_shape(d.init, key, jnp.zeros((2, 1024, 1024, 3)))["params"]
+    for res, nf in expected.items():
+        name = f"{res}x{res}"
+        g_conv = g_shapes[name]["Conv" if res == 4 else "Conv1"]["kernel"]
+        assert g_conv.shape[-1] == nf, name
+        assert g_shapes[f"ToRGB_{name}"]["kernel"].shape == (1, 1, nf, 3)
+        assert d_shapes[f"FromRGB_{name}"]["kernel"].shape == (1, 1, 3, nf)
+        assert d_shapes[name]["Conv" if res == 4 else "Conv0"]["kernel"].shape[-1] == nf
+    assert g_shapes["4x4"]["Dense"]["kernel"].shape == (512, 16 * 512)
+    assert d_shapes["4x4"]["Conv"]["kernel"].shape == (3, 3, 513, 512)  # + the stddev map
+    assert d_shapes["4x4"]["Dense1"]["kernel"].shape == (512, 1)
+
+
+@pytest.fixture(scope="module")
+def small_models():
+    g = progan.Generator(resolution=16, channels=3, fmap_base=64, fmap_max=32, num_classes=5)
+    d = progan.Critic(resolution=16, fmap_base=64, fmap_max=32, num_classes=5)
+    z = jax.random.normal(jax.random.key(1), (8, 32))
+    labels = jnp.arange(8) % 5
+    g_params = _init(g, z, labels)
+    d_params = _init(d, jnp.zeros((8, 16, 16, 3)))
+    images = jax.random.uniform(jax.random.key(4), (8, 16, 16, 3), minval=-1, maxval=1)
+    return g, d, g_params, d_params, z, labels, images
+
+
+def test_generator_fade_endpoints(small_models):
+    """α = 0: the previous stage's output, nearest-upsampled; α = 1: the new path alone; linear."""
+    g, _, params, _, z, labels, _ = small_models
+    run = lambda r, a: np.asarray(g.apply({"params": params}, z, labels, res_log2=r, alpha=a))
+    for r in (3, 4):
+        old = np.asarray(layers.upsample_nearest(jnp.asarray(run(r - 1, None))))
+        new = run(r, None)
+        assert new.shape == (8, 2**r, 2**r, 3)
+        np.testing.assert_array_equal(run(r, 0.0), old)
+        np.testing.assert_array_equal(run(r, 1.0), new)
+        np.testing.assert_allclose(run(r, 0.3), 0.3 * new + 0.7 * old, rtol=1e-5, atol=1e-6)
+        assert np.abs(new - old).mean() > 1e-3  # the two paths do differ
+
+
+def test_critic_fade_endpoints(small_models):
+    """α = 0: the previous stage's critic on the 2x2-box-downsampled image; α = 1: the new path."""
+    _, d, _, params, _, _, images = small_models
+    for r in (3, 4):
+        x = layers.downsample_mean(images, 2 ** (4 - r))
+        run = lambda img, rr, a: d.apply({"params": params}, img, res_log2=rr, alpha=a)
+        old_scores, old_logits = run(layers.downsample_mean(x), r - 1, None)
+        new_scores, new_logits = run(x, r, None)
+        scores0, logits0 = run(x, r, 0.0)
+        scores1, logits1 = run(x, r, 1.0)
+        np.testing.assert_allclose(scores0, old_scores, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(logits0, old_logits, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(scores1, new_scores)
+        np.testing.assert_array_equal(logits1, new_logits)
+        assert new_logits.shape == (8, 5) and new_scores.shape == (8,)
+        assert np.abs(np.asarray(new_scores - old_scores)).mean() > 1e-4
+
+
+def test_parameter_tree_is_the_full_network_at_every_stage(small_models):
+    """init creates every resolution's layers; a 4x4 call reads only the 4x4 ones."""
+    g, d, g_params, d_params, z, labels, images = small_models
+    assert {k for k in g_params if k.startswith("ToRGB")} == {
+        "ToRGB_4x4",
+        "ToRGB_8x8",
+        "ToRGB_16x16",
+    }
+    assert {k for k in d_params if k.startswith("FromRGB")} == {
+        "FromRGB_4x4",
+        "FromRGB_8x8",
+        "FromRGB_16x16",
+    }
+    grads = jax.grad(lambda p: g.apply({"params": p}, z, labels, res_log2=2).sum())(g_params)
+    used = {k for k, v in grads.items() if any(np.any(x) for x in jax.tree.leaves(v))}
+    assert used == {"4x4", "ToRGB_4x4"}
+
+
+def test_lsgan_noise_multiplies_critic_layer_inputs(small_models):
+    """GDropLayer 'prop': strength 0 is the identity; > 0 changes the scores, differently per draw."""
+    _, d, _, params, _, _, images = small_models
+    run = lambda s, k: d.apply(
+        {"params": params}, images, noise_strength=s, rngs={"noise": jax.random.key(k)}
+    )[0]
+    plain = d.apply({"params": params}, images)[0]
+    np.testing.assert_array_equal(run(0.0, 0), plain)
+    noisy_a, noisy_b = run(0.05, 0), run(0.05, 1)
+    assert np.abs(np.asarray(noisy_a - plain)).max() > 1e-3
+    assert np.abs(np.asarray(noisy_a - noisy_b)).max() > 1e-3

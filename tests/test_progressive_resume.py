@@ -1,0 +1,76 @@
+"""Resuming a progressive run mid-fade, and the no-growing run under a wall-time budget."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from configs import pggan
+from jaxgan import checkpoint, progressive
+
+
+def _config(**overrides):
+    config = pggan.get_config("smoke")
+    config.update_from_flattened_dict(overrides)
+    return config
+
+
+def _rows(workdir):
+    return [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+
+
+def _max_relative_difference(a, b):
+    diffs = jax.tree.map(
+        lambda x, y: float(
+            np.linalg.norm(np.asarray(x) - np.asarray(y)) / (np.linalg.norm(np.asarray(y)) + 1e-30)
+        ),
+        a,
+        b,
+    )
+    return max(jax.tree.leaves(diffs))
+
+
+def test_resume_mid_fade_continues_with_the_same_lod_and_parameters(tmp_path):
+    """6 steps in one go == 4 steps (stopping mid-fade at lod 5/3), resume, 2 more steps.
+
+    Step 5 continues the fade (lod 4/3) with the restored Adam moments; step 6 ends it (lod 1),
+    which must reset Adam exactly as the uninterrupted run does.
+    """
+    straight = progressive.train_and_evaluate(
+        _config(**{"schedule.total_kimg": 0.048}), str(tmp_path / "a")
+    )
+    progressive.train_and_evaluate(_config(**{"schedule.total_kimg": 0.032}), str(tmp_path / "b"))
+    meta = checkpoint.Checkpointer(str(tmp_path / "b"), read_only=True).restore_meta(4)
+    assert meta["lod"] == pytest.approx(5 / 3) and meta["cur_nimg"] == 32
+    resumed = progressive.train_and_evaluate(
+        _config(**{"schedule.total_kimg": 0.048}), str(tmp_path / "b")
+    )
+    assert int(resumed["step"]) == 6
+    for key in ("g_params", "d_params", "ema_params", "g_opt", "d_opt", "rng"):
+        assert _max_relative_difference(resumed[key], straight[key]) <= 1e-6, key
+    rows_a, rows_b = _rows(tmp_path / "a"), _rows(tmp_path / "b")
+    assert [r["step"] for r in rows_b] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose([r["lod"] for r in rows_b], [2, 2, 2, 5 / 3, 4 / 3, 1], atol=1e-9)
+    for a, b in zip(rows_a, rows_b):
+        for key in ("lod", "alpha", "d_loss", "g_loss", "d_grad_norm", "g_grad_norm"):
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=f"step {a['step']} {key}")
+    assert int(resumed["g_opt"].count) == 1  # reset before step 6, as in the straight run
+
+
+def test_no_growing_run_stops_at_the_time_budget(tmp_path):
+    """--config.progressive=False trains 16x16 from step 1; max_minutes ends it with a checkpoint."""
+    config = _config(progressive=False, max_minutes=0.001)
+    config.schedule.total_kimg = 100.0
+    progressive.train_and_evaluate(config, str(tmp_path))
+    rows = _rows(tmp_path)
+    assert rows and all(r["lod"] == 0.0 and r["resolution"] == 16 for r in rows)
+    ckpt = checkpoint.Checkpointer(str(tmp_path), read_only=True)
+    last = ckpt.all_steps()[-1]
+    meta = ckpt.restore_meta(last)
+    assert meta["cur_nimg"] == 8 * last < 100_000
+    assert meta["elapsed_s"] >= 0.06 and rows[-1]["elapsed_s"] == pytest.approx(
+        meta["elapsed_s"], abs=1.0
+    )
+    assert os.listdir(tmp_path / "resolutions") == ["0016x0016.png"]
