@@ -681,8 +681,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
                     seed=config.seed,
                     cursor=cursor,
                     steps=config.n_critic,
-                    process_index=jax.process_index(),
-                    process_count=jax.process_count(),
                 )
             batch = data.to_global(next(batches), batch_sharding)
             state, metrics = steps[stage](state, batch, step_inputs(schedule))

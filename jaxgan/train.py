@@ -445,8 +445,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
         seed=config.seed,
         cursor=cursor,
         steps=config.n_critic,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
     )
     batch_sharding = parallel.sharded_on(mesh, 1)
     writer = run_logging.MetricWriter(workdir, config.tensorboard, resume_step=start_step)

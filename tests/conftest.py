@@ -17,3 +17,30 @@ os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 import jax  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def make_smoke_run(tmp_path_factory):
+    """Trains `configs/wgan_gp.py:smoke` (3 steps) into a fresh workdir: `make(name, **model)`.
+
+    `model` overrides `config.model` fields (e.g. conditional_generator=True, ac_head=True).
+    Trained on one device, whose step compiles ~2x faster than on 8; readers restore it onto the
+    8 test devices, as a run moved to another host would be. Returns (workdir, config).
+    """
+    from configs import wgan_gp
+    from jaxgan import train
+
+    def make(name, **model):
+        workdir = str(tmp_path_factory.mktemp(name))
+        config = wgan_gp.get_config("smoke")
+        config.model.update(model)
+        config.tensorboard = False
+        config.num_devices = 1
+        train.save_config(config, workdir)
+        train.train_and_evaluate(config, workdir)
+        return workdir, config
+
+    return make

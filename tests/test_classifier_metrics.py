@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from configs import wgan_gp
-from jaxgan import data, evaluate, train
+from jaxgan import data, evaluate
 from jaxgan.eval import classifier_metrics as cm
 from jaxgan.eval import features
 from jaxgan.models import classifier, dcgan
@@ -213,17 +212,9 @@ def test_iw_reports_the_critic_gap_and_separates_noise_from_digits():
 
 
 @pytest.fixture(scope="module")
-def conditional_run(tmp_path_factory):
+def conditional_run(make_smoke_run):
     """A 3-step conditional `:smoke` run (AC-GAN: conditional BN generator + AC head)."""
-    workdir = str(tmp_path_factory.mktemp("conditional"))
-    config = wgan_gp.get_config("smoke")
-    config.model.conditional_generator = True
-    config.model.ac_head = True
-    config.tensorboard = False
-    config.num_devices = 1
-    train.save_config(config, workdir)
-    train.train_and_evaluate(config, workdir)
-    return workdir, config
+    return make_smoke_run("conditional_run", conditional_generator=True, ac_head=True)
 
 
 def test_conditional_run_rows_equal_the_functions(conditional_run, options, mnist_cnn):

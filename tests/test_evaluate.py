@@ -37,17 +37,9 @@ REPO = pathlib.Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(make_smoke_run):
     """A 3-step `:smoke` run (checkpoints 2 and 3), as `python -m jaxgan.main` leaves it."""
-    workdir = str(tmp_path_factory.mktemp("smoke"))
-    config = wgan_gp.get_config("smoke")
-    config.tensorboard = False
-    # Trained on one device (its train step compiles ~2x faster than on 8); the evaluator restores
-    # the checkpoints onto all 8 test devices, as a run moved to another host would be.
-    config.num_devices = 1
-    train.save_config(config, workdir)
-    train.train_and_evaluate(config, workdir)
-    return workdir, config
+    return make_smoke_run("run")
 
 
 @pytest.fixture(scope="module")

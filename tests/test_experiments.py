@@ -20,18 +20,9 @@ STEPS = 20
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """The conditional smoke run of tests/test_classifier_metrics.py (same config: its compiled
-    train step comes from the session's compilation cache)."""
-    workdir = str(tmp_path_factory.mktemp("conditional"))
-    config = wgan_gp.get_config("smoke")
-    config.model.conditional_generator = True
-    config.model.ac_head = True
-    config.tensorboard = False
-    config.num_devices = 1
-    train.save_config(config, workdir)
-    train.train_and_evaluate(config, workdir)
-    return workdir, config
+def run(make_smoke_run):
+    """A 3-step conditional `:smoke` run (AC-GAN)"""
+    return make_smoke_run("run", conditional_generator=True, ac_head=True)
 
 
 @pytest.fixture(scope="module")

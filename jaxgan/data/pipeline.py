@@ -70,10 +70,13 @@ class Batches:
         seed: int,
         cursor: int = 0,
         steps: int = 1,
-        process_index: int = 0,
-        process_count: int = 1,
+        process_index: int | None = None,
+        process_count: int | None = None,
         prefetch: int = 2,
     ):
+        # Default: this process's share of a multi-host run (one process: the whole batch).
+        process_index = jax.process_index() if process_index is None else process_index
+        process_count = jax.process_count() if process_count is None else process_count
         if batch_size % process_count:
             raise ValueError(
                 f"batch_size={batch_size} is not divisible by the {process_count} processes."
