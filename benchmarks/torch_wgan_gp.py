@@ -1,13 +1,16 @@
 """The same WGAN-GP iteration in PyTorch, to compare `python -m jaxgan.bench` against.
 
   pip install torch  # CPU build is enough
-  python benchmarks/torch_wgan_gp.py --width=16 --batch_size=64 --channels=1 --threads=2
+  python benchmarks/torch_wgan_gp.py --arch=dcgan --width=32 --threads=2    # configs/wgan_gp.py
+  python benchmarks/torch_wgan_gp.py --arch=resnet --width=32 --threads=2   # its ResNet presets
 
 One iteration = n_critic critic updates (each with the gradient penalty's double backward) and one
-generator update, with the gan_cifar_resnet.py networks (32x32: generator with BatchNorm, critic
-without normalisation) written as a PyTorch user would (NCHW, nn.Conv2d, autograd.grad with
-create_graph=True). Prints `train_img_per_s: <n_critic * batch * iterations / seconds>`, the same
-quantity as jaxgan's benchmark.
+generator update, 32x32, written as a PyTorch user would (NCHW, nn.Conv2d, autograd.grad with
+create_graph=True), with the networks of jaxgan's presets: `resnet` is gan_cifar_resnet.py
+(generator with BatchNorm, critic without normalisation); `dcgan` is configs/wgan_gp.py's default
+(DCGAN generator, strided 4x4 critic without normalisation, no biases). Prints
+`train_img_per_s: <n_critic * batch * iterations / seconds>`, the same quantity as
+`python -m jaxgan.bench`.
 """
 
 import argparse
@@ -22,7 +25,10 @@ class UpBlock(nn.Module):
     def __init__(self, width):
         super().__init__()
         self.bn1, self.bn2 = nn.BatchNorm2d(width), nn.BatchNorm2d(width)
-        self.conv1, self.conv2 = nn.Conv2d(width, width, 3, padding=1), nn.Conv2d(width, width, 3, padding=1)
+        self.conv1, self.conv2 = (
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.Conv2d(width, width, 3, padding=1),
+        )
         self.shortcut = nn.Conv2d(width, width, 1)
 
     def forward(self, x):
@@ -63,9 +69,50 @@ class Critic(nn.Module):
         return self.output(F.relu(x).mean(dim=(2, 3))).view(-1)
 
 
+class DCGANGenerator(nn.Module):
+    def __init__(self, width, channels, z_dim=128):
+        super().__init__()
+        self.top = 4 * width
+        self.input = nn.Linear(z_dim, 4 * 4 * self.top, bias=False)
+        self.bn = nn.BatchNorm2d(self.top)
+        layers = []
+        for cin, cout in ((4 * width, 2 * width), (2 * width, width)):
+            layers += [
+                nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(),
+            ]
+        layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.body(F.relu(self.bn(self.input(z).view(-1, self.top, 4, 4))))
+
+
+class DCGANCritic(nn.Module):
+    def __init__(self, width, channels):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            [
+                nn.Conv2d(c, 2 * c if i else width, 4, 2, 1, bias=False)
+                for i, c in enumerate((channels, width, 2 * width))
+            ]
+        )
+        self.output = nn.Conv2d(4 * width, 1, 4, 1, 0, bias=False)
+
+    def forward(self, x):
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.2)
+        return self.output(x).view(-1)
+
+
+ARCHITECTURES = {"resnet": (Generator, Critic), "dcgan": (DCGANGenerator, DCGANCritic)}
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="dcgan")
+    parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--n_critic", type=int, default=5)
@@ -75,7 +122,11 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    generator, critic = Generator(args.width, args.channels), Critic(args.width, args.channels)
+    generator_cls, critic_cls = ARCHITECTURES[args.arch]
+    generator, critic = (
+        generator_cls(args.width, args.channels),
+        critic_cls(args.width, args.channels),
+    )
     g_opt = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.0, 0.9))
     d_opt = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.0, 0.9))
     reals = torch.rand(args.n_critic, args.batch_size, args.channels, 32, 32) * 2 - 1
@@ -85,7 +136,7 @@ def main():
             fake = generator(torch.randn(args.batch_size, 128)).detach()
             u = torch.rand(args.batch_size, 1, 1, 1)
             x_hat = (real + u * (fake - real)).requires_grad_(True)
-            grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+            (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
             norm = torch.sqrt(grad.pow(2).sum(dim=(1, 2, 3)) + 1e-12)
             loss = critic(fake).mean() - critic(real).mean() + 10 * ((norm - 1) ** 2).mean()
             d_opt.zero_grad()

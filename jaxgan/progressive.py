@@ -183,6 +183,11 @@ def schedule_at(config: ml_collections.ConfigDict, cur_nimg: int, num_devices: i
 # ----------------------------------------------------------------------------------------------
 
 
+def generator_is_conditional(config: ml_collections.ConfigDict) -> bool:
+    """Whether G takes labels: PGGAN's `label_size` feeds G and D alike, so an AC head implies it."""
+    return bool(config.model.get("conditional_generator") or config.model.get("ac_head"))
+
+
 def build_models(
     config: ml_collections.ConfigDict, channels: int, num_classes: int, mesh=None
 ) -> tuple[progan.Generator, progan.Critic]:
@@ -198,7 +203,7 @@ def build_models(
             "The progressive generator takes one-hot labels with its latents "
             "(config.model.conditioning='concat') and its critic an AC head, not a projection."
         )
-    g_classes = num_classes if (m.conditional_generator or m.ac_head) else 0
+    g_classes = num_classes if generator_is_conditional(config) else 0
     if (g_classes or m.ac_head) and not num_classes:
         raise ValueError(
             f"config.model asks for a conditional model but dataset {config.data.dataset!r} "

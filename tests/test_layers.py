@@ -93,6 +93,41 @@ def test_conv_transpose_is_pytorch_conv_transpose(monkeypatch, impl):
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "kernel, stride, padding, in_hw, out_hw",
+    [(4, 2, 1, 3, 6), (5, 2, "SAME", 4, 7), (3, 2, "SAME", 5, 10), (4, 1, "VALID", 3, 6)],
+)
+def test_conv_transpose_gradients_match_autodiff_of_the_native_form(
+    monkeypatch, kernel, stride, padding, in_hw, out_hw
+):
+    """The CPU form's hand-written VJP against JAX's autodiff of XLA's transposed convolution,
+    first derivatives and the gradient of a gradient norm (what a penalty through G would take)."""
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(2, in_hw, in_hw, 4)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(kernel, kernel, 3, 4)) * 0.3, jnp.float32)
+    probe = jnp.asarray(rng.normal(size=(2, out_hw, out_hw, 3)), jnp.float32)
+
+    def loss(x, w):
+        return jnp.sum(
+            jnp.sin(layers.conv2d_transpose(x, w, stride, padding, (out_hw, out_hw))) * probe
+        )
+
+    def second_order(x, w):
+        return jnp.sum(jax.grad(loss)(x, w) ** 2)
+
+    results = {}
+    for impl in ("lax", "patches"):
+        monkeypatch.setenv("JAXGAN_CONV_IMPL", impl)
+        results[impl] = (
+            jax.jit(jax.grad(loss, argnums=(0, 1)))(x, w),
+            jax.jit(jax.grad(second_order, argnums=1))(x, w),
+        )
+    (first_lax, second_lax), (first_patches, second_patches) = results["lax"], results["patches"]
+    for a, b in zip(first_lax, first_patches):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(second_lax, second_patches, rtol=1e-4, atol=1e-4)
+
+
 def test_tflib_uniform_init_bounds():
     key = jax.random.key(0)
     conv = layers.tflib_uniform(he=True)(key, (3, 3, 64, 128))

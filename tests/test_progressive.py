@@ -9,7 +9,7 @@ import pytest
 import scipy.ndimage
 
 from configs import pggan
-from jaxgan import data, interpolate, parallel, progressive
+from jaxgan import data, evaluate, interpolate, parallel, progressive
 from jaxgan.models import layers, progan
 
 
@@ -148,6 +148,18 @@ def test_eval_sampler_returns_full_resolution_images_at_the_checkpoint_lod():
     assert np.abs(expected).max() == 1.0  # some pixels were clipped
     with pytest.raises(KeyError, match="no 'lod'"):
         progressive.make_eval_sampler(config, {"data_cursor": 0}, 1, 0)
+
+
+def test_evaluator_and_gif_label_an_ac_gan_generator_as_training_builds_it():
+    """PGGAN's label_size feeds G and D, so an AC head alone makes the generator conditional."""
+    config = pggan.get_config("smoke")
+    config.model.ac_head = True
+    generator, critic = progressive.build_models(config, 1, 10)
+    assert generator.num_classes == 10 and critic.num_classes == 10
+    assert evaluate.generator_is_conditional(config)
+    config.model.ac_head = False
+    assert progressive.build_models(config, 1, 10)[0].num_classes == 0
+    assert not evaluate.generator_is_conditional(config)
 
 
 def test_latent_walk_is_a_blurred_loop_on_the_hypersphere():
