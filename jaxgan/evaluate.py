@@ -1033,32 +1033,40 @@ def _progressive_sampler(config, channels: int, num_classes: int, mesh):
     return lambda meta: progressive.make_eval_sampler(config, meta, channels, num_classes)
 
 
+def _progressive_is_conditional(config) -> bool:
+    from jaxgan import progressive  # imported only for progressive runs
+
+    return progressive.generator_is_conditional(config)
+
+
 @dataclasses.dataclass(frozen=True)
 class Method:
     """sampler(config, channels, num_classes, mesh) -> sampler_for(meta) -> sample(params, z,
     labels) -> images [N, R, R, C] in [-1, 1]; is_last(config, step, meta): the run's final
-    checkpoint (ends --watch)."""
+    checkpoint (ends --watch); is_conditional(config): whether G draws fakes for given labels."""
 
     sampler: Callable
     is_last: Callable[[Any, int, dict], bool]
+    is_conditional: Callable[[Any], bool]
 
 
 METHODS = {
-    "gan": Method(_gan_sampler, lambda config, step, meta: step >= config.num_steps),
+    "gan": Method(
+        _gan_sampler,
+        lambda config, step, meta: step >= config.num_steps,
+        lambda config: bool(config.model.get("conditional_generator")),
+    ),
     "progressive": Method(
         _progressive_sampler,
         lambda config, step, meta: meta.get("cur_nimg", 0) >= config.schedule.total_kimg * 1000,
+        _progressive_is_conditional,
     ),
 }
 
 
 def generator_is_conditional(config) -> bool:
     """Whether fakes are drawn for the labels given (what labelled metrics compare them with)."""
-    if config.get("method") == "progressive":
-        from jaxgan import progressive
-
-        return progressive.generator_is_conditional(config)
-    return bool(config.model.get("conditional_generator"))
+    return METHODS[config.method].is_conditional(config)
 
 
 def generation_inputs(config, num_classes: int, n: int, batch_size: int, seed: int):
