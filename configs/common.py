@@ -10,7 +10,7 @@ from ml_collections import config_dict
 
 def base() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.method = "gan"  # gan | progressive | translation (jaxgan/main.py dispatches on it)
+    c.method = "gan"  # a name of the registry, jaxgan/methods.py: gan | progressive
     c.seed = 0
 
     c.data = ml_collections.ConfigDict()
@@ -45,6 +45,7 @@ def base() -> ml_collections.ConfigDict:
     c.batch_size = 64  # critic batch (global, over all devices)
     c.g_batch_size = 64  # generator batch (gan_cifar_resnet uses 2 x 64)
     c.num_steps = 100_000  # generator iterations
+    c.max_minutes = 0.0  # > 0: stop (and checkpoint) after this much training wall time
     c.optim = ml_collections.ConfigDict(
         dict(g_lr=2e-4, d_lr=2e-4, b1=0.0, b2=0.9, eps=1e-8, decay="linear")
     )  # decay: linear | constant
@@ -59,6 +60,9 @@ def base() -> ml_collections.ConfigDict:
     c.keep_last = 3  # newest checkpoints kept ...
     c.keep_every = 0  # ... plus every step that is a multiple of this (0: none)
     c.tensorboard = True
+    # A non-finite update is never applied; then 'stop' (name the step and a finite checkpoint) or
+    # 'skip' (count it and go on, as PGGAN's TF code does).
+    c.nonfinite = "stop"
     return c
 
 

@@ -101,7 +101,6 @@ def get_config(preset: str = ""):
     c.schedule.lr_by_resolution = ""  # 'res:lr,...' for G and D (G_lrate_dict = D_lrate_dict)
     c.schedule.rampup_kimg = 0.0  # Theano lr ramp-up exp(-5(1 - kimg/rampup)²); 0: none
     c.schedule.reset_optimizer = True  # fresh Adam moments when floor or ceil of lod changes
-    c.max_minutes = 0.0  # > 0: stop (and checkpoint) after this much training wall time
 
     c.log_every = 50
     c.sample_every = 500

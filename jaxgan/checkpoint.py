@@ -6,17 +6,85 @@ loop needs to continue exactly). Orbax writes into a temporary directory and ren
 save is complete, so a run killed mid-save leaves the previous checkpoints intact and the partial
 one is ignored (and cleaned up) on restart. Every process calls save/restore (Orbax coordinates).
 Restoring goes into abstract arrays that carry the *current* mesh's shardings, so a run resumes on
-a different device count.
+a different device count. A checkpoint whose files cannot be read (damaged bytes, missing files)
+raises `UnreadableCheckpoint` with a one-line reason; `move_aside` renames it to
+`<step>.unreadable` (never deleted), a name Orbax no longer lists as a step.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import logging as std_logging
 import os
+import sys
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 from etils import epath
+
+from jaxgan import errors
+
+
+class UnreadableCheckpoint(errors.CheckpointError):
+    """A checkpoint's files could not be read; the message is one line: which step, and why."""
+
+
+def _reason(error: BaseException) -> str:
+    """The most specific line of an Orbax/TensorStore error chain (the one naming the bad file)."""
+    chain = []
+    while error is not None and len(chain) < 20:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    lines = [(e, str(e).strip().splitlines()[0]) for e in chain if str(e).strip()]
+    for _, line in lines:
+        if "Error reading" in line or "DATA_LOSS" in line or "No such file" in line:
+            return line[:600]
+    if not lines:
+        return type(chain[0]).__name__
+    deepest, line = lines[-1]
+    return f"{type(deepest).__name__}: {line}"[:600]  # e.g. KeyError: '0' of a zeroed file
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keeps the libraries' logging off the screen (Orbax logs through absl)."""
+    loggers = [std_logging.getLogger(name) for name in ("absl", "asyncio", "orbax")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(std_logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _reading(directory: str, step: int) -> Iterator[None]:
+    """Turns any failure to read checkpoint `step` into `UnreadableCheckpoint`, and keeps the
+    libraries' own error logging of it (hundreds of interleaved asyncio lines) off the screen."""
+    try:
+        with _quiet():
+            yield
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # Orbax and TensorStore raise many types for one damaged file
+        reason = _reason(e)
+    else:
+        return
+    # The failed read leaves one abandoned coroutine per array, each of which would print its own
+    # traceback ("Exception ignored in ...") whenever the garbage collector gets to it: collect
+    # them now, silently.
+    hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
+    try:
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    raise UnreadableCheckpoint(f"checkpoint {directory}/{step}: {reason}")
 
 
 class Checkpointer:
@@ -30,15 +98,17 @@ class Checkpointer:
         """Keeps the `keep_last` newest checkpoints plus every step that is a multiple of `keep_every`."""
         self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep_last,
+            max_to_keep=None if read_only else keep_last,
             keep_period=keep_every or None,
             create=not read_only,
             cleanup_tmp_directories=not read_only,
             read_only=read_only,
+            save_interval_steps=0 if read_only else 1,
         )
-        self._manager = ocp.CheckpointManager(
-            self.directory, options=options, item_names=("state", "meta")
-        )
+        with _quiet():  # read-only: a warning that says only that
+            self._manager = ocp.CheckpointManager(
+                self.directory, options=options, item_names=("state", "meta")
+            )
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -46,6 +116,22 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         self._manager.reload()
         return sorted(self._manager.all_steps())
+
+    def move_aside(self, step: int) -> str:
+        """Renames checkpoint `step` to `<step>.unreadable` (process 0; kept for inspection)."""
+        source = os.path.join(self.directory, str(step))
+        target, n = f"{source}.unreadable", 1
+        while os.path.exists(target):
+            n += 1
+            target = f"{source}.unreadable-{n}"
+        if jax.process_index() == 0:
+            os.rename(source, target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"jaxgan_move_aside_{step}")
+        self._manager.reload()
+        return target
 
     def save(self, step: int, state: Any, meta: dict) -> None:
         """Asynchronous: returns once the arrays are copied off the devices."""
@@ -59,18 +145,31 @@ class Checkpointer:
 
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
         """abstract_state: a pytree of `jax.ShapeDtypeStruct`s with the shardings to restore into."""
-        restored = self._manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
-            ),
-        )
-        return restored.state, dict(restored.meta)
+        with _reading(self.directory, step):
+            restored = self._manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
+                ),
+            )
+            return restored.state, dict(restored.meta)
+
+    def restore_as_saved(self, step: int) -> tuple[Any, dict]:
+        """(state as host numpy arrays, meta) of checkpoint `step`, with no target to restore into:
+        for comparing runs and inspecting checkpoints (the tests, `jaxgan.chaos`)."""
+        with _reading(self.directory, step), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "no sharding given": host arrays are what we want
+            args = ocp.args.Composite(state=ocp.args.PyTreeRestore(), meta=ocp.args.JsonRestore())
+            restored = self._manager.restore(step, args=args)
+            return jax.device_get(restored.state), dict(restored.meta)
 
     def restore_meta(self, step: int) -> dict:
-        return dict(
-            self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
-        )
+        with _reading(self.directory, step):
+            args = ocp.args.Composite(meta=ocp.args.JsonRestore())
+            meta = self._manager.restore(step, args=args).meta
+            if meta is None:  # Orbax returns None for a missing or empty item
+                raise ValueError("its meta item is missing")
+            return dict(meta)
 
     def restore_state_entry(
         self, step: int, key: str, sharding: jax.sharding.Sharding
@@ -82,11 +181,12 @@ class Checkpointer:
         `sharding`. What the evaluator uses: the EMA generator without the critic or the optimizer
         states.
         """
-        handler = ocp.PyTreeCheckpointHandler()
-        try:
-            stored = handler.metadata(epath.Path(self.directory) / str(step) / "state").tree
-        finally:
-            handler.close()
+        with _reading(self.directory, step):
+            handler = ocp.PyTreeCheckpointHandler()
+            try:
+                stored = handler.metadata(epath.Path(self.directory) / str(step) / "state").tree
+            finally:
+                handler.close()
         if key not in stored:
             raise KeyError(
                 f"Checkpoint {self.directory}/{step} has no state entry {key!r} "
@@ -97,18 +197,19 @@ class Checkpointer:
                 lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), stored[key]
             )
         }
-        restored = self._manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.PyTreeRestore(
-                    item=abstract,
-                    restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
-                    partial_restore=True,
+        with _reading(self.directory, step):
+            restored = self._manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.PyTreeRestore(
+                        item=abstract,
+                        restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+                        partial_restore=True,
+                    ),
+                    meta=ocp.args.JsonRestore(),
                 ),
-                meta=ocp.args.JsonRestore(),
-            ),
-        )
-        return restored.state[key], dict(restored.meta)
+            )
+            return restored.state[key], dict(restored.meta)
 
     def wait(self) -> None:
         self._manager.wait_until_finished()

@@ -9,15 +9,23 @@
 
 Workdir mode (StyleGAN2-ADA `calc_metrics.py` / PGGAN `evaluate_metrics`, metrics.md §9): reads
 `W/config.json`, restores only the EMA generator of each checkpoint (an Orbax partial restore),
+builds it from the config that checkpoint stores (a run resumed with changed num_steps or learning
+rates has several; config.json is the latest; one sampler is compiled per distinct config),
 generates `--num_samples` images from latents seeded by `--seed` (the same latents for every
 checkpoint, so the curve is not noisier than the models are; class-balanced labels
 `arange(n) % num_classes` for conditional models), quantises them with `logging.to_uint8` (the
 references' rounding, metrics.md §1.3) and scores them against the real split. Rows are appended to
 `W/eval/metrics.jsonl`; a (step, metric) row already there is skipped unless `--force`, which
-replaces it. `W/eval/<metric>.png` plots each metric against the step. With `--baseline` (the
+replaces it. The file is append-only and safe to kill or share between evaluators: rows are
+appended (and --force rewrites the file as re-read) under a `flock` of `metrics.jsonl.lock`, and a
+torn line (an evaluator killed mid-append) is skipped with a warning. A checkpoint that cannot be
+read is named in one warning and gets a row per metric with `"value": null` and an `"error"`; the
+next invocation retries it (plots and the summary skip such rows). One deleted before it is read
+(the trainer keeps only its last few) is skipped. `W/eval/<metric>.png` plots each metric against
+the step. With `--baseline` (the
 default) the real-vs-real numbers (train split vs test split, same metric code and network) are
 rows too, drawn as dashed lines. `--watch` keeps polling for new checkpoints until the run's last
-checkpoint (gan: step `config.num_steps`; progressive: `schedule.total_kimg`) is scored, or
+checkpoint (the one the run loop marks `done` in its meta) is scored, or
 `--watch_timeout` seconds pass without a new one.
 
 Two-set mode: `--real=SPEC --fake=SPEC`, where SPEC is a dataset string as in the configs
@@ -106,7 +114,9 @@ so compare numbers only at equal (n_real, n_fake) (metrics.md §10.5).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import json
@@ -114,11 +124,13 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from absl import app, flags, logging
+
+from jaxgan import errors
 
 METRICS = (
     "fid",
@@ -197,7 +209,7 @@ def parse_metrics(names: Iterable[str]) -> list[str]:
     names = [n.strip() for n in names if n.strip()]
     unknown = [n for n in names if n not in METRICS]
     if unknown or not names:
-        raise ValueError(
+        raise errors.ConfigError(
             f"--metrics: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(METRICS)}."
         )
     return list(dict.fromkeys(names))
@@ -238,7 +250,7 @@ class ImageSet:
     def _data(self) -> tuple[np.ndarray, np.ndarray | None]:
         images, labels = self._load()
         if images.dtype != np.uint8 or images.ndim != 4:
-            raise ValueError(
+            raise errors.ConfigError(
                 f"{self.name}: expected uint8 images [N, H, W, C], got {images.dtype} {images.shape}."
             )
         return images, labels
@@ -350,7 +362,7 @@ def real_splits(
 
     root = dataset_splits_name(dataset)
     if root is None:
-        raise ValueError(
+        raise errors.ConfigError(
             f"gan_train, gan_test and iw need a dataset with a train and a test split; {dataset!r} "
             f"is a folder. Use a dataset string (mnist5k, tfds:NAME) for the real images."
         )
@@ -388,7 +400,7 @@ def _npz_set(path: str, resolution: int, channels: int, limit: int, seed: int) -
         names = stored.files
         name = "images" if "images" in names else (names[0] if len(names) == 1 else None)
         if name is None:
-            raise ValueError(
+            raise errors.ConfigError(
                 f"{path}: expected an array named 'images' (or a single array), found {names}."
             )
         images = stored[name]
@@ -396,7 +408,7 @@ def _npz_set(path: str, resolution: int, channels: int, limit: int, seed: int) -
     if images.ndim == 3:
         images = images[..., None]
     if images.dtype != np.uint8 or images.ndim != 4:
-        raise ValueError(
+        raise errors.ConfigError(
             f"{path}: '{name}' must be uint8 images [N, H, W(, C)], got {images.dtype} "
             f"{images.shape}. Quantise [-1, 1] floats with jaxgan.logging.to_uint8 first."
         )
@@ -648,7 +660,7 @@ class Scorer:
 
     def _require_splits(self, metric: str) -> RealSplits:
         if self.splits is None:
-            raise ValueError(
+            raise errors.ConfigError(
                 f"{metric} needs the real dataset's train and test splits: give --real as a "
                 f"dataset (mnist5k:train, tfds:NAME:train), not a folder or an .npz."
             )
@@ -773,7 +785,9 @@ class Scorer:
         real_out = self.features(real, resolution, channels)
         _require_labels("class_fid", fake)
         if "labels" not in real_out:
-            raise ValueError(f"class_fid needs the reference set's labels; {real.name} has none.")
+            raise errors.ConfigError(
+                f"class_fid needs the reference set's labels; {real.name} has none."
+            )
         num_classes = (
             self.splits.num_classes
             if self.splits is not None
@@ -927,7 +941,7 @@ def classifier_recipe(options: Options, dataset: str, channels: int):
 
 def _require_labels(metric: str, fake: ImageSet) -> None:
     if fake.labels is None:
-        raise ValueError(
+        raise errors.ConfigError(
             f"{metric} compares generated images with the labels they were generated for; "
             f"{fake.name} has none (a class-conditional generator's fakes, or an .npz with labels)."
         )
@@ -948,14 +962,14 @@ def check_metric_inputs(
     generator is class-conditional). options / channels: for the modes metric's checks.
     """
     if "fid5k_x10" in metrics and min(n_real, n_fake) < 50_000:
-        raise ValueError(
+        raise errors.ConfigError(
             f"fid5k_x10 compares 10 aligned chunks of 5,000 and needs 50,000 images per set; this "
             f"evaluation has n_real={n_real}, n_fake={n_fake}. Pass --num_samples=50000 (and "
             f"--num_real=50000 with a split that large), or use fid."
         )
     needs_labels = [m for m in metrics if m in LABELLED_METRICS]
     if needs_labels and not labelled:
-        raise ValueError(
+        raise errors.ConfigError(
             f"{', '.join(needs_labels)} score(s) generated images against the labels they were "
             f"generated for, so they need a class-conditional generator: a run with "
             f"config.model.conditional_generator=True (AC-GAN: with config.model.ac_head=True; an "
@@ -964,12 +978,12 @@ def check_metric_inputs(
     if "modes" in metrics and options is not None:
         needed = options.modes_images * options.modes_evals
         if channels not in (None, 3):
-            raise ValueError(
+            raise errors.ConfigError(
                 f"modes classifies the 3 channels of stacked-MNIST images (stacked_mnist5k); these "
                 f"images have {channels} channel(s)."
             )
         if n_fake < needed:
-            raise ValueError(
+            raise errors.ConfigError(
                 f"modes averages {options.modes_evals} evaluations of {options.modes_images:,} "
                 f"images (PGGAN App. E) and needs {needed:,} fakes; this evaluation has "
                 f"{n_fake:,}. Pass --num_samples={needed}, or smaller --modes_images / --modes_evals."
@@ -985,88 +999,102 @@ def row_identity(row: dict) -> tuple:
     return tuple(json.dumps(row.get(k), sort_keys=True) for k in IDENTITY_FIELDS)
 
 
+def error_row(identity: dict, error: str) -> dict:
+    """The row of a metric that could not be computed (an unreadable checkpoint): `value` null and
+    the one-line reason in `error`. It does not make its identity done: a later run retries it."""
+    return {
+        **identity,
+        "value": None,
+        "std": None,
+        "values": {},
+        "real_value": None,
+        "error": error,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
 class MetricsLog:
-    """`<dir>/metrics.jsonl`: rows keyed by `IDENTITY_FIELDS`."""
+    """`<dir>/metrics.jsonl`: rows keyed by `IDENTITY_FIELDS`, shared by concurrent evaluators.
+
+    Append-only and safe to kill: a row is one appended line. A line that does not parse (an
+    evaluator killed mid-append) is skipped with one warning, and the next append starts on a new
+    line. Appends and rewrites (`--force` replacing a row, or a retried error row) hold an
+    exclusive `flock` on `metrics.jsonl.lock` and work on the file as re-read under it, so rows
+    another evaluator appended since this one last read are kept; a rewrite goes through a
+    temporary file and a rename, so the file is never half-written. Reads take the lock shared.
+    """
 
     def __init__(self, path: str):
-        from jaxgan import logging as run_logging
-
         self.path = path
-        self.rows = run_logging.read_jsonl(path)
+        self.lock_path = f"{path}.lock"
+        self._reported: set[int] = set()  # unparseable line numbers already warned about
+        self.rows: list[dict] = []
+        self.reload()
+
+    def reload(self) -> list[dict]:
+        """Re-reads the file (picking up other evaluators' rows); returns the rows."""
+        if not os.path.exists(self.path):
+            self.rows = []
+        else:
+            with self._locked(fcntl.LOCK_SH):
+                self.rows = self._read()
+        return self.rows
 
     def has(self, identity: dict) -> bool:
+        """Whether a row of this identity holds a value (an error row is not done)."""
         wanted = row_identity(identity)
-        return any(row_identity(r) == wanted for r in self.rows)
+        return any(row_identity(r) == wanted and "error" not in r for r in self.rows)
 
     def write(self, row: dict) -> None:
-        """Appends `row`, first dropping an existing row with the same identity (--force)."""
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        """Appends `row`, or, where a row of the same identity is there, rewrites the file with
+        that row replaced."""
+        from jaxgan import logging as run_logging
+
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         key = row_identity(row)
-        if any(row_identity(r) == key for r in self.rows):
-            self.rows = [r for r in self.rows if row_identity(r) != key] + [row]
-            tmp = f"{self.path}.tmp"
-            with open(tmp, "w") as f:
-                f.writelines(json.dumps(r) + "\n" for r in self.rows)
-            os.replace(tmp, self.path)
-        else:
-            self.rows.append(row)
-            with open(self.path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        with self._locked(fcntl.LOCK_EX):
+            rows = self._read()
+            if any(row_identity(r) == key for r in rows):
+                rows = [r for r in rows if row_identity(r) != key] + [row]
+                run_logging.write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
+                self._reported.clear()  # the rewritten file has no unparseable lines
+            else:
+                run_logging.append_jsonl(self.path, row)  # after a torn last line: on a new one
+                rows.append(row)
+        self.rows = rows
+
+    @contextlib.contextmanager
+    def _locked(self, operation: int) -> Iterator[None]:
+        # A side file: a rewrite's rename replaces metrics.jsonl's inode, and any lock held on it.
+        with open(self.lock_path, "a") as lock:
+            fcntl.flock(lock, operation)
+            yield  # closing the file releases the lock
+
+    def _read(self) -> list[dict]:
+        from jaxgan import logging as run_logging
+
+        rows, bad_lines = run_logging.parse_jsonl(self.path)
+        new = [n for n in bad_lines if n not in self._reported]
+        if new:
+            logging.warning(
+                "%s: skipped line(s) %s, not JSON rows (an evaluator killed mid-append?).",
+                self.path,
+                ", ".join(map(str, new)),
+            )
+            self._reported.update(new)
+        return rows
 
 
 # ----------------------------------------------------------------------------------------------
-# Generators: what the evaluator needs from each training method (adding one is a METHODS line).
+# Generators: built through the method registry (jaxgan/methods.py), as the run loop builds them.
 # ----------------------------------------------------------------------------------------------
-
-
-def _gan_sampler(config, channels: int, num_classes: int, mesh):
-    from jaxgan import train
-
-    generator, _ = train.build_models(config, channels, num_classes)
-    sample = train.make_sampler(generator, mesh)
-    return lambda meta: sample
-
-
-def _progressive_sampler(config, channels: int, num_classes: int, mesh):
-    from jaxgan import progressive  # imported only for progressive runs
-
-    return lambda meta: progressive.make_eval_sampler(config, meta, channels, num_classes)
-
-
-def _progressive_is_conditional(config) -> bool:
-    from jaxgan import progressive  # imported only for progressive runs
-
-    return progressive.generator_is_conditional(config)
-
-
-@dataclasses.dataclass(frozen=True)
-class Method:
-    """sampler(config, channels, num_classes, mesh) -> sampler_for(meta) -> sample(params, z,
-    labels) -> images [N, R, R, C] in [-1, 1]; is_last(config, step, meta): the run's final
-    checkpoint (ends --watch); is_conditional(config): whether G draws fakes for given labels."""
-
-    sampler: Callable
-    is_last: Callable[[Any, int, dict], bool]
-    is_conditional: Callable[[Any], bool]
-
-
-METHODS = {
-    "gan": Method(
-        _gan_sampler,
-        lambda config, step, meta: step >= config.num_steps,
-        lambda config: bool(config.model.get("conditional_generator")),
-    ),
-    "progressive": Method(
-        _progressive_sampler,
-        lambda config, step, meta: meta.get("cur_nimg", 0) >= config.schedule.total_kimg * 1000,
-        _progressive_is_conditional,
-    ),
-}
 
 
 def generator_is_conditional(config) -> bool:
     """Whether fakes are drawn for the labels given (what labelled metrics compare them with)."""
-    return METHODS[config.method].is_conditional(config)
+    from jaxgan import methods
+
+    return methods.get(config.method).is_conditional(config)
 
 
 def generation_inputs(config, num_classes: int, n: int, batch_size: int, seed: int):
@@ -1105,19 +1133,62 @@ def generate(sample, params, z, labels, n: int, batch_size: int, mesh) -> np.nda
     return np.concatenate(images)[:n]
 
 
+def checkpoint_config(meta: dict, run_config):
+    """The config checkpoint `meta` was saved with (`meta["config"]`), else `run_config`.
+
+    A run may be resumed with changed fields that are safe mid-run (num_steps, cadences, learning
+    rates), so `W/config.json` is only the latest config; a checkpoint written before meta held a
+    config falls back to it.
+    """
+    import ml_collections
+
+    stored = meta.get("config")
+    return run_config if stored is None else ml_collections.ConfigDict(stored)
+
+
+class Samplers:
+    """A run's generators: `samplers(config, meta) -> sample(params, z, labels)` for a checkpoint
+    saved with `config` and `meta`, built (and so compiled) once per distinct config, not once per
+    checkpoint."""
+
+    def __init__(self, channels: int, num_classes: int, mesh):
+        self.channels, self.num_classes, self.mesh = channels, num_classes, mesh
+        self._by_config: dict[str, Callable[[dict], Callable]] = {}
+
+    def __call__(self, config, meta: dict) -> Callable:
+        key = json.dumps(config.to_dict(), sort_keys=True, default=str)
+        if key not in self._by_config:
+            from jaxgan import methods
+
+            build = methods.get(config.method).sampler
+            self._by_config[key] = build(config, self.channels, self.num_classes, self.mesh)
+        return self._by_config[key](meta)
+
+
 def sample_checkpoint(
-    workdir: str, config, step: str | int, n: int, seed: int, batch_size: int = 200
+    workdir: str,
+    config,
+    step: str | int,
+    n: int,
+    seed: int,
+    batch_size: int = 200,
+    samplers: Samplers | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """n uint8 fakes [n, R, R, C] of checkpoint `step` ('latest' or a step) of a run, with their
     labels [n] (class-balanced for conditional generators) and the step: the workdir mode's
-    sampling (same latents for a given seed and n), for the experiments (`jaxgan.experiments`)."""
+    sampling (same latents for a given seed and n), for the experiments (`jaxgan.experiments`).
+
+    `config` is the run's (W/config.json); the generator is built from the checkpoint's own
+    (`checkpoint_config`). Pass one `samplers` to calls on the same run to compile once per config.
+    """
     from jaxgan import checkpoint, data, parallel
 
     source = data.open_source(
         config.data.dataset, "train", config.data.data_dir, config.data.channels or None
     )
     channels = config.data.channels or source.channels
-    mesh = parallel.make_mesh()
+    mesh = samplers.mesh if samplers is not None else parallel.make_mesh()
+    samplers = samplers or Samplers(channels, source.num_classes, mesh)
     devices = mesh.devices.size
     batch_size = -(-min(batch_size, n) // devices) * devices
     ckpt = checkpoint.Checkpointer(workdir, read_only=True)
@@ -1127,13 +1198,15 @@ def sample_checkpoint(
             raise FileNotFoundError(f"No checkpoints in {ckpt.directory}.")
         step = available[-1] if step == "latest" else int(step)
         if step not in available:
-            raise ValueError(f"Checkpoint {step} is not in {ckpt.directory} (has {available}).")
+            raise errors.ConfigError(
+                f"Checkpoint {step} is not in {ckpt.directory} (has {available})."
+            )
         params, meta = ckpt.restore_state_entry(step, "ema_params", parallel.replicated(mesh))
     finally:
         ckpt.close()
-    sampler = METHODS[config.method].sampler(config, channels, source.num_classes, mesh)(meta)
+    sample = samplers(checkpoint_config(meta, config), meta)
     z, labels = generation_inputs(config, source.num_classes, n, batch_size, seed)
-    images = generate(sampler, params, z, labels, n, batch_size, mesh)
+    images = generate(sample, params, z, labels, n, batch_size, mesh)
     return images, labels[:n], step
 
 
@@ -1164,7 +1237,7 @@ def select_steps(available: Sequence[int], spec: str) -> list[int]:
     try:
         wanted = [int(s) for s in spec.split(",") if s.strip()]
     except ValueError:
-        raise ValueError(
+        raise errors.ConfigError(
             f"--steps={spec!r}: expected all, latest or a list like 1000,2000."
         ) from None
     return [s for s in wanted if s in set(available)]
@@ -1211,11 +1284,9 @@ def evaluate_workdir(
     channels = config.data.channels or source.channels
     if not resolved_early:
         network_name = resolve_network(metrics, options, dataset, channels, resolution)
-    if config.method not in METHODS:
-        raise ValueError(
-            f"config.method={config.method!r}: the evaluator samples {', '.join(METHODS)} runs."
-        )
-    method = METHODS[config.method]
+    from jaxgan import methods
+
+    methods.get(config.method)  # an unknown method fails here, before any sampling
     real = dataset_set(
         dataset,
         options.real_split,
@@ -1265,6 +1336,8 @@ def evaluate_workdir(
         for row in rows:
             log.write(row)
             written.append(row)
+            if row["value"] is None:  # an error row: its warning was logged once for all metrics
+                continue
             logging.info(
                 "%s %s: %s = %.6g (%s vs %s)",
                 row["kind"],
@@ -1313,13 +1386,24 @@ def evaluate_workdir(
     mesh = parallel.make_mesh()
     devices = mesh.devices.size
     batch_size = -(-min(options.batch_size, n_fake) // devices) * devices
-    sampler_for = method.sampler(config, channels, source.num_classes, mesh)
+    samplers = Samplers(channels, source.num_classes, mesh)
     z, labels = generation_inputs(config, source.num_classes, n_fake, batch_size, options.seed)
     ckpt = checkpoint.Checkpointer(workdir, read_only=True)
     replicated = parallel.replicated(mesh)
     bar = run_logging.progress_bar(0, unit="ckpt", desc="evaluate") if options.progress else None
-    scored: set[int] = set()
+    scored: set[int] = set()  # scored, or found unreadable, by this call: not retried each poll
+    metas: dict[int, dict] = {}
     last_new = time.monotonic()
+
+    def meta_of(step: int) -> dict:
+        """The meta of checkpoint `step` ({} where it cannot be read: not the run's last, then)."""
+        if step not in metas:
+            try:
+                metas[step] = ckpt.restore_meta(step)
+            except checkpoint.UnreadableCheckpoint:
+                return {}
+        return metas[step]
+
     try:
         while True:
             available = ckpt.all_steps()
@@ -1338,12 +1422,27 @@ def evaluate_workdir(
                 start = time.perf_counter()
                 try:
                     params, meta = ckpt.restore_state_entry(step, "ema_params", replicated)
-                except (OSError, ValueError):  # a running trainer may delete old checkpoints
-                    if step in ckpt.all_steps():
-                        raise
-                    logging.warning("Checkpoint %d was deleted before it could be scored.", step)
+                except checkpoint.UnreadableCheckpoint as e:
+                    if step not in ckpt.all_steps():  # the trainer's keep_last rotation
+                        logging.warning(
+                            "Checkpoint %d was deleted before it could be scored.", step
+                        )
+                        continue
+                    reason = " ".join(str(e).split())  # one line, whatever the libraries said
+                    logging.warning("Checkpoint %d is unreadable, not scored: %s", step, reason)
+                    emit(
+                        [
+                            error_row(identity("checkpoint", step, m, fake_name, n_fake), reason)
+                            for m in missing
+                        ]
+                    )
+                    scored.add(step)
+                    if bar is not None:
+                        bar.update(1)
                     continue
-                images = generate(sampler_for(meta), params, z, labels, n_fake, batch_size, mesh)
+                metas[step] = meta
+                sample = samplers(checkpoint_config(meta, config), meta)
+                images = generate(sample, params, z, labels, n_fake, batch_size, mesh)
                 del params
                 sample_time = time.perf_counter() - start
                 fake = ImageSet.from_arrays(
@@ -1371,13 +1470,15 @@ def evaluate_workdir(
             if not watch:
                 break
             done = [s for s in select_steps(ckpt.all_steps(), steps) if is_done(s)]
-            if done and method.is_last(config, max(done), ckpt.restore_meta(max(done))):
+            # The loop marks the checkpoint it saves when the run is complete.
+            if done and meta_of(max(done)).get("done"):
                 logging.info("Scored the run's last checkpoint (%d); done watching.", max(done))
                 break
             if watch_timeout and time.monotonic() - last_new > watch_timeout:
                 logging.info("No new checkpoint for %.0f s; done watching.", watch_timeout)
                 break
             sleep(poll_seconds)
+            log.reload()  # another evaluator of this workdir may have scored some meanwhile
     finally:
         if bar is not None:
             bar.close()
@@ -1415,7 +1516,9 @@ def _baseline_set(config, options: Options, resolution: int, channels: int, real
 
 
 def _print_summary(rows: list[dict], metrics: Sequence[str]) -> None:
-    """The last checkpoint's numbers next to the real-vs-real baseline, one line per metric."""
+    """The last checkpoint's numbers next to the real-vs-real baseline, one line per metric
+    (rows without a value, of unreadable checkpoints, are left out)."""
+    rows = [r for r in rows if r.get("value") is not None]
     for metric in metrics:
         checkpoints = [r for r in rows if r["kind"] == "checkpoint" and r["metric"] == metric]
         if not checkpoints:
@@ -1472,7 +1575,7 @@ def _spec_splits(real_spec: str, resolution: int, channels: int, options: Option
     from jaxgan import data
 
     if real_spec.endswith(".npz") or os.path.isdir(real_spec):
-        raise ValueError(
+        raise errors.ConfigError(
             f"gan_train, gan_test and iw need the real dataset's train and test splits; "
             f"--real={real_spec} is not a dataset. Use e.g. --real=mnist5k:train or "
             f"--real=tfds:cifar10:train (the test split is --baseline_split)."
@@ -1500,9 +1603,11 @@ def plot_metrics(rows: list[dict], directory: str) -> list[str]:
     a band of ±std where the metric has one, the real-vs-real baseline dashed, and the reals' own
     value (IS, MS-SSIM, accuracy) dotted. Only the rows with the newest row's settings (reference,
     feature network, counts, seed) are drawn, so a changed --num_samples starts a fresh curve.
+    Rows without a value (unreadable checkpoints) are not drawn.
     """
     from matplotlib.figure import Figure  # no pyplot: no global backend state
 
+    rows = [r for r in rows if r.get("value") is not None]
     paths = []
     for metric in dict.fromkeys(r["metric"] for r in rows if r["kind"] == "checkpoint"):
         series = [r for r in rows if r["kind"] == "checkpoint" and r["metric"] == metric]
@@ -1594,8 +1699,8 @@ def main(argv):
                     f.writelines(json.dumps(r) + "\n" for r in rows)
         else:
             raise app.UsageError("Give --workdir=W, or --real=SPEC and --fake=SPEC (not both).")
-    except FileNotFoundError as e:  # missing weights, data, config or checkpoints: say which
-        sys.exit(f"{type(e).__name__}: {e}")
+    except (errors.UserError, FileNotFoundError) as e:  # bad input: the message says what to do
+        sys.exit(f"{type(e).__name__}: {e}")  # (missing weights, data, config, a bad flag ...)
 
 
 def define_flags() -> None:

@@ -7,6 +7,7 @@ and the tests, as big_vision does) and tensorboardX when it is installed. Only p
 
 from __future__ import annotations
 
+import glob
 import json
 import logging as std_logging
 import math
@@ -61,21 +62,62 @@ def to_uint8(images) -> np.ndarray:
     return np.clip(np.rint(np.asarray(images, np.float32) * 127.5 + 127.5), 0, 255).astype(np.uint8)
 
 
+def _file_mode() -> int:
+    """What `open(path, 'w')` would give (0o666 less the umask): mkstemp's files are 0o600."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 def save_png(path: str, pixels: np.ndarray) -> None:
     """Writes atomically (temporary file, then rename): a killed run never leaves half a PNG."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=os.path.dirname(path) or ".")
+    os.fchmod(fd, _FILE_MODE)
     os.close(fd)
     image.save(tmp)
     os.replace(tmp, path)
 
 
 def read_jsonl(path: str) -> list[dict]:
+    """The rows of a JSON-lines file (`[]` if it does not exist); never raises on its content.
+
+    A line that is not a JSON object (the torn last line of a writer killed mid-append, or the zero
+    bytes a crash can leave) is skipped, with one warning naming the file and the line numbers.
+    """
+    rows, bad_lines = parse_jsonl(path)
+    if bad_lines:
+        logging.warning(
+            "%s: skipped line(s) %s, not JSON rows (a writer killed mid-line leaves a torn line).",
+            path,
+            ", ".join(map(str, bad_lines)),
+        )
+    return rows
+
+
+def parse_jsonl(path: str) -> tuple[list[dict], list[int]]:
+    """(rows, 1-based numbers of the lines that are not JSON objects) of a JSON-lines file, with
+    no warning: for a reader that reports a bad line once over many reads (`evaluate.MetricsLog`)."""
     if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return [], []
+    rows, bad_lines = [], []
+    with open(path, "rb") as f:  # bytes: a torn line may end inside a multi-byte character
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:  # JSONDecodeError, or UnicodeDecodeError of a cut character
+                row = None
+            if isinstance(row, dict):
+                rows.append(row)
+            else:
+                bad_lines.append(number)
+    return rows, bad_lines
 
 
 class MetricWriter:
@@ -90,6 +132,12 @@ class MetricWriter:
             return
         os.makedirs(workdir, exist_ok=True)
         self._drop_rows_after(resume_step)
+        # Temporary files of writes a killed run never finished (`save_png`, `write_text`); not
+        # under eval/, which an evaluator may be writing right now.
+        root = glob.escape(workdir)
+        for leftover in glob.glob(f"{root}/tmp*.tmp") + glob.glob(f"{root}/*/tmp*.png"):
+            if os.path.basename(os.path.dirname(leftover)) != "eval":
+                os.remove(leftover)
         self._file = open(self.path, "a")
         if tensorboard:
             try:
@@ -106,8 +154,7 @@ class MetricWriter:
         if step is None or not os.path.exists(self.path):
             return
         rows = [r for r in read_jsonl(self.path) if r.get("step", 0) <= step]
-        with open(self.path, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
 
     def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
         if not self.active:
@@ -143,6 +190,32 @@ class MetricWriter:
 def _to_python(value):
     value = np.asarray(value)
     return value.item() if value.ndim == 0 else value.tolist()
+
+
+def write_text(path: str, text: str) -> None:
+    """Atomically (temporary file in the same folder, then rename): never half a file."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=os.path.dirname(path) or ".")
+    os.fchmod(fd, _FILE_MODE)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: str, value: Any) -> None:
+    write_text(path, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def append_jsonl(path: str, row: dict) -> None:
+    """One JSON line; after a torn last line (a killed writer) it starts on a new line."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a+b") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell():
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        f.write((json.dumps(row, default=str) + "\n").encode())
 
 
 def progress_bar(total: int, initial: int = 0, unit: str = "step", desc: str = "train"):

@@ -1,8 +1,10 @@
 """Train a GAN: `python -m jaxgan.main --config=configs/wgan_gp.py[:preset] --workdir=runs/x`.
 
 Kept short on purpose (Flax examples' `main.py`): flags, the optional multi-process start, the
-resolved config printed and saved, then the library function for `config.method`. Run the same
-command on every host of a pod (see launch/); a workdir with checkpoints resumes.
+resolved config printed, then the run loop (`jaxgan.loop`), which trains `config.method` from the
+registry. Run the same command on every host of a pod (see launch/); a workdir with checkpoints
+resumes. A user error (bad config, missing data, no readable checkpoint, a diverged run) prints its
+message without a traceback and exits 1; SIGTERM checkpoints and exits 0.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ def main(argv):
     del argv
     import jax  # after flag parsing: --help stays instant
 
+    from jaxgan import errors, loop, parallel
     from jaxgan import logging as run_logging
-    from jaxgan import parallel, train
 
     run_logging.quiet_library_logs()
     parallel.maybe_initialize_distributed()
@@ -39,21 +41,11 @@ def main(argv):
     )
     if jax.process_index() == 0:
         print(config, file=sys.stderr)
-    train.save_config(config, FLAGS.workdir)
-    if config.method == "gan":
-        train.train_and_evaluate(config, FLAGS.workdir)
-    elif config.method == "progressive":
-        from jaxgan import progressive
-
-        progressive.train_and_evaluate(config, FLAGS.workdir)
-    elif config.method == "translation":
-        from jaxgan import translation
-
-        translation.train_and_evaluate(config, FLAGS.workdir)
-    else:
-        raise app.UsageError(
-            f"config.method={config.method!r}: expected gan, progressive or translation."
-        )
+    try:
+        loop.train_and_evaluate(config, FLAGS.workdir)
+    except errors.UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from absl import logging
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxgan import errors
+
 DATA_AXIS = "data"
 
 
@@ -52,7 +54,7 @@ def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
     devices = jax.devices()
     n = num_devices or len(devices)
     if n > len(devices):
-        raise ValueError(f"Asked for {n} devices but only {len(devices)} are visible.")
+        raise errors.ConfigError(f"Asked for {n} devices but only {len(devices)} are visible.")
     # Auto axes: shardings propagate through the step (the 0.10 default, Explicit, would make every
     # reshape of a sharded batch spell out its sharding).
     return jax.make_mesh(
@@ -73,7 +75,7 @@ def check_divisible(batch_size: int, mesh: jax.sharding.Mesh, name: str = "batch
     n = mesh.devices.size
     if batch_size % n:
         lower, upper = batch_size - batch_size % n, batch_size + n - batch_size % n
-        raise ValueError(
+        raise errors.ConfigError(
             f"config.{name}={batch_size} is not divisible by the {n} devices of the mesh; "
             f"use a multiple of {n} (e.g. {lower or upper} or {upper})."
         )

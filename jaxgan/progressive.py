@@ -1,8 +1,8 @@
-"""Progressive growing of GANs (Karras et al. 2018): the schedule, the per-stage step, the loop.
+"""Progressive growing of GANs (Karras et al. 2018): the schedule, the per-stage step, its `Trainer`.
 
-`train_and_evaluate(config, workdir)` reads top to bottom like `train.train_and_evaluate` and reuses
-its pieces (`create_state`, `sample_latents`, `fixed_latents`, `fetch_and_check`, `mean_rows`,
-`count_params`); what differs is the schedule (specs/pggan_wgan_transfer_dcgan.md §1.4-1.5):
+A method on the shared run loop (`jaxgan/loop.py`), reusing the GAN method's pieces
+(`train.create_state`, `sample_latents`, `fixed_latents`); what differs is the schedule
+(specs/pggan_wgan_transfer_dcgan.md §1.4-1.5):
 
 * Time is counted in real images shown (kimg). `lod_at` is TF `TrainingSchedule` / Theano
   `train_gan`: each phase stabilises for `training_kimg`, then fades the next resolution in over
@@ -24,8 +24,8 @@ its pieces (`create_state`, `sample_latents`, `fixed_latents`, `fetch_and_check`
   `jaxgan.penalties`, or the LSGAN variant of App. B (`loss='pggan_lsgan'`) with the adaptive
   multiplicative noise in D. AC-GAN terms (D on reals and fakes, G on fakes) when `model.ac_head`.
 
-Checkpoint meta: `data_cursor`, `config`, `cur_nimg` (real images shown), `lod`, `elapsed_s`
-(training wall time so far); a run resumed mid-fade continues at the same lod and stage.
+Checkpoint meta (beside the loop's): `data_cursor`, `cur_nimg` (real images shown), `lod`; a run
+resumed mid-fade continues at the same lod and stage.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import dataclasses
 import functools
 import math
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,7 +44,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from jaxgan import checkpoint, data, losses, parallel, penalties, train
+from jaxgan import checkpoint, data, errors, loop, losses, methods, parallel, penalties, train
 from jaxgan import logging as run_logging
 from jaxgan.models import layers, progan
 
@@ -119,7 +118,7 @@ def parse_table(text: str, value_type=float) -> dict[int, Any]:
     for item in filter(None, (s.strip() for s in text.split(","))):
         resolution, sep, value = item.partition(":")
         if not sep:
-            raise ValueError(
+            raise errors.ConfigError(
                 f"Per-resolution table {text!r}: expected 'res:value,...', got {item!r}."
             )
         table[int(resolution)] = value_type(value)
@@ -160,7 +159,7 @@ def schedule_at(config: ml_collections.ConfigDict, cur_nimg: int, num_devices: i
     minibatch = parse_table(s.batch_by_resolution, int).get(stage.resolution, config.batch_size)
     minibatch -= minibatch % num_devices
     if minibatch <= 0:
-        raise ValueError(
+        raise errors.ConfigError(
             f"The minibatch at {stage.resolution}x{stage.resolution} is smaller than the "
             f"{num_devices} devices; raise config.batch_size or config.schedule.batch_by_resolution."
         )
@@ -197,15 +196,17 @@ def build_models(
     """
     m = config.model
     if m.name != "progan":
-        raise ValueError(f"config.model.name={m.name!r}: method 'progressive' trains 'progan'.")
+        raise errors.ConfigError(
+            f"config.model.name={m.name!r}: method 'progressive' trains 'progan'."
+        )
     if m.get("projection") or m.get("conditioning", "concat") != "concat":
-        raise ValueError(
+        raise errors.ConfigError(
             "The progressive generator takes one-hot labels with its latents "
             "(config.model.conditioning='concat') and its critic an AC head, not a projection."
         )
     g_classes = num_classes if generator_is_conditional(config) else 0
     if (g_classes or m.ac_head) and not num_classes:
-        raise ValueError(
+        raise errors.ConfigError(
             f"config.model asks for a conditional model but dataset {config.data.dataset!r} "
             f"has no class labels."
         )
@@ -477,15 +478,17 @@ def make_train_step(config, generator, critic, tx, num_classes: int, mesh, stage
         return state, metrics
 
     if config.get("d_fake_labels", "real") != "real":
-        raise ValueError("The progressive critic's fakes use the real minibatch's labels (TF).")
+        raise errors.ConfigError(
+            "The progressive critic's fakes use the real minibatch's labels (TF)."
+        )
     if config.simultaneous_updates and config.n_critic != 1:
-        raise ValueError(
+        raise errors.ConfigError(
             "config.simultaneous_updates=True updates G and D from one minibatch (Theano "
             "separate_funcs=False) and needs config.n_critic=1."
         )
     replicated = parallel.replicated(mesh)
     return jax.jit(
-        train_step,
+        loop.guard_update(train_step),
         in_shardings=(replicated, parallel.sharded_on(mesh, 1), replicated),
         out_shardings=(replicated, replicated),
         donate_argnums=0,
@@ -561,201 +564,159 @@ def make_eval_sampler(
 
 
 # ----------------------------------------------------------------------------------------------
-# The loop.
+# The method on the run loop.
 # ----------------------------------------------------------------------------------------------
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State:
-    """Trains `config` in `workdir` until `schedule.total_kimg` (or `max_minutes`), resuming."""
-    # --- Logging -------------------------------------------------------------------------------
-    os.makedirs(workdir, exist_ok=True)
+class Trainer:
+    """Progressive growing's side of a run (`methods.Trainer`): the schedule decides, before each
+    step, the stage (compiled once per resolution), the minibatch, the learning rates and alpha;
+    Adam is reset where floor(lod) or ceil(lod) changes, and a resolution's picture is written
+    when the run leaves it."""
 
-    # --- Mesh ----------------------------------------------------------------------------------
-    mesh = parallel.make_mesh(config.num_devices or None)
-    num_devices = mesh.devices.size
-
-    # --- Input pipeline ------------------------------------------------------------------------
-    source = data.open_source(
-        config.data.dataset, "train", config.data.data_dir, config.data.channels or None
-    )
-    channels = config.data.channels or source.channels
-    resolution = config.data.resolution
-    final_log2 = progan.resolution_log2(resolution)
-    image_shape = (resolution, resolution, channels)
-
-    # --- Models, optimiser, state --------------------------------------------------------------
-    generator, critic = build_models(config, channels, source.num_classes, mesh)
-    tx = make_optimizer(config)
-    state = create_state(config, generator, critic, tx, image_shape, mesh)
-    logging.info(
-        "Generator: %s parameters; critic: %s parameters (full %dx%d networks).",
-        f"{train.count_params(state['g_params']):,}",
-        f"{train.count_params(state['d_params']):,}",
-        resolution,
-        resolution,
-    )
-    sample_z, sample_labels = train.fixed_latents(config, source.num_classes)
-    first_log2 = first_res_log2(config)
-    steps: dict[Stage, Callable] = {}  # compiled once per stage
-    samplers: dict[Stage, Callable] = {}
-
-    def sample(params, lod: float) -> np.ndarray:
-        """The generator's images for the fixed latents at `lod`, [N, 2^r, 2^r, C]."""
-        stage = stage_of(lod, final_log2, first_log2)
-        if stage not in samplers:
-            samplers[stage] = make_stage_sampler(generator, stage, mesh)
-        alpha = np.float32(fade_alpha(lod))
-        return np.asarray(jax.device_get(samplers[stage](params, sample_z, sample_labels, alpha)))
-
-    def full_resolution_grid(params, lod: float) -> np.ndarray:
-        images = sample(params, lod)
-        factor = resolution // images.shape[1]  # nearest upscale, as Gs.run at any lod
-        return run_logging.make_grid(images.repeat(factor, axis=1).repeat(factor, axis=2))
-
-    # --- Resume --------------------------------------------------------------------------------
-    ckpt = checkpoint.Checkpointer(workdir, config.keep_last, config.keep_every)
-    step, cur_nimg, cursor, elapsed_before = 0, 0, 0, 0.0
-    last_lod = None  # the lod of the last step taken: it decides the next optimizer reset
-    if (latest := ckpt.latest_step()) is not None:
-        state, meta = ckpt.restore(
-            latest, checkpoint.abstract_like(state, parallel.replicated(mesh))
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str, mesh):
+        self.config, self.workdir, self.mesh = config, workdir, mesh
+        self.num_devices = mesh.devices.size
+        self.source = data.open_source(
+            config.data.dataset, "train", config.data.data_dir, config.data.channels or None
         )
-        step, cur_nimg, cursor = latest, meta["cur_nimg"], meta["data_cursor"]
-        elapsed_before, last_lod = meta["elapsed_s"], meta["lod"]
-        logging.info(
-            "Resumed from step %d (%.1f kimg, lod %.4f).", latest, cur_nimg / 1000, last_lod
+        self.channels = config.data.channels or self.source.channels
+        self.final_log2 = progan.resolution_log2(config.data.resolution)
+        self.first_log2 = first_res_log2(config)
+        self.generator, self.critic = build_models(
+            config, self.channels, self.source.num_classes, mesh
         )
-    writer = run_logging.MetricWriter(workdir, config.tensorboard, resume_step=step)
-    batch_sharding = parallel.sharded_on(mesh, 1)
-    batches = None
+        self.tx = make_optimizer(config)
+        self.sample_z, self.sample_labels = train.fixed_latents(config, self.source.num_classes)
+        self.batch_sharding = parallel.sharded_on(mesh, 1)
+        self.steps: dict[Stage, Callable] = {}  # compiled once per stage
+        self.samplers: dict[Stage, Callable] = {}
+        self.total_nimg = int(round(config.schedule.total_kimg * 1000))
+        self.batches = None
+        self.cur_nimg, self.cursor = 0, 0
+        self.last_lod = None  # the lod of the last step taken: it decides the next optimizer reset
 
-    # --- Train loop ----------------------------------------------------------------------------
-    total_nimg = int(round(config.schedule.total_kimg * 1000))
-    pending: list[tuple[int, dict]] = []
-    last_saved = step or None
-    bar = run_logging.progress_bar(total_nimg // 1000, cur_nimg // 1000, unit="kimg")
-    start = time.perf_counter()
-    timer_nimg, timer = cur_nimg, start
-    elapsed = lambda: elapsed_before + time.perf_counter() - start
-    try:
-        while cur_nimg < total_nimg:
-            if config.max_minutes and elapsed() >= 60.0 * config.max_minutes:
-                logging.info("Time budget of %.1f minutes reached.", config.max_minutes)
-                break
-            schedule = schedule_at(config, cur_nimg, num_devices)
-            stage = schedule.stage
-            if last_lod is not None and lod_bounds(schedule.lod) != lod_bounds(last_lod):
-                previous = stage_of(last_lod, final_log2, first_log2)
-                if previous.res_log2 != stage.res_log2:  # a resolution is complete: its picture
-                    _write_resolution_grid(
-                        writer,
-                        previous,
-                        run_logging.make_grid(sample(state["ema_params"], last_lod)),
-                    )
-                if config.schedule.reset_optimizer:  # TF reset_opt_for_new_lod
-                    state = reset_optimizers(state, tx, mesh)
-                logging.info(
-                    "%.1f kimg: lod %.3f, %s %dx%d.",
-                    schedule.kimg,
-                    schedule.lod,
-                    "fading in" if schedule.lod % 1 else "stabilising",
-                    stage.resolution,
-                    stage.resolution,
-                )
-            if stage not in steps:
-                logging.info(
-                    "Compiling the %dx%d step at %.1f kimg (lod %.3f, minibatch %d).",
-                    stage.resolution,
-                    stage.resolution,
-                    schedule.kimg,
-                    schedule.lod,
-                    schedule.minibatch,
-                )
-                steps[stage] = make_train_step(
-                    config, generator, critic, tx, source.num_classes, mesh, stage
-                )
-            if batches is None or batches.batch_size != schedule.minibatch:
-                if batches is not None:
-                    cursor = batches.cursor
-                    batches.close()
-                batches = data.Batches(
-                    source,
-                    schedule.minibatch,
-                    resolution,
-                    channels,
-                    seed=config.seed,
-                    cursor=cursor,
-                    steps=config.n_critic,
-                )
-            batch = data.to_global(next(batches), batch_sharding)
-            state, metrics = steps[stage](state, batch, step_inputs(schedule))
-            step += 1
-            cur_nimg += config.n_critic * schedule.minibatch
-            last_lod = schedule.lod
-            progress = {
-                "kimg": cur_nimg / 1000,
-                "lod": last_lod,
-                "resolution": stage.resolution,
-                "minibatch": schedule.minibatch,
-            }
-            pending.append((step, {**metrics, **progress}))
-            bar.update(cur_nimg // 1000 - bar.n)
-            done = cur_nimg >= total_nimg
-            if step % config.log_every == 0 or done or step % config.checkpoint_every == 0:
-                rows, pending = train.fetch_and_check(pending, last_saved), []
-                now = time.perf_counter()
-                img_per_s = (cur_nimg - timer_nimg) / max(now - timer, 1e-9)
-                timer_nimg, timer = cur_nimg, now
-                summary = {**train.mean_rows(rows), "img_per_s": img_per_s, "elapsed_s": elapsed()}
-                writer.write_scalars(step, summary)
-                bar.set_postfix(
-                    lod=f"{last_lod:.2f}",
-                    d_loss=f"{summary['d_loss']:.3f}",
-                    g_loss=f"{summary['g_loss']:.3f}",
-                    img_s=f"{img_per_s:.0f}",
-                )
-            if step % config.sample_every == 0 or done:
-                writer.write_image(
-                    step, "samples", full_resolution_grid(state["ema_params"], last_lod)
-                )
-            if step % config.checkpoint_every == 0 or done:
-                _save(ckpt, step, state, batches, cur_nimg, last_lod, elapsed(), config)
-                last_saved = step
-        if last_lod is not None:
-            if pending:  # stopped by the time budget between two logging steps
-                rows, pending = train.fetch_and_check(pending, last_saved), []
-                writer.write_scalars(step, {**train.mean_rows(rows), "elapsed_s": elapsed()})
-            if last_saved != step:
-                writer.write_image(
-                    step, "samples", full_resolution_grid(state["ema_params"], last_lod)
-                )
-                _save(ckpt, step, state, batches, cur_nimg, last_lod, elapsed(), config)
-            final = stage_of(last_lod, final_log2, first_log2)
-            _write_resolution_grid(
-                writer, final, run_logging.make_grid(sample(state["ema_params"], last_lod))
+    def init_state(self) -> State:
+        resolution = self.config.data.resolution
+        shape = (resolution, resolution, self.channels)
+        return create_state(self.config, self.generator, self.critic, self.tx, shape, self.mesh)
+
+    def start(self, meta: dict) -> None:
+        self.cur_nimg = meta.get("cur_nimg", 0)
+        self.cursor = meta.get("data_cursor", 0)
+        self.last_lod = meta.get("lod")
+        if self.last_lod is not None:
+            logging.info("At %.1f kimg, lod %.4f.", self.cur_nimg / 1000, self.last_lod)
+
+    def step(self, state: State) -> tuple[State, dict]:
+        config = self.config
+        schedule = schedule_at(config, self.cur_nimg, self.num_devices)
+        stage = schedule.stage
+        if self.last_lod is not None and lod_bounds(schedule.lod) != lod_bounds(self.last_lod):
+            previous = stage_of(self.last_lod, self.final_log2, self.first_log2)
+            if previous.res_log2 != stage.res_log2:  # a resolution is complete: its picture
+                self._write_resolution_grid(state, self.last_lod)
+            if config.schedule.reset_optimizer:  # TF reset_opt_for_new_lod
+                state = reset_optimizers(state, self.tx, self.mesh)
+            logging.info(
+                "%.1f kimg: lod %.3f, %s %dx%d.",
+                schedule.kimg,
+                schedule.lod,
+                "fading in" if schedule.lod % 1 else "stabilising",
+                stage.resolution,
+                stage.resolution,
             )
-    finally:
-        bar.close()
-        if batches is not None:
-            batches.close()
-        ckpt.close()
-        writer.close()
-    return state
+        if stage not in self.steps:
+            logging.info(
+                "Compiling the %dx%d step at %.1f kimg (lod %.3f, minibatch %d).",
+                stage.resolution,
+                stage.resolution,
+                schedule.kimg,
+                schedule.lod,
+                schedule.minibatch,
+            )
+            self.steps[stage] = make_train_step(
+                config,
+                self.generator,
+                self.critic,
+                self.tx,
+                self.source.num_classes,
+                self.mesh,
+                stage,
+            )
+        if self.batches is None or self.batches.batch_size != schedule.minibatch:
+            if self.batches is not None:
+                self.cursor = self.batches.cursor
+                self.batches.close()
+            self.batches = data.Batches(
+                self.source,
+                schedule.minibatch,
+                config.data.resolution,
+                self.channels,
+                seed=config.seed,
+                cursor=self.cursor,
+                steps=config.n_critic,
+            )
+        batch = data.to_global(next(self.batches), self.batch_sharding)
+        state, metrics = self.steps[stage](state, batch, step_inputs(schedule))
+        self.cur_nimg += config.n_critic * schedule.minibatch
+        self.last_lod = schedule.lod
+        progress = {
+            "kimg": self.cur_nimg / 1000,
+            "lod": self.last_lod,
+            "resolution": stage.resolution,
+            "minibatch": schedule.minibatch,
+        }
+        return state, {**metrics, **progress}
+
+    def finished(self, step: int) -> bool:
+        return self.cur_nimg >= self.total_nimg
+
+    def progress(self, step: int) -> tuple[int, int, str]:
+        return self.cur_nimg // 1000, self.total_nimg // 1000, "kimg"
+
+    def images_seen(self) -> int:
+        return self.cur_nimg
+
+    def meta(self) -> dict:
+        cursor = self.batches.cursor if self.batches is not None else self.cursor
+        return {"data_cursor": cursor, "cur_nimg": self.cur_nimg, "lod": self.last_lod}
+
+    def _sample(self, params, lod: float) -> np.ndarray:
+        """The generator's images for the fixed latents at `lod`, [N, 2^r, 2^r, C]."""
+        stage = stage_of(lod, self.final_log2, self.first_log2)
+        if stage not in self.samplers:
+            self.samplers[stage] = make_stage_sampler(self.generator, stage, self.mesh)
+        alpha = np.float32(fade_alpha(lod))
+        sample = self.samplers[stage](params, self.sample_z, self.sample_labels, alpha)
+        return np.asarray(jax.device_get(sample))
+
+    def sample_grid(self, state: State) -> np.ndarray:
+        images = self._sample(state["ema_params"], self.last_lod)
+        return run_logging.make_grid(upsample_to(images, self.config.data.resolution))
+
+    def _write_resolution_grid(self, state: State, lod: float) -> None:
+        """`<workdir>/resolutions/<res>x<res>.png`: the EMA generator when it leaves a resolution."""
+        if jax.process_index() == 0:
+            stage = stage_of(lod, self.final_log2, self.first_log2)
+            name = f"{stage.resolution:04d}x{stage.resolution:04d}.png"
+            grid = run_logging.make_grid(self._sample(state["ema_params"], lod))
+            run_logging.save_png(os.path.join(self.workdir, "resolutions", name), grid)
+
+    def finish(self, state: State) -> None:
+        if self.last_lod is not None:
+            self._write_resolution_grid(state, self.last_lod)
+
+    def close(self) -> None:
+        if self.batches is not None:
+            self.batches.close()
 
 
-def _save(ckpt, step, state, batches, cur_nimg, lod, elapsed_s, config) -> None:
-    meta = {
-        "data_cursor": batches.cursor if batches is not None else 0,
-        "cur_nimg": cur_nimg,
-        "lod": lod,
-        "elapsed_s": elapsed_s,
-        "config": config.to_dict(),
-    }
-    ckpt.save(step, state, meta)
-
-
-def _write_resolution_grid(writer, stage: Stage, grid: np.ndarray) -> None:
-    """`<workdir>/resolutions/<res>x<res>.png`: the EMA generator when it leaves a resolution."""
-    if writer.active:
-        name = f"{stage.resolution:04d}x{stage.resolution:04d}.png"
-        run_logging.save_png(os.path.join(writer.workdir, "resolutions", name), grid)
+METHOD = methods.Method(
+    trainer=Trainer,
+    sampler=lambda config, channels, num_classes, mesh: (
+        lambda meta: make_eval_sampler(config, meta, channels, num_classes)
+    ),
+    is_conditional=generator_is_conditional,
+    safe_to_change=("schedule.total_kimg", "schedule.lr_by_resolution"),
+)

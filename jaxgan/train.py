@@ -1,8 +1,9 @@
-"""The GAN training loop: mesh -> data -> models -> state -> steps -> resume -> loop.
+"""The GAN method (DCGAN, WGAN-GP, AC-GAN, SNGAN): models, state, the train step, its `Trainer`.
 
-`train_and_evaluate(config, workdir)` is the whole story, top to bottom (big_vision `train.py`).
-The pieces it is made of (`build_models`, `create_state`, `make_train_step`, ...) are plain
-functions that the progressive loop, the benchmark and the evaluator reuse.
+The run itself (resume, logs, samples, checkpoints, non-finite updates, preemption) is
+`jaxgan/loop.py`; this module supplies what differs, as `METHOD` in the registry
+(`jaxgan/methods.py`). Its pieces (`build_models`, `create_state`, `make_train_step`, ...) are plain
+functions that the progressive method, the benchmark and the evaluator reuse.
 
 One call of the jitted `train_step` is one generator iteration: `n_critic` critic updates, each on
 a fresh real batch (an unrolled `lax.scan`), then one generator update and the EMA update — the loop of
@@ -12,9 +13,6 @@ WGAN-GP's `gan_cifar_resnet.py` (DCGAN is n_critic = 1 with the non-saturating l
 from __future__ import annotations
 
 import functools
-import json
-import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,9 +22,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import logging
 
-from jaxgan import checkpoint, data, losses, parallel, penalties
+from jaxgan import data, errors, loop, losses, methods, parallel, penalties
 from jaxgan import logging as run_logging
 from jaxgan.models import dcgan, resnet, sngan
 
@@ -50,16 +47,18 @@ def build_models(
     """The (generator, critic) pair named by `config.model.name` at `config.data.resolution`."""
     m, resolution = config.model, config.data.resolution
     if is_conditional(config) and not num_classes:
-        raise ValueError(
+        raise errors.ConfigError(
             f"config.model asks for a conditional model but dataset "
             f"{config.data.dataset!r} has no class labels."
         )
     g_classes = num_classes if m.conditional_generator else 0
     ac_classes = num_classes if m.ac_head else 0
     if m.projection and m.name != "sngan":
-        raise ValueError("config.model.projection=True needs config.model.name='sngan'.")
+        raise errors.ConfigError("config.model.projection=True needs config.model.name='sngan'.")
     if m.ac_head and m.name == "sngan":
-        raise ValueError("The SNGAN critic has no AC head: use config.model.projection=True.")
+        raise errors.ConfigError(
+            "The SNGAN critic has no AC head: use config.model.projection=True."
+        )
     g_kwargs = dict(num_classes=g_classes, conditioning=m.conditioning)
     families = {
         ("dcgan", resolution): lambda: (
@@ -81,7 +80,7 @@ def build_models(
     }
     if (m.name, resolution) not in families:
         offered = ", ".join(f"{name} at {res}" for name, res in families if name != "dcgan")
-        raise ValueError(
+        raise errors.ConfigError(
             f"config.model.name={m.name!r} at config.data.resolution={resolution} does not exist; "
             f"there are dcgan (any power of two >= 8), {offered}."
         )
@@ -92,7 +91,7 @@ def check_critic_is_penalisable(config: ml_collections.ConfigDict) -> None:
     """An input-gradient penalty is per-sample only if the critic does not mix samples (no BN)."""
     gradient_penalties = penalties.INPUT_GRADIENT_PENALTIES & set(config.penalties.keys())
     if gradient_penalties and config.model.name == "dcgan" and config.model.critic_norm == "batch":
-        raise ValueError(
+        raise errors.ConfigError(
             f"config.penalties uses {sorted(gradient_penalties)}, which needs per-sample input gradients, "
             f"but config.model.critic_norm='batch' mixes samples. Set --config.model.critic_norm=layer "
             f"(or none), as WGAN-GP does."
@@ -104,7 +103,7 @@ def sample_latents(config: ml_collections.ConfigDict, key: jax.Array, n: int) ->
         return jax.random.normal(key, (n, config.model.z_dim))
     if config.model.z_dist == "uniform":  # Newmu/dcgan_code: U(-1, 1)
         return jax.random.uniform(key, (n, config.model.z_dim), minval=-1.0, maxval=1.0)
-    raise ValueError(
+    raise errors.ConfigError(
         f"config.model.z_dist={config.model.z_dist!r}: expected 'normal' or 'uniform'."
     )
 
@@ -122,7 +121,9 @@ def learning_rate_fn(config: ml_collections.ConfigDict, base_lr: float) -> Calla
         return lambda step: (
             base_lr * jnp.maximum(0.0, 1.0 - jnp.asarray(step, jnp.float32) / config.num_steps)
         )
-    raise ValueError(f"config.optim.decay={config.optim.decay!r}: expected 'constant' or 'linear'.")
+    raise errors.ConfigError(
+        f"config.optim.decay={config.optim.decay!r}: expected 'constant' or 'linear'."
+    )
 
 
 def make_optimizer(
@@ -205,7 +206,7 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
         penalty_terms.append((name, spec.weight, functools.partial(penalties.get(name), **kwargs)))
     conditional = is_conditional(config)
     if config.d_fake_labels not in ("real", "uniform"):
-        raise ValueError(
+        raise errors.ConfigError(
             f"config.d_fake_labels={config.d_fake_labels!r}: expected real or uniform."
         )
     d_lr = learning_rate_fn(config, config.optim.d_lr)
@@ -329,7 +330,7 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
     replicated = parallel.replicated(mesh)
     data_sharding = parallel.sharded_on(mesh, 1)
     return jax.jit(
-        train_step,
+        loop.guard_update(train_step),
         in_shardings=(replicated, data_sharding),
         out_shardings=(replicated, replicated),
         donate_argnums=0,
@@ -359,147 +360,91 @@ def fixed_latents(config, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Metrics bookkeeping: every step's metrics stay on device until a log or checkpoint step.
+# The method on the run loop.
 # ----------------------------------------------------------------------------------------------
 
 
-def fetch_and_check(
-    pending: list[tuple[int, dict]], last_good_checkpoint: int | None
-) -> list[dict]:
-    """Fetches pending per-step metrics; raises naming the first step with a non-finite loss."""
-    rows = [
-        {"step": step, **{k: float(v) for k, v in m.items()}} for step, m in jax.device_get(pending)
-    ]
-    for row in rows:
-        bad = sorted(k for k, v in row.items() if k.endswith("loss") and not np.isfinite(v))
-        if bad:
-            where = (
-                f"step {last_good_checkpoint} (the last good checkpoint, left intact)"
-                if last_good_checkpoint
-                else "the beginning (no checkpoint was saved yet)"
-            )
-            raise FloatingPointError(
-                f"Non-finite {', '.join(bad)} at step {row['step']}: training stopped. A rerun resumes "
-                f"from {where}; lower the learning rates or check the data before resuming."
-            )
-    return rows
+class Trainer:
+    """The GAN method's side of a run (`methods.Trainer`): one compiled step, one data stream."""
 
-
-def mean_rows(rows: list[dict]) -> dict:
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[-1] if k != "step"}
-
-
-# ----------------------------------------------------------------------------------------------
-# The loop.
-# ----------------------------------------------------------------------------------------------
-
-
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State:
-    """Trains `config` in `workdir`, resuming from its latest checkpoint if there is one."""
-    # --- Logging -------------------------------------------------------------------------------
-    os.makedirs(workdir, exist_ok=True)
-    check_critic_is_penalisable(config)
-
-    # --- Mesh ----------------------------------------------------------------------------------
-    mesh = parallel.make_mesh(config.num_devices or None)
-    parallel.check_divisible(config.batch_size, mesh, "batch_size")
-    parallel.check_divisible(config.g_batch_size, mesh, "g_batch_size")
-
-    # --- Input pipeline ------------------------------------------------------------------------
-    source = data.open_source(
-        config.data.dataset, "train", config.data.data_dir, config.data.channels or None
-    )
-    channels = config.data.channels or source.channels
-    image_shape = (config.data.resolution, config.data.resolution, channels)
-
-    # --- Models, optimisers, state -------------------------------------------------------------
-    generator, critic = build_models(config, channels, source.num_classes)
-    g_tx = make_optimizer(config, config.optim.g_lr, 1)
-    d_tx = make_optimizer(config, config.optim.d_lr, config.n_critic)
-    state = create_state(config, generator, critic, g_tx, d_tx, image_shape, mesh)
-    logging.info(
-        "Generator: %s parameters; critic: %s parameters.",
-        f"{count_params(state['g_params']):,}",
-        f"{count_params(state['d_params']):,}",
-    )
-
-    # --- Update step and sampler ---------------------------------------------------------------
-    train_step = make_train_step(config, generator, critic, g_tx, d_tx, source.num_classes, mesh)
-    sample = make_sampler(generator, mesh)
-    sample_z, sample_labels = fixed_latents(config, source.num_classes)
-
-    # --- Resume --------------------------------------------------------------------------------
-    ckpt = checkpoint.Checkpointer(workdir, config.keep_last, config.keep_every)
-    start_step, cursor = 0, 0
-    if (latest := ckpt.latest_step()) is not None:
-        state, meta = ckpt.restore(
-            latest, checkpoint.abstract_like(state, parallel.replicated(mesh))
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str, mesh):
+        del workdir  # everything this method writes goes through the loop
+        check_critic_is_penalisable(config)
+        parallel.check_divisible(config.batch_size, mesh, "batch_size")
+        parallel.check_divisible(config.g_batch_size, mesh, "g_batch_size")
+        self.config, self.mesh = config, mesh
+        self.source = data.open_source(
+            config.data.dataset, "train", config.data.data_dir, config.data.channels or None
         )
-        start_step, cursor = latest, meta["data_cursor"]
-        logging.info("Resumed from step %d (%d images seen).", latest, cursor)
-    batches = data.Batches(
-        source,
-        config.batch_size,
-        config.data.resolution,
-        channels,
-        seed=config.seed,
-        cursor=cursor,
-        steps=config.n_critic,
-    )
-    batch_sharding = parallel.sharded_on(mesh, 1)
-    writer = run_logging.MetricWriter(workdir, config.tensorboard, resume_step=start_step)
+        self.channels = config.data.channels or self.source.channels
+        self.generator, self.critic = build_models(config, self.channels, self.source.num_classes)
+        self.g_tx = make_optimizer(config, config.optim.g_lr, 1)
+        self.d_tx = make_optimizer(config, config.optim.d_lr, config.n_critic)
+        self._step = make_train_step(
+            config, self.generator, self.critic, self.g_tx, self.d_tx, self.source.num_classes, mesh
+        )
+        self._sample = make_sampler(self.generator, mesh)
+        self.sample_z, self.sample_labels = fixed_latents(config, self.source.num_classes)
+        self.batch_sharding = parallel.sharded_on(mesh, 1)
+        self.batches = None
 
-    # --- Train loop ----------------------------------------------------------------------------
-    pending: list[tuple[int, dict]] = []
-    last_saved = start_step or None
-    images_per_step = config.n_critic * config.batch_size
-    bar = run_logging.progress_bar(config.num_steps, start_step)
-    timer_step, timer = start_step, time.perf_counter()
-    try:
-        for step in range(start_step + 1, config.num_steps + 1):
-            state, metrics = train_step(state, data.to_global(next(batches), batch_sharding))
-            pending.append((step, metrics))
-            bar.update(1)
-            is_last = step == config.num_steps
-            if step % config.log_every == 0 or is_last or step % config.checkpoint_every == 0:
-                rows, pending = fetch_and_check(pending, last_saved), []
-                elapsed = time.perf_counter() - timer
-                img_per_s = (step - timer_step) * images_per_step / max(elapsed, 1e-9)
-                timer_step, timer = step, time.perf_counter()
-                summary = {**mean_rows(rows), "img_per_s": img_per_s}
-                writer.write_scalars(step, summary)
-                bar.set_postfix(
-                    d_loss=f"{summary['d_loss']:.3f}",
-                    g_loss=f"{summary['g_loss']:.3f}",
-                    img_s=f"{img_per_s:.0f}",
-                )
-            if step % config.sample_every == 0 or is_last:
-                grid = run_logging.make_grid(
-                    jax.device_get(sample(state["ema_params"], sample_z, sample_labels))
-                )
-                writer.write_image(step, "samples", grid)
-            if step % config.checkpoint_every == 0 or is_last:
-                ckpt.save(step, state, {"data_cursor": batches.cursor, "config": config.to_dict()})
-                last_saved = step
-    finally:
-        bar.close()
-        batches.close()
-        ckpt.close()
-        writer.close()
-    return state
+    def init_state(self) -> State:
+        image_shape = (self.config.data.resolution, self.config.data.resolution, self.channels)
+        return create_state(
+            self.config, self.generator, self.critic, self.g_tx, self.d_tx, image_shape, self.mesh
+        )
+
+    def start(self, meta: dict) -> None:
+        c = self.config
+        self.batches = data.Batches(
+            self.source,
+            c.batch_size,
+            c.data.resolution,
+            self.channels,
+            seed=c.seed,
+            cursor=meta.get("data_cursor", 0),
+            steps=c.n_critic,
+        )
+
+    def step(self, state: State) -> tuple[State, dict]:
+        return self._step(state, data.to_global(next(self.batches), self.batch_sharding))
+
+    def finished(self, step: int) -> bool:
+        return step >= self.config.num_steps
+
+    def progress(self, step: int) -> tuple[int, int, str]:
+        return step, self.config.num_steps, "step"
+
+    def images_seen(self) -> int:
+        return self.batches.cursor
+
+    def meta(self) -> dict:
+        return {"data_cursor": self.batches.cursor}
+
+    def sample_grid(self, state: State) -> np.ndarray:
+        images = self._sample(state["ema_params"], self.sample_z, self.sample_labels)
+        return run_logging.make_grid(jax.device_get(images))
+
+    def finish(self, state: State) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.batches is not None:
+            self.batches.close()
 
 
 def count_params(tree) -> int:
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
 
 
-def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-    """`<workdir>/config.json` (process 0), what the evaluator reads to rebuild the generator."""
-    if jax.process_index() != 0:
-        return
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "config.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(config.to_dict(), f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
+def _eval_sampler(config, channels: int, num_classes: int, mesh):
+    generator, _ = build_models(config, channels, num_classes)
+    sample = make_sampler(generator, mesh)
+    return lambda meta: sample
+
+
+METHOD = methods.Method(
+    trainer=Trainer,
+    sampler=_eval_sampler,
+    is_conditional=lambda config: bool(config.model.get("conditional_generator")),
+)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # N processes on this machine, each with its own CPU devices, joined by JAX's distributed runtime:
 # a cheap rehearsal of a multi-host run (every process reads its slice of each batch, Orbax saves
-# from all of them).
+# from all of them). SIGTERM to this script is passed to every process, as a cluster's preemption
+# notice reaches every host: they agree on a step, checkpoint it and exit 0.
 #
 #   launch/local_multiprocess.sh 2 --config=configs/wgan_gp.py:smoke --workdir=/tmp/mp
 set -euo pipefail
@@ -19,6 +20,14 @@ for ((i = 0; i < num_processes; i++)); do
     python3 -m jaxgan.main "$@" &
   pids+=($!)
 done
+trap 'kill -TERM "${pids[@]}" 2>/dev/null || true' TERM INT
 status=0
-for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+for pid in "${pids[@]}"; do
+  # `wait` returns early (status > 128) when a trapped signal arrives: wait again until it exits.
+  while true; do
+    wait "$pid" && code=0 || code=$?
+    if [ "$code" -le 128 ] || ! kill -0 "$pid" 2>/dev/null; then break; fi
+  done
+  [ "$code" -eq 0 ] || status=$code
+done
 exit $status

@@ -31,7 +31,7 @@ def make_smoke_run(tmp_path_factory):
     8 test devices, as a run moved to another host would be. Returns (workdir, config).
     """
     from configs import wgan_gp
-    from jaxgan import train
+    from jaxgan import loop
 
     def make(name, **model):
         workdir = str(tmp_path_factory.mktemp(name))
@@ -39,8 +39,7 @@ def make_smoke_run(tmp_path_factory):
         config.model.update(model)
         config.tensorboard = False
         config.num_devices = 1
-        train.save_config(config, workdir)
-        train.train_and_evaluate(config, workdir)
+        loop.train_and_evaluate(config, workdir)
         return workdir, config
 
     return make

@@ -10,6 +10,7 @@ import os
 import pathlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -185,6 +186,7 @@ def test_cifar10_recipe_schedule_is_tf_piecewise_constant():
     schedule = classifier.learning_rate_schedule(recipe)
     steps = np.array([0, 1, 32_030, 32_031, 32_032, 48_046, 48_047, 63_999])
     expected = np.where(steps <= 32_031, 0.1, np.where(steps <= 48_046, 0.01, 0.001))
+    # float32 constants and one product: within 2 roundings (1.2e-7) of the float64 values.
     np.testing.assert_allclose([float(schedule(s)) for s in steps], expected, rtol=1e-6)
     # A shorter run keeps the boundaries at the same fractions of its steps (~50% and ~75%).
     short = classifier.learning_rate_schedule(recipe, 640)
@@ -205,6 +207,8 @@ def test_sgd_weight_decay_is_the_l2_term():
     for wd in (0.0, 0.5):
         step = jax.jit(classifier.make_train_step(model, tx, weight_decay=wd))
         moved[wd], _, _ = step(params, tx.init(params), images, labels, jax.random.key(1))
+    # float32: each side rounds w - lr·g once (|w| <= 0.75, ulp 6e-8), and if the two programs
+    # round g differently, lr·(a few ulps of |g| <~ 1) adds ~1e-8: 2e-7 is ~3 ulps of w.
     for name in ("Conv0", "Logits"):
         for leaf in ("kernel", "bias"):
             np.testing.assert_allclose(
@@ -241,6 +245,8 @@ def test_resnet32_overfits_64_images_and_tracks_batch_statistics():
         losses.append(float(metrics["loss"]))
         if i == 0:
             running = variables["batch_stats"]["Stage0Block0"]["BN0"]["mean"]
+            # 0.003 x a float32 mean of 16,384 conv outputs (|x| <~ 3), taken in two programs:
+            # rounding ~sqrt(n)·2^-24·3 = 2e-5 in the mean, ~7e-8 after the factor 0.003.
             np.testing.assert_allclose(running, 0.003 * conv.mean(axis=(0, 1, 2)), atol=1e-6)
     assert losses[0] > 1.5 and losses[-1] < 0.15, losses
     assert float(metrics["accuracy"]) == 1.0
@@ -251,8 +257,9 @@ def test_resnet32_weights_round_trip_and_predict_in_eval_mode(tmp_path):
     with the running statistics (evaluation mode), as a direct `model.apply` does."""
     model = classifier.get("resnet32")
     variables = classifier.init_params(model, jax.random.key(0, impl="rbg"), 32, 3)
-    # Non-trivial running statistics, so that evaluation mode differs from batch statistics.
-    variables["batch_stats"] = jax.tree.map(lambda x: x + 0.5, variables["batch_stats"])
+    # Non-trivial running statistics, so that evaluation mode differs from batch statistics (mean
+    # 0.1, var 0.6; a mean of 0.5 would zero every ReLU and make the comparison below vacuous).
+    variables["batch_stats"] = jax.tree.map(lambda x: 0.5 * x + 0.1, variables["batch_stats"])
     path = tmp_path / "resnet.npz"
     classifier.save_params(path, variables, {"preset": "resnet32"})
     loaded, info = classifier.load_params(path, model)
@@ -260,6 +267,13 @@ def test_resnet32_weights_round_trip_and_predict_in_eval_mode(tmp_path):
     for a, b in zip(jax.tree.leaves(variables), jax.tree.leaves(loaded)):
         np.testing.assert_array_equal(np.asarray(a), b)
     images = np.random.RandomState(0).randint(0, 256, (3, 32, 32, 3)).astype(np.uint8)
-    got = classifier.make_predictor(model, loaded, batch_size=2)(images)["logits"]
-    expected = jax.jit(model.apply)(variables, images.astype(np.float32) / 127.5 - 1.0)["logits"]
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    # In float64: the predictor's padded batches of 2 and a batch of 3 are different programs,
+    # whose float32 rounding through 32 layers differs by CPU. The predictor returns float32, so
+    # the two agree to its rounding (2^-24 relative), far inside 1e-6.
+    with jax.enable_x64(True):
+        loaded64 = jax.tree.map(lambda x: x.astype(jnp.float64), loaded)
+        got = classifier.make_predictor(model, loaded64, batch_size=2)(images)
+        expected = jax.jit(model.apply)(loaded64, images.astype(np.float64) / 127.5 - 1.0)
+    for name in ("features", "logits"):
+        assert np.abs(expected[name]).max() > 1.0 and got[name].dtype == np.float32
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-6, atol=1e-6, err_msg=name)

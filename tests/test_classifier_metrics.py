@@ -62,6 +62,7 @@ def test_class_fid_is_the_per_class_fid():
     fake = rng.normal(scale=1.3, size=(150, 4)) + 0.8 * fake_labels[:, None]
     result = cm.class_fid(real, real_labels, fake, fake_labels, num_classes=4)  # class 3: empty
     expected = [_fid_scipy(real[real_labels == c], fake[fake_labels == c]) for c in range(3)]
+    # float64 NumPy/SciPy on both sides (eigh vs Schur sqrtm): ~1e-14 apart; not a float32 bound.
     np.testing.assert_allclose([result["per_class"][c] for c in range(3)], expected, rtol=1e-6)
     assert result["mean"] == pytest.approx(np.mean(expected), rel=1e-6)
     assert result["all"] == pytest.approx(_fid_scipy(real, fake), rel=1e-6)
@@ -199,6 +200,7 @@ def test_iw_reports_the_critic_gap_and_separates_noise_from_digits():
         critic.apply({"params": result["params"]}, data.to_float(x, jax.random.key(0)))[0]
     )
     expected = score(test.images[500:]).mean() - score(noise[500:]).mean()
+    # The float32 critic applied by two programs: ~1e-6 of |D| per score, against a gap of |D|.
     assert result["iw"] == pytest.approx(float(expected), rel=1e-4)
     real = cm.independent_wasserstein(
         test.images[:500], digits.images[:500], test.images[500:], digits.images[500:1000], **args
@@ -261,6 +263,8 @@ def test_conditional_run_rows_equal_the_functions(conditional_run, options, mnis
         10,
     )
     row = by["checkpoint", "class_fid"]
+    # Singular per-class covariances: the trace sqrt has infinite slope at zero eigenvalues, so
+    # float32 feature rounding (2^-24) can move FID by ~sqrt(2^-24) = 2.4e-4 relative, not 1e-7.
     assert row["value"] == pytest.approx(expected["mean"], rel=1e-3)
     assert row["values"]["all"] == pytest.approx(expected["all"], rel=1e-3)
     assert row["values"]["class_7"] == pytest.approx(expected["per_class"][7], rel=1e-3)

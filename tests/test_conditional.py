@@ -34,6 +34,7 @@ def test_spectral_norm_reaches_unit_largest_singular_value():
         _, updates = conv.apply(
             {"params": variables["params"], **state}, x, mutable=["spectral_norm"]
         )
+        # One float32 power iteration a side (numpy here): sums of <= 36 terms, ~2e-6 relative.
         np.testing.assert_allclose(
             updates["spectral_norm"]["kernel_u"], _power_iteration(u, matrix), rtol=1e-4, atol=1e-6
         )
@@ -43,6 +44,8 @@ def test_spectral_norm_reaches_unit_largest_singular_value():
     expected = (
         layers.conv2d(x, jnp.asarray(kernel / sigma), 1, "SAME") + variables["params"]["bias"]
     )
+    # Convergence, not rounding: after 30 iterations σ is 1.1e-6 below σ_max (this kernel's
+    # σ2/σ1 = 0.94), and the float32 convolution adds ~2e-6 (36-term sums).
     np.testing.assert_allclose(
         conv.apply({"params": variables["params"], **state}, x), expected, rtol=1e-4, atol=1e-5
     )
@@ -68,6 +71,7 @@ def test_projection_critic_is_psi_plus_inner_product_with_the_class_embedding():
     )  # sum pooling
     psi = np.asarray(captured["Output"]["__call__"][0])[:, 0]
     embedded = np.asarray(captured["ClassEmbedding"]["__call__"][0])
+    # The model's float32 sum pooling and inner product vs numpy's: 64-term sums, ~4e-6 at worst.
     np.testing.assert_allclose(score, psi + np.sum(embedded * phi, axis=1), rtol=1e-5, atol=1e-5)
     assert logits is None
     # The embedding is the spectrally normalised table, looked up by label.
@@ -76,6 +80,7 @@ def test_projection_critic_is_psi_plus_inner_product_with_the_class_embedding():
     matrix = table.T
     u2 = _power_iteration(u, matrix)
     sigma = u2 @ matrix @ _normalized(u @ matrix)
+    # The same float32 power iteration a side, on a [3, 4] table: a few 1e-7.
     np.testing.assert_allclose(embedded, table[np.asarray(labels)] / sigma, rtol=1e-5)
 
 
@@ -91,7 +96,7 @@ def test_concat_conditioning_feeds_a_one_hot_label_to_the_first_layer():
     params["Input"]["kernel"] = params["Input"]["kernel"].at[16:].set(0.0)
     a = g.apply({"params": params}, z, labels)
     b = g.apply({"params": params}, z, jnp.array([3, 2, 1, 0]))
-    np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_array_equal(a, b)  # the label rows add exact zeros, in any order
     assert np.abs(np.asarray(out - a)).max() > 1e-4
     with pytest.raises(ValueError, match="needs `labels`"):
         g.apply({"params": params}, z)
@@ -121,6 +126,7 @@ def test_spectral_norm_state_advances_once_per_critic_step():
         u = np.asarray(before["d_state"]["spectral_norm"][block]["Conv1"]["kernel_u"])
         expected = _power_iteration(u, kernel.reshape(-1, kernel.shape[-1]).T)
         got = np.asarray(after["d_state"]["spectral_norm"][block]["Conv1"]["kernel_u"])
+        # One float32 power iteration a side: sums of <= 72 terms, <= 72·2^-24 = 4e-6 relative.
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
 
 

@@ -72,6 +72,8 @@ def test_network_matches_pytorch_fid(fixture, features, group):
         ours, ref = features[group][name], fixture[f"expected/{group}/{name}"]
         assert ours.shape == ref.shape and ours.dtype == np.float32
         # Elementwise, with an absolute floor at 1e-5 of the output's scale for near-zero logits.
+        # float32 rounding through the network is ~1e-6 relative (2^-24·√(fan-in) per layer),
+        # far inside the spec's bound, which is there to catch porting mistakes (see below).
         np.testing.assert_allclose(
             ours, ref, rtol=TOLERANCE, atol=1e-5 * np.abs(ref).max(), err_msg=f"{group}/{name}"
         )
@@ -92,6 +94,8 @@ def test_logits_are_pool3_times_fc(features, torch_state_dict):
     out = features["rgb64"]
     weight = torch_state_dict["fc.weight"].astype(np.float64)
     unbiased = out["pool3"].astype(np.float64) @ weight.T
+    # float32 2048-term dot products: rounding ~2^-24·√2048·‖pool3·w‖ <~ 1e-5 for these weights
+    # (order-independent bound 2048·2^-24·Σ|pool3·w| ~ 8e-3 would not see a missing bias).
     np.testing.assert_allclose(out["logits_unbiased"], unbiased, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(
         out["logits"], unbiased + torch_state_dict["fc.bias"], rtol=1e-5, atol=1e-5
@@ -149,6 +153,7 @@ def test_resize_hand_computed():
     # 2x2 -> 3x3: src = dst * 2/3 = 0, 2/3, 4/3; the last row/column clamps to index 1.
     image = np.array([[0.0, 30.0], [60.0, 90.0]], np.float32)[None, :, :, None]
     expected = [[0, 20, 30], [40, 60, 70], [60, 80, 90]]
+    # Elementwise float32 lerps (no sums): within ~1 ulp of values <= 90 (7.6e-6) on any CPU.
     np.testing.assert_allclose(
         inception.resize_bilinear_tf1(image, (3, 3))[0, :, :, 0], expected, atol=1e-5
     )
@@ -165,6 +170,7 @@ def test_resize_matches_numpy_loop(in_shape, out_size):
     ours = np.asarray(
         jax.jit(inception.resize_bilinear_tf1, static_argnums=1)(image[None], out_size)
     )[0]
+    # Three float32 lerps vs float64 ones at the same float32 taps: <= ~3 ulps of 255 (4.6e-5).
     np.testing.assert_allclose(
         ours, tf1_resize_loop(image.astype(np.float64), *out_size), rtol=1e-5, atol=1e-4
     )

@@ -23,7 +23,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import wgan_gp
-from jaxgan import data, evaluate, train
+from jaxgan import checkpoint, data, evaluate, train
 from jaxgan import logging as run_logging
 from jaxgan.eval import features, fid, inception, inception_score, kid, ms_ssim, prd, swd
 
@@ -436,3 +436,287 @@ def test_conditional_generators_get_balanced_labels():
     np.testing.assert_array_equal(z_cond, z)  # latents depend on the seed and count only
     expected = train.sample_latents(config, jax.random.key(5), 96)
     np.testing.assert_array_equal(z, np.asarray(expected))
+
+
+# ----------------------------------------------------------------------------------------------
+# A log that survives kills and concurrent evaluators; unreadable checkpoints; per-checkpoint config.
+# ----------------------------------------------------------------------------------------------
+
+
+def _row(step, metric="fid", value=1.0):
+    identity = dict.fromkeys(evaluate.IDENTITY_FIELDS)
+    return {**identity, "kind": "checkpoint", "step": step, "metric": metric, "value": value}
+
+
+def _skipped_lines_warnings(caplog):
+    return [r.getMessage() for r in caplog.records if "skipped line(s)" in r.getMessage()]
+
+
+def test_torn_last_line_is_skipped_once_and_the_next_append_is_parseable(tmp_path, caplog):
+    path = tmp_path / "eval" / "metrics.jsonl"
+    path.parent.mkdir()
+    complete = [_row(2), _row(3)]
+    torn = json.dumps(_row(4))[:25]  # an evaluator killed mid-append: no newline either
+    path.write_text("".join(json.dumps(r) + "\n" for r in complete) + torn)
+    log = evaluate.MetricsLog(str(path))
+    assert log.rows == complete
+    assert _skipped_lines_warnings(caplog) == [
+        f"{path}: skipped line(s) 3, not JSON rows (an evaluator killed mid-append?)."
+    ]
+    log.write(_row(4, value=7.0))
+    log.write(_row(5, value=8.0))  # re-reads the file under the lock: no second warning
+    assert len(_skipped_lines_warnings(caplog)) == 1
+    lines = path.read_text().splitlines()
+    assert lines[2] == torn  # kept as it was, and the append started on a new line
+    assert [json.loads(line)["value"] for line in lines[3:]] == [7.0, 8.0]
+    assert log.rows == complete + [_row(4, value=7.0), _row(5, value=8.0)]
+    caplog.clear()
+    assert run_logging.read_jsonl(str(path)) == log.rows  # the trainer's reader: same tolerance
+    assert _skipped_lines_warnings(caplog) == [
+        f"{path}: skipped line(s) 3, not JSON rows (a writer killed mid-line leaves a torn line)."
+    ]
+    # Zero bytes (what a crash can leave) and a character cut in two are skipped alike.
+    path.write_bytes(b"\0\0\0\n" + json.dumps(_row(2)).encode() + b'\n{"metric": "\xc3')
+    assert run_logging.read_jsonl(str(path)) == [_row(2)]
+    assert run_logging.parse_jsonl(str(path)) == ([_row(2)], [1, 3])
+    assert run_logging.read_jsonl(str(tmp_path / "absent.jsonl")) == []
+
+
+def test_force_rewrite_under_the_lock_keeps_rows_appended_meanwhile(tmp_path):
+    path = tmp_path / "eval" / "metrics.jsonl"
+    path.parent.mkdir()
+    path.write_text(json.dumps(_row(2)) + "\n" + json.dumps(_row(3)) + "\n")
+    log = evaluate.MetricsLog(str(path))
+
+    def append_as_another_evaluator(row):
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    append_as_another_evaluator(_row(4, value=4.0))  # after this log read the file
+    log.write(_row(2, value=2.5))  # --force: replaces step 2's row
+    assert run_logging.read_jsonl(str(path)) == [_row(3), _row(4, value=4.0), _row(2, value=2.5)]
+
+    # While another evaluator holds the lock, a write waits, then works on what it finds.
+    import fcntl
+    import threading
+
+    with open(log.lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        writer = threading.Thread(target=log.write, args=(_row(3, value=3.5),))
+        writer.start()
+        writer.join(timeout=0.5)
+        assert writer.is_alive()  # blocked on the lock
+        append_as_another_evaluator(_row(5, value=5.0))
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    writer.join(timeout=10)
+    assert not writer.is_alive()
+    assert run_logging.read_jsonl(str(path)) == [
+        _row(4, value=4.0),
+        _row(2, value=2.5),
+        _row(5, value=5.0),
+        _row(3, value=3.5),
+    ]
+    assert log.rows == run_logging.read_jsonl(str(path))
+
+
+def test_error_rows_are_not_done_and_are_replaced(tmp_path):
+    log = evaluate.MetricsLog(str(tmp_path / "eval" / "metrics.jsonl"))
+    identity = {k: v for k, v in _row(2).items() if k in evaluate.IDENTITY_FIELDS}
+    log.write(evaluate.error_row(identity, "checkpoint /w/checkpoints/2: bad bytes"))
+    assert not log.has(identity)
+    (error,) = log.rows
+    assert (error["value"], error["error"]) == (None, "checkpoint /w/checkpoints/2: bad bytes")
+    log.write(_row(2, value=1.5))  # a later evaluator scores it: the error row is replaced
+    assert log.has(identity)
+    assert run_logging.read_jsonl(log.path) == [_row(2, value=1.5)]
+
+
+def test_plots_and_summary_skip_rows_without_a_value(tmp_path, capsys):
+    good = dict(_row(2, value=3.0), values={"fid": 3.0}, n_fake=160, std=None)
+    broken = evaluate.error_row({k: good[k] for k in evaluate.IDENTITY_FIELDS} | {"step": 3}, "x")
+    evaluate._print_summary([good, broken], ["fid"])
+    assert capsys.readouterr().out == "step 2: fid = 3\n"
+    assert evaluate.plot_metrics([good, broken], str(tmp_path)) == [str(tmp_path / "fid.png")]
+    assert evaluate.plot_metrics([broken], str(tmp_path / "none")) == []
+
+
+def _copy_run(workdir, destination):
+    """A copy of the run's workdir without its evaluation (the `evaluated` fixture's eval/)."""
+    shutil.copytree(workdir, destination, ignore=shutil.ignore_patterns("eval"))
+    return str(destination)
+
+
+def _damage(checkpoint_dir):
+    """Overwrites every non-empty file of a checkpoint's state with zero bytes."""
+    damaged = 0
+    for root, _, files in os.walk(os.path.join(checkpoint_dir, "state")):
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.getsize(path):
+                pathlib.Path(path).write_bytes(bytes(os.path.getsize(path)))
+                damaged += 1
+    assert damaged > 3
+
+
+def test_unreadable_checkpoint_is_an_error_row_and_watch_goes_on(
+    run, evaluated, options, tmp_path, caplog
+):
+    workdir, _ = run
+    watched = tmp_path / "watched"
+    (watched / "checkpoints").mkdir(parents=True)
+    shutil.copy(os.path.join(workdir, "config.json"), watched / "config.json")
+    shutil.copytree(os.path.join(workdir, "checkpoints", "2"), watched / "checkpoints" / "2")
+    _damage(watched / "checkpoints" / "2")
+    sleeps = []
+
+    def sleep(seconds):  # the trainer writes step 3 while the evaluator waits
+        sleeps.append(seconds)
+        shutil.copytree(os.path.join(workdir, "checkpoints", "3"), watched / "checkpoints" / "3")
+
+    no_baseline = dataclasses.replace(options, baseline=False)
+    rows = evaluate.evaluate_workdir(
+        str(watched), ["fid", "kid"], no_baseline, watch=True, poll_seconds=7, sleep=sleep
+    )
+    assert sleeps == [7]  # step 2 failed on the first poll and was not retried on the second
+    assert [(r["step"], r["metric"]) for r in rows] == [
+        (2, "fid"),
+        (2, "kid"),
+        (3, "fid"),
+        (3, "kid"),
+    ]
+    for row in rows[:2]:
+        assert row["value"] is None and row["values"] == {}
+        assert row["error"].startswith(f"checkpoint {watched}/checkpoints/2: ")
+        assert (row["fake"], row["n_fake"], row["seed"]) == ("ema_params@2", NUM_SAMPLES, 0)
+    for row in rows[2:]:
+        assert "error" not in row
+        assert row["value"] == _find(evaluated, "checkpoint", 3, row["metric"])["value"]
+    unreadable = [r.getMessage() for r in caplog.records if "is unreadable" in r.getMessage()]
+    assert len(unreadable) == 1 and unreadable[0].startswith("Checkpoint 2 is unreadable")
+    assert len(unreadable[0].splitlines()) == 1
+    assert os.path.exists(watched / "eval" / "fid.png")  # the null rows did not break the plot
+
+    # The next evaluator retries the error rows (the checkpoint was repaired meanwhile), replaces
+    # them with the numbers, and leaves step 3 alone.
+    shutil.rmtree(watched / "checkpoints" / "2")
+    shutil.copytree(os.path.join(workdir, "checkpoints", "2"), watched / "checkpoints" / "2")
+    again = evaluate.evaluate_workdir(str(watched), ["fid", "kid"], no_baseline)
+    assert [(r["step"], r["metric"]) for r in again] == [(2, "fid"), (2, "kid")]
+    logged = _rows(str(watched))
+    assert len(logged) == 4 and not any("error" in r for r in logged)
+    for row in again:
+        assert row["value"] == _find(evaluated, "checkpoint", 2, row["metric"])["value"]
+
+
+def test_each_checkpoint_is_sampled_with_its_own_config(
+    run, evaluated, options, tmp_path, monkeypatch
+):
+    """A run resumed at step 2 with a changed learning rate: config.json and checkpoint 3 hold the
+    new one, checkpoint 2 the old one; each checkpoint's generator is built from its own config."""
+    workdir, _ = run
+    copy = _copy_run(workdir, tmp_path / "resumed")
+    config = json.loads(pathlib.Path(copy, "config.json").read_text())
+    config["optim"]["g_lr"] = 5e-4
+    pathlib.Path(copy, "config.json").write_text(json.dumps(config))
+    meta_path = pathlib.Path(copy, "checkpoints", "3", "meta", "metadata")
+    meta = json.loads(meta_path.read_text())
+    meta["config"]["optim"]["g_lr"] = 5e-4
+    meta_path.write_text(json.dumps(meta))
+    stored = {
+        step: json.loads(
+            pathlib.Path(copy, "checkpoints", str(step), "meta", "metadata").read_text()
+        )["config"]
+        for step in (2, 3)
+    }
+    assert stored[2]["optim"]["g_lr"] == 2e-4 and stored[3] == config
+    built, build = [], train.METHOD.sampler
+
+    def recording_sampler(config, *args):
+        built.append(json.loads(json.dumps(config.to_dict())))
+        return build(config, *args)
+
+    monkeypatch.setattr(
+        train, "METHOD", dataclasses.replace(train.METHOD, sampler=recording_sampler)
+    )
+    rows = evaluate.evaluate_workdir(copy, ["fid"], dataclasses.replace(options, baseline=False))
+    assert built == [stored[2], stored[3]]
+    assert [r["step"] for r in rows] == [2, 3]
+    for row in rows:  # a learning rate does not change sampling: the numbers of the original run
+        assert row["value"] == _find(evaluated, "checkpoint", row["step"], "fid")["value"]
+
+    # The experiments' sampler reads the checkpoint's config too (config.json passed as the run's).
+    built.clear()
+    images, _, step = evaluate.sample_checkpoint(copy, evaluate.load_config(copy), 2, 16, 0, 16)
+    assert (step, built) == (2, [stored[2]])
+    original, _, _ = evaluate.sample_checkpoint(
+        workdir, evaluate.load_config(workdir), 2, 16, 0, 16
+    )
+    np.testing.assert_array_equal(images, original)
+
+
+def test_checkpoint_deleted_before_it_is_read_is_skipped(
+    run, evaluated, options, tmp_path, monkeypatch, caplog
+):
+    """The trainer's keep_last rotation removes checkpoint 2 between listing and reading: a
+    warning, no row (not an error row), and the other checkpoint is scored."""
+    workdir, _ = run
+    copy = _copy_run(workdir, tmp_path / "rotated")
+    restore = checkpoint.Checkpointer.restore_state_entry
+
+    def rotated_meanwhile(self, step, key, sharding):
+        if step == 2:
+            shutil.rmtree(os.path.join(copy, "checkpoints", "2"))
+        return restore(self, step, key, sharding)
+
+    monkeypatch.setattr(checkpoint.Checkpointer, "restore_state_entry", rotated_meanwhile)
+    rows = evaluate.evaluate_workdir(copy, ["fid"], dataclasses.replace(options, baseline=False))
+    assert [(r["step"], r["value"]) for r in rows] == [
+        (3, _find(evaluated, "checkpoint", 3, "fid")["value"])
+    ]
+    assert _rows(copy) == rows
+    messages = [r.getMessage() for r in caplog.records]
+    assert "Checkpoint 2 was deleted before it could be scored." in messages
+
+
+def test_samplers_compile_once_per_distinct_config(monkeypatch):
+    built = []
+
+    def counting_sampler(config, channels, num_classes, mesh):
+        built.append(config.optim.g_lr)
+        return lambda meta: ("sampler", config.optim.g_lr, meta["lod"])
+
+    monkeypatch.setattr(
+        train, "METHOD", dataclasses.replace(train.METHOD, sampler=counting_sampler)
+    )
+    samplers = evaluate.Samplers(1, 10, mesh=None)
+    run_config = wgan_gp.get_config("smoke")
+    stored = run_config.to_dict()
+    # Checkpoints 1, 2 store the run's config, 3 a changed one, 4 none (it falls back to config.json).
+    metas = [{"config": stored, "lod": 1}, {"config": stored, "lod": 2}, {"lod": 4}]
+    changed = json.loads(json.dumps(stored))
+    changed["optim"]["g_lr"] = 1e-3
+    metas.insert(2, {"config": changed, "lod": 3})
+    got = [samplers(evaluate.checkpoint_config(m, run_config), m) for m in metas]
+    assert got == [
+        ("sampler", 2e-4, 1),
+        ("sampler", 2e-4, 2),
+        ("sampler", 1e-3, 3),
+        ("sampler", 2e-4, 4),
+    ]
+    assert built == [2e-4, 1e-3]  # the fallback config equals the stored one: no third build
+    assert evaluate.checkpoint_config({"lod": 4}, run_config) is run_config
+
+
+def test_cli_prints_a_user_error_without_traceback(run):
+    workdir, _ = run
+    result = subprocess.run(
+        [sys.executable, "-m", "jaxgan.evaluate", f"--workdir={workdir}", "--metrics=fid,fidd"],
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"ConfigError: --metrics: unknown fidd; choose from {', '.join(evaluate.METRICS)}."
+    ]

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from configs import wgan_gp
-from jaxgan import evaluate, experiments, train
+from jaxgan import evaluate, experiments
+from jaxgan import logging as run_logging
 from jaxgan.eval import classifier_metrics as cm
 from jaxgan.models import classifier
 
@@ -96,6 +97,8 @@ def test_cli_and_unconditional_runs(run, options, tmp_path, capsys):
     stored = json.loads((pathlib.Path(workdir) / "eval" / "diversity.json").read_text())
     assert stored["checkpoint"] == 2 and stored["classifier"]["steps"] == 2
     unconditional = tmp_path / "unconditional"
-    train.save_config(wgan_gp.get_config("smoke"), str(unconditional))
+    run_logging.write_json(
+        os.path.join(str(unconditional), "config.json"), wgan_gp.get_config("smoke").to_dict()
+    )
     with pytest.raises(ValueError, match="config.model.conditional_generator=True"):
         experiments.diversity(str(unconditional), [10], options)

@@ -30,6 +30,7 @@ def test_equalized_dense_stores_unit_normal_and_scales_at_call_time():
     assert not np.any(params["bias"])
     # The function computes x @ (stored · √2/√fan_in): its effective weights are the rows of I @ W.
     effective = np.asarray(dense.apply({"params": params}, jnp.eye(fan_in)))
+    # One-hot rows: each output is one product stored·scale, <= 2 float32 roundings (2.4e-7).
     np.testing.assert_allclose(effective, stored * math.sqrt(2.0) / 16.0, rtol=1e-6, atol=1e-7)
     assert abs(effective.std() - math.sqrt(2.0 / fan_in)) < 0.01 * math.sqrt(2.0 / fan_in)
 
@@ -43,6 +44,7 @@ def test_equalized_conv_effective_kernel_is_gain_over_sqrt_fan_in():
     # One-hot 3x3xC_in patches read the effective kernel out one tap at a time (HWIO order).
     probes = jnp.eye(9 * cin).reshape(9 * cin, 3, 3, cin)
     effective = np.asarray(conv.apply({"params": params}, probes)).reshape(9 * cin, cout)
+    # One-hot probes: each output is one product stored·scale plus exact zeros (<= 2 roundings).
     np.testing.assert_allclose(
         effective, stored.reshape(9 * cin, cout) * gain / math.sqrt(9 * cin), rtol=1e-5, atol=1e-7
     )
@@ -116,6 +118,7 @@ def test_pixel_norm_gives_unit_mean_square_per_pixel():
         np.random.default_rng(1).normal(size=(3, 5, 5, 1))
     )
     y = np.asarray(layers.pixel_norm(jnp.asarray(x, jnp.float32)))
+    # float32: the input's rounding, a mean of 16 squares and an rsqrt: <= ~20·2^-24 = 1.2e-6.
     np.testing.assert_allclose(np.mean(y**2, axis=-1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(y, x / np.sqrt(np.mean(x**2, -1, keepdims=True) + 1e-8), rtol=1e-5)
 
@@ -139,6 +142,7 @@ def test_minibatch_stddev_matches_the_official_strided_grouping(n, group_size):
     x = np.random.default_rng(n).normal(size=(n, 4, 4, 5)).astype(np.float32)
     x[:, :, :, 0] *= np.arange(1, n + 1)[:, None, None]  # groups with different spreads
     y = np.asarray(layers.minibatch_stddev(jnp.asarray(x), group_size))
+    # float32 sums of <= 16 squares, then the mean of 80 positive stddevs: <= ~100·2^-24 = 6e-6.
     np.testing.assert_allclose(y, _numpy_minibatch_stddev(x, group_size), rtol=1e-5)
     if n == 8:  # strided: sample 0 is grouped with 2, 4, 6 (not 1, 2, 3)
         assert y[0, 0, 0, -1] == y[2, 0, 0, -1] != y[1, 0, 0, -1]
@@ -158,6 +162,7 @@ def test_minibatch_stddev_per_device_groups_within_each_share():
     sharded = jax.device_put(x, parallel.sharded_on(mesh, 0))
     per_device = jax.jit(lambda v: layers.minibatch_stddev_per_device(v, mesh, 4))(sharded)
     expected = np.concatenate([_numpy_minibatch_stddev(s, 4) for s in np.split(x, 8)])
+    # As above: float32 statistics of <= 4 samples x 48 values, <= ~60·2^-24 = 4e-6.
     np.testing.assert_allclose(np.asarray(per_device), expected, rtol=1e-5)
     global_ = jax.jit(lambda v: layers.minibatch_stddev(v, 4))(sharded)
     np.testing.assert_allclose(np.asarray(global_), _numpy_minibatch_stddev(x, 4), rtol=1e-5)
@@ -211,6 +216,7 @@ def test_generator_fade_endpoints(small_models):
         assert new.shape == (8, 2**r, 2**r, 3)
         np.testing.assert_array_equal(run(r, 0.0), old)
         np.testing.assert_array_equal(run(r, 1.0), new)
+        # The same float32 lerp here and in the model: <= 3 roundings a side, ~4e-7 of |new| + |old|.
         np.testing.assert_allclose(run(r, 0.3), 0.3 * new + 0.7 * old, rtol=1e-5, atol=1e-6)
         assert np.abs(new - old).mean() > 1e-3  # the two paths do differ
 
@@ -225,8 +231,9 @@ def test_critic_fade_endpoints(small_models):
         new_scores, new_logits = run(x, r, None)
         scores0, logits0 = run(x, r, 0.0)
         scores1, logits1 = run(x, r, 1.0)
-        np.testing.assert_allclose(scores0, old_scores, rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(logits0, old_logits, rtol=1e-6, atol=1e-6)
+        # 0·new + 1·old is exactly old, and the rest is the same ops on the same input: exact.
+        np.testing.assert_array_equal(scores0, old_scores)
+        np.testing.assert_array_equal(logits0, old_logits)
         np.testing.assert_array_equal(scores1, new_scores)
         np.testing.assert_array_equal(logits1, new_logits)
         assert new_logits.shape == (8, 5) and new_scores.shape == (8,)

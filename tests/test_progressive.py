@@ -124,8 +124,12 @@ def test_reals_are_box_filtered_and_faded_like_process_reals():
             0.25 * box(x, 2) + 0.75 * box(x, 4).repeat(2, 1).repeat(2, 2),
         ),
     ]:
-        got = progressive.process_reals(jnp.asarray(images), key, config, stage, alpha)
-        np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-6, atol=1e-6)
+        # In float64 (to_float follows JAX's default float): box means of up to 64 values in
+        # [-1, 1] are within 64·2^-53 ~ 7e-15 on any CPU (in float32, up to 64·2^-24 = 4e-6).
+        with jax.enable_x64(True):
+            got = progressive.process_reals(jnp.asarray(images), key, config, stage, alpha)
+        assert got.dtype == jnp.float64
+        np.testing.assert_allclose(np.asarray(got), expected, rtol=0, atol=1e-12)
 
 
 def test_eval_sampler_returns_full_resolution_images_at_the_checkpoint_lod():
@@ -138,12 +142,21 @@ def test_eval_sampler_returns_full_resolution_images_at_the_checkpoint_lod():
     params["ToRGB_8x8"]["bias"] = jnp.full((1,), 0.8)
     for lod, res_log2, alpha in [(1.25, 3, 0.75), (0.0, 4, None), (2.0, 2, None)]:
         sample = progressive.make_eval_sampler(config, {"lod": lod}, 1, 0)
-        images = np.asarray(sample(params, z, labels))
-        stage_out = generator.apply({"params": params}, z, labels, res_log2=res_log2, alpha=alpha)
+        out = jax.eval_shape(sample, params, z, labels)  # what the evaluator gets, uncompiled
+        assert out.shape == (6, 16, 16, 1) and out.dtype == jnp.float32
+        # Jitted vs eager, in float64: XLA fuses the jitted network differently, and in float32
+        # how far the two round apart depends on the CPU; in float64 it is ~1e-15.
+        with jax.enable_x64(True):
+            params64 = jax.tree.map(lambda x: x.astype(jnp.float64), params)
+            z64 = z.astype(jnp.float64)
+            images = np.asarray(sample(params64, z64, labels))
+            stage_out = generator.apply(
+                {"params": params64}, z64, labels, res_log2=res_log2, alpha=alpha
+            )
         factor = 16 // 2**res_log2
         expected = np.clip(np.asarray(stage_out).repeat(factor, 1).repeat(factor, 2), -1, 1)
-        assert images.shape == (6, 16, 16, 1) and images.dtype == np.float32
-        np.testing.assert_allclose(images, expected, atol=2e-5)  # jit vs eager rounding
+        assert images.dtype == np.float64
+        np.testing.assert_allclose(images, expected, rtol=0, atol=1e-12)
         assert images.min() >= -1.0 and images.max() <= 1.0
     assert np.abs(expected).max() == 1.0  # some pixels were clipped
     with pytest.raises(KeyError, match="no 'lod'"):
@@ -167,6 +180,7 @@ def test_latent_walk_is_a_blurred_loop_on_the_hypersphere():
     z = interpolate.latent_walk(50, 3, 8, smoothing_frames=5.0, seed=1000)
     raw = np.random.RandomState(1000).randn(50, 3, 8).astype(np.float32)
     blurred = scipy.ndimage.gaussian_filter(raw, [5.0, 0, 0], mode="wrap")
+    # numpy float32 norms of 8-vectors (blurred in float64 by scipy): ~10 roundings, ~6e-7.
     np.testing.assert_allclose(np.linalg.norm(z, axis=-1), math.sqrt(8), rtol=1e-5)
     directions = blurred / np.linalg.norm(blurred, axis=-1, keepdims=True)
     np.testing.assert_allclose(z / math.sqrt(8), directions, rtol=1e-5, atol=1e-6)

@@ -1,5 +1,6 @@
 """Resuming a progressive run mid-fade, and the no-growing run under a wall-time budget."""
 
+import functools
 import json
 import os
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from configs import pggan
-from jaxgan import checkpoint, progressive
+from jaxgan import checkpoint, loop
 
 
 def _config(**overrides):
@@ -21,41 +22,37 @@ def _rows(workdir):
     return [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
 
 
-def _max_relative_difference(a, b):
-    diffs = jax.tree.map(
-        lambda x, y: float(
-            np.linalg.norm(np.asarray(x) - np.asarray(y)) / (np.linalg.norm(np.asarray(y)) + 1e-30)
-        ),
-        a,
-        b,
-    )
-    return max(jax.tree.leaves(diffs))
+def _assert_bit_equal(a, b):
+    """Same tree, same dtypes, same bits: what a deterministic rerun must give."""
+    jax.tree.map(functools.partial(np.testing.assert_array_equal, strict=True), a, b)
 
 
 def test_resume_mid_fade_continues_with_the_same_lod_and_parameters(tmp_path):
     """6 steps in one go == 4 steps (stopping mid-fade at lod 5/3), resume, 2 more steps.
 
     Step 5 continues the fade (lod 4/3) with the restored Adam moments; step 6 ends it (lod 1),
-    which must reset Adam exactly as the uninterrupted run does.
+    which must reset Adam exactly as the uninterrupted run does. Same devices, same compiled
+    steps, a checkpoint that stores every bit: state and logged numbers are equal, bit for bit.
     """
-    straight = progressive.train_and_evaluate(
+    straight = loop.train_and_evaluate(
         _config(**{"schedule.total_kimg": 0.048}), str(tmp_path / "a")
     )
-    progressive.train_and_evaluate(_config(**{"schedule.total_kimg": 0.032}), str(tmp_path / "b"))
+    loop.train_and_evaluate(_config(**{"schedule.total_kimg": 0.032}), str(tmp_path / "b"))
     meta = checkpoint.Checkpointer(str(tmp_path / "b"), read_only=True).restore_meta(4)
     assert meta["lod"] == pytest.approx(5 / 3) and meta["cur_nimg"] == 32
-    resumed = progressive.train_and_evaluate(
+    resumed = loop.train_and_evaluate(
         _config(**{"schedule.total_kimg": 0.048}), str(tmp_path / "b")
     )
     assert int(resumed["step"]) == 6
-    for key in ("g_params", "d_params", "ema_params", "g_opt", "d_opt", "rng"):
-        assert _max_relative_difference(resumed[key], straight[key]) <= 1e-6, key
+    _assert_bit_equal(resumed, straight)
     rows_a, rows_b = _rows(tmp_path / "a"), _rows(tmp_path / "b")
     assert [r["step"] for r in rows_b] == [1, 2, 3, 4, 5, 6]
+    # lod is Python float arithmetic on image counts: a few float64 ulps from the exact fractions.
     np.testing.assert_allclose([r["lod"] for r in rows_b], [2, 2, 2, 5 / 3, 4 / 3, 1], atol=1e-9)
-    for a, b in zip(rows_a, rows_b):
-        for key in ("lod", "alpha", "d_loss", "g_loss", "d_grad_norm", "g_grad_norm"):
-            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=f"step {a['step']} {key}")
+    timing = ("img_per_s", "elapsed_s")
+    assert [{k: v for k, v in r.items() if k not in timing} for r in rows_b] == [
+        {k: v for k, v in r.items() if k not in timing} for r in rows_a
+    ]
     assert int(resumed["g_opt"].count) == 1  # reset before step 6, as in the straight run
 
 
@@ -63,7 +60,7 @@ def test_no_growing_run_stops_at_the_time_budget(tmp_path):
     """--config.progressive=False trains 16x16 from step 1; max_minutes ends it with a checkpoint."""
     config = _config(progressive=False, max_minutes=0.001)
     config.schedule.total_kimg = 100.0
-    progressive.train_and_evaluate(config, str(tmp_path))
+    loop.train_and_evaluate(config, str(tmp_path))
     rows = _rows(tmp_path)
     assert rows and all(r["lod"] == 0.0 and r["resolution"] == 16 for r in rows)
     ckpt = checkpoint.Checkpointer(str(tmp_path), read_only=True)

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from jaxgan import errors
 from jaxgan.data import sources
 
 
@@ -78,11 +79,11 @@ class Batches:
         process_index = jax.process_index() if process_index is None else process_index
         process_count = jax.process_count() if process_count is None else process_count
         if batch_size % process_count:
-            raise ValueError(
+            raise errors.ConfigError(
                 f"batch_size={batch_size} is not divisible by the {process_count} processes."
             )
         if len(source) == 0:
-            raise ValueError("The dataset is empty.")
+            raise errors.DataError("The dataset is empty.")
         self.source, self.batch_size, self.steps = source, batch_size, steps
         self.resolution, self.channels, self.seed = resolution, channels, seed
         self.local_size = batch_size // process_count
@@ -158,15 +159,16 @@ def to_global(
 def to_float(
     images: jax.Array, key: jax.Array, flip: bool = False, dequantize: bool = False
 ) -> jax.Array:
-    """uint8 [N, H, W, C] -> float32 in [-1, 1] (inside the jitted step).
+    """uint8 [N, H, W, C] -> JAX's default float (float32; float64 under x64) in [-1, 1], in the step.
 
     dequantize: gan_cifar_resnet's `2·(x/256 - 0.5) + U(0, 1/128)`, i.e. (x + u)/128 - 1;
     otherwise x/127.5 - 1. flip: mirror each image along W with probability ½ (PGGAN's mirror_augment).
     """
     flip_key, noise_key = jax.random.split(key)
-    x = images.astype(jnp.float32)
+    # The default float, not a fixed float32: the float64 equivalence tests run the step under x64.
+    x = images.astype(jnp.result_type(float))
     if dequantize:
-        x = (x + jax.random.uniform(noise_key, x.shape)) / 128.0 - 1.0
+        x = (x + jax.random.uniform(noise_key, x.shape, x.dtype)) / 128.0 - 1.0
     else:
         x = x / 127.5 - 1.0
     if flip:

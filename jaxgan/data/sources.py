@@ -25,6 +25,8 @@ from typing import Protocol
 import numpy as np
 from absl import logging
 
+from jaxgan import errors
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MNIST5K_TRAIN_PER_CLASS = 400
 
@@ -137,7 +139,7 @@ class TFDSSource:
             Exception
         ) as e:  # tfds raises several types (AssertionError, DatasetNotFoundError, ...)
             where = data_dir or "~/tensorflow_datasets"
-            raise FileNotFoundError(
+            raise errors.DataError(
                 f"TFDS dataset {name!r} (split {split!r}) is not prepared in {where}: {e}\n"
                 f"Prepare it on a machine with network access and TensorFlow "
                 f"(pip install 'jaxgan[tf]'; tfds build {name} --file_format=array_record), then copy the "
@@ -168,7 +170,7 @@ class FolderSource:
 
     def __init__(self, root: str, channels: int | None = None, verify: bool = True):
         if not os.path.isdir(root):
-            raise FileNotFoundError(f"folder:{root} does not exist or is not a directory.")
+            raise errors.DataError(f"folder:{root} does not exist or is not a directory.")
         classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
         files = _list_images(root)
         labels = [0] * len(files)
@@ -177,7 +179,7 @@ class FolderSource:
             files += found
             labels += [label] * len(found)
         if not files:
-            raise FileNotFoundError(
+            raise errors.DataError(
                 f"folder:{root} contains no images (looked for {', '.join(IMAGE_EXTENSIONS)} directly in "
                 f"it and in its class sub-folders)."
             )
@@ -187,7 +189,7 @@ class FolderSource:
         if verify:
             files, labels = self._drop_unreadable(files, labels)
             if not files:
-                raise ValueError(
+                raise errors.DataError(
                     f"folder:{root}: none of its {len(self.skipped)} image files could be read."
                 )
         self.files, self.labels = files, np.asarray(labels, np.int32)
@@ -250,7 +252,7 @@ def parse(dataset: str) -> tuple[str, str, str | None]:
         return kind, name, split or None
     if kind == "folder" and rest:
         return kind, rest, None
-    raise ValueError(
+    raise errors.ConfigError(
         f"Unknown dataset {dataset!r}. Use 'mnist5k', 'stacked_mnist5k', 'tfds:NAME[:SPLIT]' (a "
         f"prepared TFDS dataset) or 'folder:PATH' (a folder of images, class sub-folders as labels)."
     )

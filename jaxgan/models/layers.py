@@ -406,7 +406,8 @@ def minibatch_stddev(x: Array, group_size: int = 4) -> Array:
             f"minibatch_stddev: the batch of {n} is not divisible by the group size {g}; use a "
             f"batch size that is a multiple of {g} (or config.model.mbstd_group_size=0 to disable)."
         )
-    y = x.astype(jnp.float32).reshape(g, n // g, h, w, c)
+    # Statistics in at least float32 (networks.py casts to float32); float64 stays float64.
+    y = x.astype(jnp.promote_types(x.dtype, jnp.float32)).reshape(g, n // g, h, w, c)
     y = y - jnp.mean(y, axis=0, keepdims=True)
     y = jnp.sqrt(jnp.mean(jnp.square(y), axis=0) + 1e-8)  # [M, H, W, C]
     y = jnp.mean(y, axis=(1, 2, 3)).astype(x.dtype)  # [M]

@@ -1,0 +1,93 @@
+"""The method registry: `config.method` -> what the run loop and the evaluator need from a method.
+
+A method is a registry line here, a module that defines `METHOD`, a model file and a config. The
+run loop (`jaxgan/loop.py`) owns everything a run does around its steps; a method supplies only
+what differs, through a `Trainer` (its state, its compiled step for the current phase, its sample
+grid, its part of the checkpoint meta). The evaluator builds generators through `sampler`.
+Modules are imported only when their method is asked for, so `--help` and the other methods'
+runs do not pay for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from jaxgan import errors
+
+State = dict[str, Any]
+
+# name -> the module whose `METHOD` it is.
+REGISTRY = {
+    "gan": "jaxgan.train",
+    "progressive": "jaxgan.progressive",
+}
+
+
+class Trainer(Protocol):
+    """One method's side of one run, built by `Method.trainer(config, workdir, mesh)`.
+
+    The loop calls, in order: `init_state` (or restores a checkpoint into its shape), `start(meta)`
+    with the restored checkpoint's meta ({} for a fresh run), then `step` until `finished`.
+    """
+
+    def init_state(self) -> State:
+        """The fresh train state, placed on the mesh: one pytree (`step`, `rng`, params, ...)."""
+
+    def start(self, meta: dict) -> None:
+        """Continue from a checkpoint's meta (data cursor, schedule position); {} starts afresh."""
+
+    def step(self, state: State) -> tuple[State, dict]:
+        """One update: its batch, its compiled step for the current phase; metrics stay on device."""
+
+    def finished(self, step: int) -> bool:
+        """Whether the run is complete after `step` updates."""
+
+    def progress(self, step: int) -> tuple[int, int, str]:
+        """(done, total, unit) for the progress bar, e.g. (step, num_steps, 'step')."""
+
+    def images_seen(self) -> int:
+        """Real images consumed so far (what img/s counts)."""
+
+    def meta(self) -> dict:
+        """The method's part of the checkpoint meta (JSON): what `start` needs to continue exactly."""
+
+    def sample_grid(self, state: State) -> np.ndarray:
+        """uint8 [H, W, C]: the EMA generator on the run's fixed latents."""
+
+    def finish(self, state: State) -> None:
+        """After the last step of a completed run (e.g. a picture per resolution)."""
+
+    def close(self) -> None:
+        """Stops input threads."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """What a training method gives the loop and the evaluator.
+
+    trainer(config, workdir, mesh) -> Trainer.
+    sampler(config, channels, num_classes, mesh) -> sampler_for(meta) -> sample(params, z, labels)
+        -> images [N, R, R, C] in [-1, 1]: the evaluator's generator for a checkpoint (whose meta
+        may say where in a schedule it was taken).
+    is_conditional(config): whether G draws fakes for given labels (labelled metrics need it).
+    safe_to_change: config fields (dotted) this method lets a resumed run change, besides the
+        loop's own (`loop.SAFE_TO_CHANGE`).
+    """
+
+    trainer: Callable[..., Trainer]
+    sampler: Callable[..., Callable[[dict], Callable]]
+    is_conditional: Callable[[Any], bool]
+    safe_to_change: tuple[str, ...] = ()
+
+
+def get(name: str) -> Method:
+    if name not in REGISTRY:
+        raise errors.ConfigError(
+            f"config.method={name!r} is not a training method; there are {', '.join(REGISTRY)}."
+        )
+    return importlib.import_module(REGISTRY[name]).METHOD
