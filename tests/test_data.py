@@ -144,6 +144,13 @@ def test_errors_name_the_input_and_the_fix(tmp_path):
     (tmp_path / "bad" / "a.png").write_bytes(b"garbage")
     with pytest.raises(errors.DataError, match="none of its 1 image files could be read"):
         data.open_source(f"folder:{tmp_path / 'bad'}")
+    mixed = _write_folder(tmp_path / "mixed", corrupt=False)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(mixed / "loose.png")
+    with pytest.raises(
+        errors.DataError,
+        match=r"mixes 1 image file\(s\) directly in it \(e\.g\. loose\.png\) with class sub-folders \(cats, dogs\).*label of 'cats'",
+    ):
+        data.open_source(f"folder:{mixed}")
     with pytest.raises(
         ValueError, match=r"batch_size=12 is not divisible by the 8 devices.*\(e\.g\. 8 or 16\)"
     ):

@@ -174,10 +174,18 @@ class FolderSource:
         classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
         files = _list_images(root)
         labels = [0] * len(files)
+        loose = len(files)
         for label, name in enumerate(classes):
             found = _list_images(os.path.join(root, name))
             files += found
             labels += [label] * len(found)
+        if loose and len(files) > loose:  # they would share label 0 with the first class, silently
+            raise errors.DataError(
+                f"folder:{root} mixes {loose} image file(s) directly in it (e.g. "
+                f"{os.path.basename(files[0])}) with class sub-folders ({', '.join(classes)}): the "
+                f"loose files would get the label of {classes[0]!r}. Move them into a class "
+                f"sub-folder of their own, or point folder: at a folder with only one of the two."
+            )
         if not files:
             raise errors.DataError(
                 f"folder:{root} contains no images (looked for {', '.join(IMAGE_EXTENSIONS)} directly in "
