@@ -63,6 +63,12 @@ def base() -> ml_collections.ConfigDict:
     # A non-finite update is never applied; then 'stop' (name the step and a finite checkpoint) or
     # 'skip' (count it and go on, as PGGAN's TF code does).
     c.nonfinite = "stop"
+    # Start a fresh run from a pretrained one (Transferring GANs; jaxgan/transfer.py): WORKDIR[:STEP],
+    # which networks ('g' with its EMA, 'd', or 'g,d'), and fnmatch patterns of parameter paths to
+    # initialise fresh instead (e.g. 'd_params/Output/*').
+    c.init_from = ""
+    c.init_from_networks = "g,d"
+    c.init_from_skip = ""
     return c
 
 

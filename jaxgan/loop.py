@@ -40,7 +40,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxgan import checkpoint, errors, methods, parallel
+from jaxgan import checkpoint, errors, methods, parallel, transfer
 from jaxgan import logging as run_logging
 
 State = dict[str, Any]
@@ -63,6 +63,9 @@ SAFE_TO_CHANGE = frozenset(
         "data.data_dir",
         "optim.g_lr",
         "optim.d_lr",
+        "init_from",  # read only when a run starts fresh
+        "init_from_networks",
+        "init_from_skip",
     }
 )
 
@@ -326,6 +329,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
         step, meta, changes = 0, {}, {}
         if resumed is None:
             state = trainer.init_state()
+            if config.init_from:  # a fresh run of a pretrained one: merged by parameter path
+                state = transfer.init_from(state, config, workdir)
         else:
             state, meta, changes = resumed
             step = int(jax.device_get(state["step"]))

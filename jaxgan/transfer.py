@@ -1,0 +1,147 @@
+"""Start a run from a pretrained one (Transferring GANs, Wang et al. 2018): a merge by path.
+
+`--config.init_from=WORKDIR[:STEP]` names any jaxgan run (its newest checkpoint, or STEP). When a
+run starts fresh, the loop hands its initial state to `init_from`, which copies every parameter whose
+path and shape the source has, as big_vision's `load` merges pretrained params: the generator (and
+its EMA from the source's EMA), the critic (and its non-trainable state, e.g. spectral norm's
+vectors), or both (`init_from_networks`). The optimiser state stays fresh, as in the paper. A path
+the source lacks is initialised fresh; a shape that differs fails naming the path and both shapes,
+unless `init_from_skip` lists it (fnmatch patterns such as `d_params/Output/*`). The table of every
+parameter (loaded / fresh / skipped, with shapes) is logged and written to `<workdir>/init_from.txt`.
+A resumed run ignores `init_from`: its own checkpoint wins.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+
+from jaxgan import checkpoint, errors
+from jaxgan import logging as run_logging
+
+# Which state entries each network brings: target entry <- source entry.
+NETWORKS = {
+    "g": {"g_params": "g_params", "ema_params": "ema_params"},
+    "d": {"d_params": "d_params", "d_state": "d_state"},
+}
+
+
+def parse_source(spec: str) -> tuple[str, int | None]:
+    """'runs/a' -> ('runs/a', None); 'runs/a:400' -> ('runs/a', 400)."""
+    path, sep, step = spec.rpartition(":")
+    if sep and step.isdigit():
+        return path, int(step)
+    return spec, None
+
+
+def _path(path) -> str:
+    """A pytree key path as '/'-joined dict keys ('Block1/Conv1/kernel'), as Flax names params."""
+    return "/".join(str(getattr(k, "key", k)) for k in path)
+
+
+def _flat(tree: Any) -> dict[str, Any]:
+    return {_path(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def _networks(config) -> list[str]:
+    names = [n.strip() for n in config.init_from_networks.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(NETWORKS))
+    if unknown or not names:
+        raise errors.ConfigError(
+            f"config.init_from_networks={config.init_from_networks!r}: expected 'g', 'd' or 'g,d'."
+        )
+    return names
+
+
+def merge(state: dict, source: dict, networks: list[str], skip: list[str]) -> tuple[dict, list]:
+    """(state with the source's parameters copied in by path, the table rows).
+
+    Rows: (path, status, target shape, source shape or None), status 'loaded', 'fresh' (not in the
+    source, or a network not transferred) or 'skipped' (matched by `skip`). Raises ConfigError
+    naming every path whose shape differs and is not skipped.
+    """
+    state, rows, mismatched = dict(state), [], []
+    wanted = {t: s for n in networks for t, s in NETWORKS[n].items()}
+    for entry in sorted(k for k in state if k in {t for n in NETWORKS.values() for t in n}):
+        if entry not in wanted:
+            rows += [
+                (f"{entry}/{p}", "fresh", x.shape, None) for p, x in _flat(state[entry]).items()
+            ]
+            continue
+        available = _flat(source.get(wanted[entry], {}))
+        leaves, treedef = jax.tree_util.tree_flatten_with_path(state[entry])
+        merged = []
+        for key_path, leaf in leaves:
+            name = f"{entry}/{_path(key_path)}"
+            found = available.get(_path(key_path))
+            shape = None if found is None else tuple(np.shape(found))
+            if any(fnmatch.fnmatchcase(name, pattern) for pattern in skip):
+                rows.append((name, "skipped", leaf.shape, shape))
+                merged.append(leaf)
+            elif found is None:
+                rows.append((name, "fresh", leaf.shape, None))
+                merged.append(leaf)
+            elif shape != tuple(leaf.shape):
+                mismatched.append(f"  {name}: {tuple(leaf.shape)} here, {shape} in the source")
+                merged.append(leaf)
+            else:
+                rows.append((name, "loaded", leaf.shape, shape))
+                value = np.asarray(found, dtype=leaf.dtype)
+                merged.append(jax.device_put(value, leaf.sharding))
+        state[entry] = jax.tree_util.tree_unflatten(treedef, merged)
+    if mismatched:
+        raise errors.ConfigError(
+            "config.init_from: these parameters have another shape in the source run:\n"
+            + "\n".join(mismatched)
+            + "\nMatch the source's model config, or list them in --config.init_from_skip "
+            "(fnmatch patterns, e.g. 'd_params/Output/*') to initialise them fresh."
+        )
+    return state, rows
+
+
+def format_table(rows: list, source: str) -> str:
+    counts = {s: sum(r[1] == s for r in rows) for s in ("loaded", "fresh", "skipped")}
+    lines = [
+        f"init_from {source}: {counts['loaded']} loaded, {counts['fresh']} fresh, "
+        f"{counts['skipped']} skipped",
+        f"{'parameter':60s} {'status':8s} {'shape':>20s} {'source shape':>20s}",
+    ]
+    for path, status, shape, source_shape in rows:
+        lines.append(
+            f"{path:60s} {status:8s} {str(tuple(shape)):>20s} "
+            f"{'-' if source_shape is None else str(source_shape):>20s}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def init_from(state: dict, config, workdir: str) -> dict:
+    """The loop's fresh `state` with `config.init_from`'s parameters merged in (see module doc)."""
+    source_dir, step = parse_source(config.init_from)
+    if not os.path.isdir(os.path.join(source_dir, "checkpoints")):
+        raise errors.ConfigError(
+            f"config.init_from={config.init_from!r}: {source_dir} has no checkpoints/ (expected "
+            f"a jaxgan run's workdir, optionally with :STEP)."
+        )
+    ckpt = checkpoint.Checkpointer(source_dir, read_only=True)
+    try:
+        steps = ckpt.all_steps()
+        step = steps[-1] if step is None and steps else step
+        if step not in steps:
+            raise errors.ConfigError(
+                f"config.init_from={config.init_from!r}: no checkpoint {step} (it has {steps})."
+            )
+        source, _ = ckpt.restore_as_saved(step)
+    finally:
+        ckpt.close()
+    skip = [p.strip() for p in config.init_from_skip.split(",") if p.strip()]
+    state, rows = merge(state, source, _networks(config), skip)
+    table = format_table(rows, f"{source_dir}:{step}")
+    logging.info("%s", table)
+    if jax.process_index() == 0:
+        run_logging.write_text(os.path.join(workdir, "init_from.txt"), table)
+    return state
