@@ -52,6 +52,10 @@ def base() -> ml_collections.ConfigDict:
     c.ema_decay = 0.999  # generator EMA used for samples and evaluation (0: none)
     c.ema_warmup = True  # decay_t = min(decay, (1 + t) / (10 + t)), as tf.train's EMA
 
+    # DiffAugment (jaxgan/augment.py) of every image the critic sees: '' (off) or a comma list of
+    # color | translation | cutout, e.g. 'color,translation,cutout' (the paper's policy).
+    c.diffaugment = ""
+    c.d_freeze_blocks = 0  # FreezeD: the critic's first N blocks get no updates (jaxgan/train.py)
     c.num_devices = 0  # 0: every device
     c.log_every = 100
     c.sample_every = 1000

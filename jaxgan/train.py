@@ -13,6 +13,7 @@ WGAN-GP's `gan_cifar_resnet.py` (DCGAN is n_critic = 1 with the non-saturating l
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxgan import data, errors, loop, losses, methods, parallel, penalties
+from jaxgan import augment, data, errors, loop, losses, methods, parallel, penalties
 from jaxgan import logging as run_logging
 from jaxgan.models import dcgan, resnet, sngan
 
@@ -127,16 +128,85 @@ def learning_rate_fn(config: ml_collections.ConfigDict, base_lr: float) -> Calla
 
 
 def make_optimizer(
-    config: ml_collections.ConfigDict, base_lr: float, updates_per_step: int
+    config: ml_collections.ConfigDict,
+    base_lr: float,
+    updates_per_step: int,
+    freeze_blocks: int = 0,
 ) -> optax.GradientTransformation:
-    """Adam whose lr follows the generator iteration (the critic updates n_critic times per step)."""
+    """Adam whose lr follows the generator iteration (the critic updates n_critic times per step).
+
+    `freeze_blocks` > 0 (the critic's, `config.d_freeze_blocks`): FreezeD, see `critic_blocks`.
+    """
     lr = learning_rate_fn(config, base_lr)
-    return optax.adam(
+    adam = optax.adam(
         lambda count: lr(count // updates_per_step),
         b1=config.optim.b1,
         b2=config.optim.b2,
         eps=config.optim.eps,
     )
+    if not freeze_blocks:
+        return adam  # the same optimiser state as before FreezeD existed: old checkpoints restore
+    # Gradients of frozen parameters are zeroed before Adam: their moments stay 0, so their update
+    # 0/(sqrt(0) + eps) is exactly 0 and they stay bit-equal (PyTorch's requires_grad=False).
+    frozen = lambda d_params: frozen_critic_mask(d_params, freeze_blocks)
+    return optax.chain(optax.masked(optax.set_to_zero(), frozen), adam)
+
+
+# FreezeD's blocks: the critic's top-level parameter names (flax module names), grouped into the
+# blocks an image passes through, in input order; the head (score, AC / projection outputs) is
+# never a block. A name matching none of these rules is an error, so a new critic family has to
+# say here how it splits.
+#   dcgan.Critic     1: Conv0 | 2: Conv1, Norm1 | ... | n: Conv{n-1}, Norm{n-1}
+#                    (head: Output, ClassOutput)
+#   resnet.Critic32  1: Block1Conv1, Block1Conv2, Block1Shortcut | 2: Block2 | 3: Block3 | 4: Block4
+#                    (head: Output, ACGANOutput)
+#   resnet.Critic64  1: Input (the first 3×3 conv) | 2: Res1 | ... | 5: Res4
+#                    (head: Output, ACGANOutput)
+#   sngan.Critic32   1: Block1 | ... | 4: Block4  (head: Output, ClassEmbedding)
+# Only parameters freeze: `d_state` (the SNGAN critic's spectral-norm power-iteration vectors) keeps
+# advancing on frozen layers too, as PyTorch's spectral_norm buffers do under requires_grad=False.
+_CRITIC_BLOCK_RULES = (
+    (re.compile(r"(?:Conv|Norm)(\d+)"), 1),  # dcgan: Conv0 is block 1; Norm i follows Conv i
+    (re.compile(r"Block(\d+)\w*"), 0),  # resnet 32 and sngan
+    (re.compile(r"Res(\d+)"), 1),  # resnet 64: after its Input conv
+)
+_CRITIC_HEADS = frozenset({"Output", "ClassOutput", "ACGANOutput", "ClassEmbedding"})
+
+
+def critic_blocks(d_params) -> list[list[str]]:
+    """The critic's blocks in input order, each the list of its top-level parameter names."""
+    blocks: dict[int, list[str]] = {}
+    for name in sorted(d_params):
+        if name in _CRITIC_HEADS:
+            continue
+        if name == "Input":  # resnet.Critic64's first conv
+            number = 1
+        else:
+            matches = [(rule.fullmatch(name), offset) for rule, offset in _CRITIC_BLOCK_RULES]
+            found = [int(m.group(1)) + offset for m, offset in matches if m]
+            if not found:
+                raise ValueError(
+                    f"Critic parameter {name!r} is in no FreezeD block: add its family's rule to "
+                    f"jaxgan/train.py _CRITIC_BLOCK_RULES."
+                )
+            number = found[0]
+        blocks.setdefault(number, []).append(name)
+    return [blocks[number] for number in sorted(blocks)]
+
+
+def frozen_critic_mask(d_params, freeze_blocks: int):
+    """A tree like `d_params`: True on every parameter of the critic's first `freeze_blocks` blocks."""
+    blocks = critic_blocks(d_params)
+    if not 0 <= freeze_blocks <= len(blocks):
+        raise errors.ConfigError(
+            f"config.d_freeze_blocks={freeze_blocks}: this critic has {len(blocks)} blocks "
+            f"({' | '.join(', '.join(b) for b in blocks)}), so it must be in 0..{len(blocks)} "
+            f"(0: nothing frozen)."
+        )
+    frozen = {name for block in blocks[:freeze_blocks] for name in block}
+    return {
+        name: jax.tree.map(lambda _: name in frozen, subtree) for name, subtree in d_params.items()
+    }
 
 
 def ema_decay(config: ml_collections.ConfigDict, step) -> jax.Array | float:
@@ -209,6 +279,9 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
         raise errors.ConfigError(
             f"config.d_fake_labels={config.d_fake_labels!r}: expected real or uniform."
         )
+    # DiffAugment (jaxgan/augment.py): every image the critic sees goes through T, in both steps.
+    policy = config.get("diffaugment", "")  # .get: configs saved by older versions lack it
+    augment.parse_policy(policy)  # a typo fails here, naming the field
     d_lr = learning_rate_fn(config, config.optim.d_lr)
     g_lr = learning_rate_fn(config, config.optim.g_lr)
     batch_sharding = parallel.sharded_on(mesh, 0)
@@ -229,6 +302,10 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
         return critic.apply({"params": d_params, **d_state}, images, labels)
 
     def critic_loss(d_params, d_state, g_params, reals, labels, key):
+        real_augment_key = fake_augment_key = None  # diff_augment with policy '' is the identity
+        if policy:  # split only then: without DiffAugment every other draw is what it always was
+            key, real_augment_key, fake_augment_key = jax.random.split(key, 3)
+        augment_reals = lambda x: augment.diff_augment(x, real_augment_key, policy)
         z_key, label_key, *penalty_keys = jax.random.split(key, 2 + len(penalty_terms))
         # The critic's fakes use the real minibatch's labels (gan_cifar_resnet, PGGAN D_wgangp_acgan,
         # TF-GAN), or fresh uniform labels (sngan_projection's updater).
@@ -237,15 +314,22 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
         # The critic's state (spectral norm's power iteration) advances once per critic step, on the
         # real batch; every other call of this step, the penalty's inner gradient included, reads it.
         (real_scores, real_logits), d_state = critic.apply(
-            {"params": d_params, **d_state}, reals, labels, mutable=list(d_state)
+            {"params": d_params, **d_state}, augment_reals(reals), labels, mutable=list(d_state)
         )
-        fake_scores, fake_logits = apply_critic(d_params, d_state, fakes, fake_y)
+        fake_scores, fake_logits = apply_critic(
+            d_params, d_state, augment.diff_augment(fakes, fake_augment_key, policy), fake_y
+        )
         terms = {"adversarial": loss.critic(real_scores, fake_scores)}
         total = terms["adversarial"]
         for (name, weight, fn), k in zip(penalty_terms, penalty_keys):
             # Interpolates mix a real and a fake image; with label-reading critics they take the
             # real image's label (the penalty's reference code is unconditional).
-            critic_fn = lambda x: apply_critic(d_params, d_state, x, labels)[0]
+            # With DiffAugment the penalised function is D∘T, differentiated w.r.t. the images
+            # before T, T drawn as for the reals: the reference's ns_DiffAugment_r1 (its default
+            # StyleGAN2 loss, DiffAugment-stylegan2/training/loss.py) takes R1's gradient of
+            # D(T(reals)) w.r.t. the un-augmented reals. The reference has no WGAN-GP; its
+            # interpolates get the same treatment here.
+            critic_fn = lambda x: apply_critic(d_params, d_state, augment_reals(x), labels)[0]
             terms[name] = fn(critic_fn, reals, fakes, real_scores, k)
             total = total + weight * terms[name]
         if config.model.ac_head:
@@ -258,9 +342,14 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
         return total, (terms, d_state)
 
     def generator_loss(g_params, d_params, d_state, key):
+        augment_key = None
+        if policy:  # split only then, as in critic_loss
+            key, augment_key = jax.random.split(key)
         label_key, z_key = jax.random.split(key)
         labels = fake_labels(label_key, config.g_batch_size)
-        scores, logits = apply_critic(d_params, d_state, generate(g_params, z_key, labels), labels)
+        # G learns through T: DiffAugment's point (the paper's §3).
+        fakes = augment.diff_augment(generate(g_params, z_key, labels), augment_key, policy)
+        scores, logits = apply_critic(d_params, d_state, fakes, labels)
         terms = {"adversarial": loss.generator(scores)}
         total = terms["adversarial"]
         if config.model.ac_head:
@@ -379,7 +468,9 @@ class Trainer:
         self.channels = config.data.channels or self.source.channels
         self.generator, self.critic = build_models(config, self.channels, self.source.num_classes)
         self.g_tx = make_optimizer(config, config.optim.g_lr, 1)
-        self.d_tx = make_optimizer(config, config.optim.d_lr, config.n_critic)
+        self.d_tx = make_optimizer(
+            config, config.optim.d_lr, config.n_critic, config.get("d_freeze_blocks", 0)
+        )
         self._step = make_train_step(
             config, self.generator, self.critic, self.g_tx, self.d_tx, self.source.num_classes, mesh
         )
