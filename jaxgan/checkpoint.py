@@ -77,11 +77,12 @@ def _reading(directory: str, step: int) -> Iterator[None]:
     else:
         return
     # The failed read leaves one abandoned coroutine per array, each of which would print its own
-    # traceback ("Exception ignored in ...") whenever the garbage collector gets to it: collect
-    # them now, silently.
+    # traceback ("Exception ignored in ...", or asyncio's "Task exception was never retrieved")
+    # whenever the garbage collector gets to it: collect them now, silently.
     hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
     try:
-        gc.collect()
+        with _quiet():
+            gc.collect()
     finally:
         sys.unraisablehook = hook
     raise UnreadableCheckpoint(f"checkpoint {directory}/{step}: {reason}")
