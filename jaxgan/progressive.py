@@ -648,14 +648,8 @@ class Trainer:
             if self.batches is not None:
                 self.cursor = self.batches.cursor
                 self.batches.close()
-            self.batches = data.Batches(
-                self.source,
-                schedule.minibatch,
-                config.data.resolution,
-                self.channels,
-                seed=config.seed,
-                cursor=self.cursor,
-                steps=config.n_critic,
+            self.batches = train.make_batches(
+                config, self.source, self.channels, schedule.minibatch, self.cursor
             )
         batch = data.to_global(next(self.batches), self.batch_sharding)
         state, metrics = self.steps[stage](state, batch, step_inputs(schedule))

@@ -486,15 +486,12 @@ class Trainer:
         )
 
     def start(self, meta: dict) -> None:
-        c = self.config
-        self.batches = data.Batches(
+        self.batches = make_batches(
+            self.config,
             self.source,
-            c.batch_size,
-            c.data.resolution,
             self.channels,
-            seed=c.seed,
-            cursor=meta.get("data_cursor", 0),
-            steps=c.n_critic,
+            self.config.batch_size,
+            meta.get("data_cursor", 0),
         )
 
     def step(self, state: State) -> tuple[State, dict]:
@@ -522,6 +519,20 @@ class Trainer:
     def close(self) -> None:
         if self.batches is not None:
             self.batches.close()
+
+
+def make_batches(config, source, channels: int, batch_size: int, cursor: int) -> data.Batches:
+    """The run's batches from image `cursor` on: n_critic minibatches per step at the training
+    resolution; batch b is a pure function of (seed, b), which is what makes a resume exact."""
+    return data.Batches(
+        source,
+        batch_size,
+        config.data.resolution,
+        channels,
+        seed=config.seed,
+        cursor=cursor,
+        steps=config.n_critic,
+    )
 
 
 def count_params(tree) -> int:

@@ -22,6 +22,23 @@ jax.config.update("jax_num_cpu_devices", 8)
 import pytest  # noqa: E402
 
 
+def _smoke_config(**overrides):
+    """`configs/wgan_gp.py:smoke` on one device, no TensorBoard, with flattened `overrides`."""
+    from configs import wgan_gp
+
+    config = wgan_gp.get_config("smoke")
+    config.tensorboard = False
+    config.num_devices = 1
+    config.update_from_flattened_dict(overrides)
+    return config
+
+
+@pytest.fixture(scope="session")
+def smoke_config():
+    """`smoke_config(**overrides)`: the smoke config the loop tests and `make_smoke_run` train."""
+    return _smoke_config
+
+
 @pytest.fixture(scope="session")
 def make_smoke_run(tmp_path_factory):
     """Trains `configs/wgan_gp.py:smoke` (3 steps) into a fresh workdir: `make(name, **model)`.
@@ -30,15 +47,11 @@ def make_smoke_run(tmp_path_factory):
     Trained on one device, whose step compiles ~2x faster than on 8; readers restore it onto the
     8 test devices, as a run moved to another host would be. Returns (workdir, config).
     """
-    from configs import wgan_gp
     from jaxgan import loop
 
     def make(name, **model):
         workdir = str(tmp_path_factory.mktemp(name))
-        config = wgan_gp.get_config("smoke")
-        config.model.update(model)
-        config.tensorboard = False
-        config.num_devices = 1
+        config = _smoke_config(**{f"model.{k}": v for k, v in model.items()})
         loop.train_and_evaluate(config, workdir)
         return workdir, config
 

@@ -15,18 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import wgan_gp
 from jaxgan import checkpoint, errors, loop, methods
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _smoke(**overrides):
-    config = wgan_gp.get_config("smoke")
-    config.tensorboard = False
-    config.num_devices = 1
-    config.update_from_flattened_dict(overrides)
-    return config
 
 
 def _rows(workdir):
@@ -85,13 +76,15 @@ def test_guard_applies_finite_updates_and_keeps_the_old_state_on_a_nan_gradient(
     assert loop.state_names(metrics[loop.NONFINITE_STATE], state) == ["params"]
 
 
-def test_nonfinite_update_is_never_checkpointed_and_a_rerun_resumes_from_a_finite_one(tmp_path):
+def test_nonfinite_update_is_never_checkpointed_and_a_rerun_resumes_from_a_finite_one(
+    tmp_path, smoke_config
+):
     """Step 2 runs at lr 1e30: its first critic update moves every weight by ~1e30, the second
     critic update's gradients overflow. With checkpoint_every=1 there must be no checkpoint 2."""
     workdir = str(tmp_path)
     base = {"optim.decay": "constant", "checkpoint_every": 1}
-    loop.train_and_evaluate(_smoke(num_steps=1, **base), workdir)
-    poisoned = _smoke(num_steps=3, **base, **{"optim.g_lr": 1e30, "optim.d_lr": 1e30})
+    loop.train_and_evaluate(smoke_config(num_steps=1, **base), workdir)
+    poisoned = smoke_config(num_steps=3, **base, **{"optim.g_lr": 1e30, "optim.d_lr": 1e30})
     with pytest.raises(errors.NonFiniteError) as raised:
         loop.train_and_evaluate(poisoned, workdir)
     message = str(raised.value)
@@ -104,19 +97,19 @@ def test_nonfinite_update_is_never_checkpointed_and_a_rerun_resumes_from_a_finit
         np.isfinite(x).all() for x in jax.tree.leaves(saved) if np.issubdtype(x.dtype, np.floating)
     )
 
-    state = loop.train_and_evaluate(_smoke(num_steps=3, **base), workdir)
+    state = loop.train_and_evaluate(smoke_config(num_steps=3, **base), workdir)
     assert int(state["step"]) == 3 and _steps(workdir) == [2, 3]
     assert [r["step"] for r in _rows(workdir)] == [1, 2, 3]
     assert all(np.isfinite(r["d_loss"]) for r in _rows(workdir))
 
 
-def test_skip_mode_skips_and_counts_nonfinite_updates(tmp_path):
+def test_skip_mode_skips_and_counts_nonfinite_updates(tmp_path, smoke_config):
     workdir = str(tmp_path)
     base = {"optim.decay": "constant", "checkpoint_every": 1}
-    loop.train_and_evaluate(_smoke(num_steps=1, **base), workdir)
+    loop.train_and_evaluate(smoke_config(num_steps=1, **base), workdir)
     after_one = _restore(workdir, 1)
     poisoned = {"optim.g_lr": 1e30, "optim.d_lr": 1e30, "nonfinite": "skip"}
-    state = loop.train_and_evaluate(_smoke(num_steps=3, **base, **poisoned), workdir)
+    state = loop.train_and_evaluate(smoke_config(num_steps=3, **base, **poisoned), workdir)
     assert int(state["step"]) == 3
     for key in ("g_params", "d_params", "ema_params"):  # both updates skipped: step 1's weights
         for a, b in zip(jax.tree.leaves(state[key]), jax.tree.leaves(after_one[key])):
@@ -148,15 +141,17 @@ def test_config_changes_are_classified_by_field():
     assert "num_steps" not in str(raised.value).split("Fields a resumed run may change")[0]
 
 
-def test_resume_with_a_changed_shape_fails_untouched_and_a_safe_change_is_recorded(tmp_path):
+def test_resume_with_a_changed_shape_fails_untouched_and_a_safe_change_is_recorded(
+    tmp_path, smoke_config
+):
     workdir = str(tmp_path)
-    loop.train_and_evaluate(_smoke(num_steps=1), workdir)
+    loop.train_and_evaluate(smoke_config(num_steps=1), workdir)
     before = _snapshot(workdir)
     with pytest.raises(errors.ConfigError, match=r"model\.g_width: 8 -> 16"):
-        loop.train_and_evaluate(_smoke(num_steps=2, **{"model.g_width": 16}), workdir)
+        loop.train_and_evaluate(smoke_config(num_steps=2, **{"model.g_width": 16}), workdir)
     assert _snapshot(workdir) == before
 
-    state = loop.train_and_evaluate(_smoke(num_steps=2), workdir)
+    state = loop.train_and_evaluate(smoke_config(num_steps=2), workdir)
     assert int(state["step"]) == 2
     history = [json.loads(line) for line in open(os.path.join(workdir, "config_history.jsonl"))]
     assert [(h["step"], h["config"]["num_steps"]) for h in history] == [(0, 1), (1, 2)]
@@ -185,7 +180,7 @@ def _damage(step_dir):
 
 
 def test_a_damaged_newest_checkpoint_is_moved_aside_in_a_few_lines(
-    make_smoke_run, tmp_path, capfd, caplog
+    make_smoke_run, tmp_path, capfd, caplog, smoke_config
 ):
     source, config = make_smoke_run("loop_damaged")
     workdir = str(tmp_path / "run")
@@ -193,7 +188,7 @@ def test_a_damaged_newest_checkpoint_is_moved_aside_in_a_few_lines(
     assert _steps(workdir) == [2, 3]
     _damage(os.path.join(workdir, "checkpoints", "3"))
     capfd.readouterr()
-    state = loop.train_and_evaluate(_smoke(num_steps=4), workdir)
+    state = loop.train_and_evaluate(smoke_config(num_steps=4), workdir)
     output = capfd.readouterr().err + caplog.text
     assert int(state["step"]) == 4
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3", "3.unreadable", "4"]
@@ -205,7 +200,7 @@ def test_a_damaged_newest_checkpoint_is_moved_aside_in_a_few_lines(
     for step in (3, 4):  # now every checkpoint is damaged: a clear stop, nothing deleted
         _damage(os.path.join(workdir, "checkpoints", str(step)))
     with pytest.raises(errors.CheckpointError, match="None of the checkpoints"):
-        loop.train_and_evaluate(_smoke(num_steps=5), workdir)
+        loop.train_and_evaluate(smoke_config(num_steps=5), workdir)
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == [
         "3.unreadable",
         "3.unreadable-2",

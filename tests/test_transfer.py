@@ -6,16 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from configs import wgan_gp
 from jaxgan import checkpoint, errors, loop, parallel, train, transfer
-
-
-def _config(**overrides):
-    config = wgan_gp.get_config("smoke")
-    config.tensorboard = False
-    config.num_devices = 1
-    config.update_from_flattened_dict(overrides)
-    return config
 
 
 def _fresh_state(config):
@@ -33,9 +24,9 @@ def source(make_smoke_run):
     return workdir, state
 
 
-def test_both_networks_load_by_path_and_the_optimiser_stays_fresh(source, tmp_path):
+def test_both_networks_load_by_path_and_the_optimiser_stays_fresh(source, tmp_path, smoke_config):
     workdir, saved = source
-    config = _config(init_from=f"{workdir}:3")
+    config = smoke_config(init_from=f"{workdir}:3")
     fresh = _fresh_state(config)
     state = transfer.init_from(fresh, config, str(tmp_path))
     for key in ("g_params", "ema_params", "d_params"):
@@ -55,17 +46,19 @@ def test_both_networks_load_by_path_and_the_optimiser_stays_fresh(source, tmp_pa
     assert "g_params/Output/kernel" in table and "loaded" in table
 
 
-def test_one_network_a_skip_list_and_a_shape_error_naming_both_shapes(source, tmp_path):
+def test_one_network_a_skip_list_and_a_shape_error_naming_both_shapes(
+    source, tmp_path, smoke_config
+):
     workdir, saved = source
     wider_critic = {"model.d_width": 16, "init_from": workdir}
     with pytest.raises(
         errors.ConfigError,
         match=r"d_params/Block1Conv1/kernel: \(3, 3, 1, 16\) here, \(3, 3, 1, 8\) in the source",
     ):
-        config = _config(**wider_critic)
+        config = smoke_config(**wider_critic)
         transfer.init_from(_fresh_state(config), config, str(tmp_path))
 
-    config = _config(**wider_critic, init_from_networks="g")  # G only: the critic stays fresh
+    config = smoke_config(**wider_critic, init_from_networks="g")  # G only: the critic stays fresh
     fresh = _fresh_state(config)
     state = transfer.init_from(fresh, config, str(tmp_path))
     np.testing.assert_array_equal(
@@ -74,7 +67,7 @@ def test_one_network_a_skip_list_and_a_shape_error_naming_both_shapes(source, tm
     for path, value in _leaves(fresh["d_params"]).items():
         np.testing.assert_array_equal(_leaves(state["d_params"])[path], value)
 
-    config = _config(**wider_critic, init_from_skip="d_params/*")  # both, the critic skipped
+    config = smoke_config(**wider_critic, init_from_skip="d_params/*")  # both, the critic skipped
     state = transfer.init_from(_fresh_state(config), config, str(tmp_path))
     rows = open(tmp_path / "init_from.txt").read().splitlines()
     skipped = [r for r in rows if r.startswith("d_params/") and " skipped " in r]
@@ -83,10 +76,10 @@ def test_one_network_a_skip_list_and_a_shape_error_naming_both_shapes(source, tm
     assert kernel.split()[-4:] == ["(3,", "3,", "1,", "8)"]  # the source's shape, beside ours
 
 
-def test_a_run_starts_from_the_source_through_the_loop(source, tmp_path):
+def test_a_run_starts_from_the_source_through_the_loop(source, tmp_path, smoke_config):
     workdir, saved = source
     target = str(tmp_path / "target")
-    state = loop.train_and_evaluate(_config(num_steps=1, init_from=workdir), target)
+    state = loop.train_and_evaluate(smoke_config(num_steps=1, init_from=workdir), target)
     assert int(state["step"]) == 1 and os.path.exists(os.path.join(target, "init_from.txt"))
     # One step (two critic updates) from the source's critic: Adam with b1 = 0 moves a weight by at
     # most sqrt(1 / (1 - b2)) · lr... here sqrt(1.9)·lr at the second update: within 2 · 1.4 · lr.
