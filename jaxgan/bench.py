@@ -1,8 +1,8 @@
 """Throughput benchmarks. Each prints its result as the last line, `<name>: <number>`.
 
   python -m jaxgan.bench --config=configs/wgan_gp.py [--steps=20]   # train_img_per_s
-  python -m jaxgan.bench --features=inception_v3 [--batch_size=50]  # features_img_per_s
-  python -m jaxgan.bench --features=mnist_cnn [--batch_size=500]    # the evaluator's offline network
+  python -m jaxgan.bench --features=mnist_cnn [--num_images=10000]  # features_img_per_s
+  python -m jaxgan.bench --features=inception_v3 [--num_images=500 --image_size=32]
   python -m jaxgan.bench --conv                                     # conv formulations, ms/step
   JAXGAN_CONV_IMPL=patches python -m jaxgan.bench --config=...     # a whole step, one formulation
 
@@ -14,6 +14,15 @@ with lax for stride-1 convolutions, 2,391 ms with patches everywhere, on this pr
 Train throughput counts real images through the critic: steps · n_critic · batch_size / seconds,
 timed over `--steps` generator iterations after one compiled warm-up step, on synthetic uint8
 batches of the config's shape (the input pipeline is measured by the training run's own img/s).
+
+Feature throughput is the evaluator's extraction as it runs (`classifier.make_predictor`,
+`inception.make_feature_extractor`): `--num_images` random uint8 images (mnist_cnn: 32x32x1;
+inception_v3: `--image_size` squared x 3, resized to 299 inside) in batches of `--batch_size`
+(0: 500 / 50) sharded over `--num_devices` (0: all), host -> device copies and the copy back
+included. One warm-up batch (compilation) is timed and printed apart; then `--repeats` passes over
+all images, whose median is the last line and whose range is printed above it. Inception runs with
+random weights of the right shapes (timing only: the real ones cannot be downloaded everywhere).
+`benchmarks/torch_features.py` does the same extraction as pytorch-fid does, printing the same lines.
 """
 
 from __future__ import annotations
@@ -109,45 +118,109 @@ def bench_conv() -> dict:
     return results
 
 
-def bench_features_mnist_cnn(batch_size: int, num_batches: int) -> float:
-    """mnist_cnn feature extraction in images/second (shipped weights, random 32x32 uint8 digits).
+# name -> (default number of images, default batch size): batches are the evaluator's defaults
+# (`features.load`); 10,000 digits are an evaluation's worth, 500 images a quick Inception run.
+FEATURE_DEFAULTS = {"mnist_cnn": (10_000, 500), "inception_v3": (500, 50)}
 
-    Times `num_batches` batches through `features.load("mnist_cnn", ...).extract` after one warm-up
-    batch (compilation excluded), host -> device copy and the copy back included.
-    """
+
+def random_images(count: int, size: int, channels: int, seed: int = 0):
+    """uint8 [count, size, size, channels], uniform: timing inputs (their values do not matter)."""
     import numpy as np
 
-    from jaxgan.eval import features
+    return np.random.default_rng(seed).integers(
+        0, 256, (count, size, size, channels), dtype=np.uint8
+    )
 
-    network = features.load("mnist_cnn", 32, 1, batch_size)
-    images = np.random.RandomState(0).randint(0, 256, (batch_size, 32, 32, 1), dtype=np.uint8)
-    network.extract(images)
+
+def time_extraction(extract, images, batch_size: int, repeats: int) -> dict:
+    """Times `extract(images)`: {"warmup_s": one batch, compile included; "img_per_s": per pass}.
+
+    The warm-up batch compiles every program a pass uses (all batches share one shape); each of
+    the `repeats` passes then extracts all images, results back on the host.
+    """
     start = time.perf_counter()
-    for _ in range(num_batches):
-        network.extract(images)
-    return batch_size * num_batches / (time.perf_counter() - start)
+    extract(images[:batch_size])
+    warmup_s = time.perf_counter() - start
+    img_per_s = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        extract(images)
+        img_per_s.append(len(images) / (time.perf_counter() - start))
+    return {"warmup_s": warmup_s, "img_per_s": img_per_s}
+
+
+def feature_extractor(name: str, batch_size: int, mesh):
+    """(extract, weights description) of feature network `name`, sharded over `mesh`."""
+    if name == "mnist_cnn":
+        from jaxgan.eval import features
+        from jaxgan.models import classifier
+
+        model = classifier.get("mnist_cnn")
+        params, _ = classifier.load_params(features.mnist_cnn_weights_path(), model)
+        extract = classifier.make_predictor(model, params, batch_size, mesh=mesh)
+        return extract, "shipped weights (jaxgan/assets/mnist_cnn.npz)"
+    from jaxgan.eval import inception
+
+    extract = inception.make_feature_extractor(inception.random_params(0), batch_size, mesh=mesh)
+    return extract, "random weights: timing only"
+
+
+def bench_features(
+    name: str, num_images: int, batch_size: int, image_size: int, repeats: int, num_devices: int
+) -> dict:
+    """The printed lines of `--features=name`: setup, warm-up and img/s (runs, range, median)."""
+    import statistics
+
+    import jax
+
+    from jaxgan import parallel
+    from jaxgan.eval import inception
+
+    default_images, default_batch = FEATURE_DEFAULTS[name]
+    num_images, batch_size = num_images or default_images, batch_size or default_batch
+    size, channels = (32, 1) if name == "mnist_cnn" else (image_size, 3)
+    mesh = parallel.make_mesh(num_devices or None)
+    extract, weights = feature_extractor(name, batch_size, mesh)
+    timing = time_extraction(
+        extract, random_images(num_images, size, channels), batch_size, repeats
+    )
+    rates = timing["img_per_s"]
+    return {
+        "network": f"{name}, {weights}",
+        "images": f"{num_images} x {size}x{size}x{channels} uint8",
+        "batch_size": inception.sharded_batch_size(batch_size, mesh),
+        "devices": f"{mesh.devices.size} ({jax.default_backend()})",
+        "warmup_s": f"{timing['warmup_s']:.2f} (one batch, compilation included; not timed)",
+        "img_per_s_runs": ", ".join(f"{r:.1f}" for r in rates),
+        "features_img_per_s_range": f"{min(rates):.1f}-{max(rates):.1f}",
+        "features_img_per_s": f"{statistics.median(rates):.1f}",
+    }
 
 
 def main(argv):
     del argv
-    if FLAGS.features == "mnist_cnn":
-        img_per_s = bench_features_mnist_cnn(FLAGS.batch_size, FLAGS.num_batches)
-        print(f"features_img_per_s: {img_per_s:.1f}")
-        return
     if FLAGS.features:
-        if FLAGS.features != "inception_v3":
-            raise app.UsageError(f"--features={FLAGS.features!r}: only inception_v3 is available.")
-        from jaxgan.eval import inception
-
-        img_per_s = inception.benchmark_features(FLAGS.batch_size, FLAGS.num_batches)
-        print(f"features_img_per_s: {img_per_s:.1f}")
+        if FLAGS.features not in FEATURE_DEFAULTS:
+            raise app.UsageError(
+                f"--features={FLAGS.features!r}: expected one of {', '.join(FEATURE_DEFAULTS)}."
+            )
+        result = bench_features(
+            FLAGS.features,
+            FLAGS.num_images,
+            FLAGS.batch_size,
+            FLAGS.image_size,
+            FLAGS.repeats,
+            FLAGS.num_devices,
+        )
+        for name, value in result.items():
+            print(f"{name}: {value}")
         return
     if FLAGS.conv:
         for name, value in bench_conv().items():
             print(f"{name}: {value:.1f}")
         return
     if FLAGS.config is None:
-        raise app.UsageError("Give --config=CONFIG (or --features=inception_v3, or --conv).")
+        raise app.UsageError("Give --config=CONFIG (or --features=NETWORK, or --conv).")
     result = bench_train(FLAGS.config, FLAGS.steps)
     for name, value in result.items():
         print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}")
@@ -161,9 +234,16 @@ def define_flags() -> None:
         "config", None, "A training config, e.g. configs/wgan_gp.py.", lock_config=True
     )
     flags.DEFINE_integer("steps", 20, "Timed generator iterations (after one warm-up step).")
-    flags.DEFINE_string("features", None, "Benchmark a feature network instead: inception_v3.")
-    flags.DEFINE_integer("batch_size", 50, "Feature-extraction batch size.")
-    flags.DEFINE_integer("num_batches", 10, "Timed feature-extraction batches.")
+    flags.DEFINE_string(
+        "features", None, "Benchmark a feature network instead: mnist_cnn or inception_v3."
+    )
+    flags.DEFINE_integer("num_images", 0, "Images per timed pass (0: 10,000 / 500).")
+    flags.DEFINE_integer(
+        "batch_size", 0, "Feature batch size (0: 500 / 50), rounded up to the devices."
+    )
+    flags.DEFINE_integer("image_size", 32, "inception_v3 input height = width (resized to 299).")
+    flags.DEFINE_integer("repeats", 5, "Timed passes over all images (median and range printed).")
+    flags.DEFINE_integer("num_devices", 0, "Devices to shard feature batches over (0: all).")
     flags.DEFINE_bool(
         "conv", False, "Time the two convolution formulations on a WGAN-GP critic step."
     )

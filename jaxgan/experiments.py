@@ -1,8 +1,7 @@
 """The classifier experiments of "How good is my GAN?" (Shmelkov et al. 2018) on a conditional run.
 
   python -m jaxgan.experiments diversity --workdir=W [--sizes=500,1000,2000,4000]
-  python -m jaxgan.experiments augmentation --workdir=W [--real_fraction=0.1,0.25,0.5,1.0]
-      [--num_generated=0]
+  python -m jaxgan.experiments augmentation --workdir=W --subset_runs=W10,W25 [--num_generated=0]
   common: [--checkpoint=latest|STEP] [--classifier_recipe=auto] [--classifier_steps=0]
       [--classifier_seed=0] [--seed=0] [--batch_size=200] [--real_split=train]
       [--baseline_split=test]
@@ -12,10 +11,13 @@ diversity     (the paper's §5.3, Fig. 4) GAN-train against the number N of gene
               N real training images (a class-balanced subset, `classifier_metrics.balanced_subset`)
               are scored on the real test split. Where the GAN-train curve flattens, more samples
               add no new information; the real curve is what N distinct images are worth.
-augmentation  (§5.4, Fig. 5, Table 4) a real subset (each fraction of the train split,
-              class-balanced) alone, and the same subset plus `--num_generated` fakes (default: as
-              many as the train split has), each training a fresh classifier scored on the real
-              test split; the fakes alone (GAN-train) are a horizontal line.
+augmentation  (§5.4, Fig. 5, Table 4) for W and each of `--subset_runs` — the same GAN trained on
+              a class-balanced subset of W's data (`--config.data.dataset=mnist5k:n=40`: 10 %) —
+              the run's own real training images alone, the same images plus `--num_generated`
+              fakes (default: as many as the whole train split has) of THAT run's generator, and
+              the fakes alone; each trains a fresh classifier scored on the real test split. A
+              subset is never augmented by a GAN that saw the whole training set; each row names
+              its GAN (`gan`: workdir, dataset, checkpoint).
 
 Every classifier is the evaluator's GAN-train classifier: the `--classifier_recipe` (auto: mnist5k's
 CNN for grayscale, cifar10's ResNet-32 otherwise; `jaxgan/models/classifier.py`) for
@@ -31,10 +33,11 @@ Outputs: `W/eval/diversity.png` + `W/eval/diversity.json`, `W/eval/augmentation.
    "classifier": {"recipe": "mnist5k", "settings": {...}, "steps": 1250, "seed": 0}, "seed": 0,
    "rows": [{"n": 500, "gan_train": 0.91, "real": 0.93}, ...], "wall_time_s": 812.0,
    "timestamp": "..."}
-  augmentation: "n_generated": 4000, "generated_only": 0.95, "rows": [{"real_fraction": 0.1,
-   "n_real": 400, "real": 0.90, "real_plus_generated": 0.95}, ...].
+  augmentation: "n_generated": 4000, "rows": [{"real_fraction": 0.1, "n_real": 400, "gan":
+   {"workdir": W10, "dataset": "mnist5k:n=40", "checkpoint": 2400, "trained_on":
+   "mnist5k:train:n=40"}, "real": 0.90, "real_plus_generated": 0.95, "generated_only": 0.9}, ...].
 On a 2-core CPU each mnist5k classifier (1,250 steps) takes ~1.5 minutes, so the default diversity
-curve (8 classifiers) takes ~12 minutes and the default augmentation experiment (9) ~14;
+curve (8 classifiers) takes ~12 minutes and the augmentation experiment 3 per run;
 `--classifier_steps=300` cuts both ~4x.
 """
 
@@ -49,7 +52,9 @@ from collections.abc import Sequence
 import numpy as np
 from absl import app, flags, logging
 
-from jaxgan import evaluate
+from jaxgan import errors, evaluate
+from jaxgan.eval import imagesets, protocols, sampling
+from jaxgan.eval.options import Options
 
 FLAGS = flags.FLAGS
 
@@ -59,12 +64,12 @@ EXPERIMENTS = ("diversity", "augmentation")
 class _Setup:
     """What both experiments need from a run: its config, real splits, recipe and classifier."""
 
-    def __init__(self, workdir: str, options: evaluate.Options, checkpoint: str | int):
+    def __init__(self, workdir: str, options: Options, checkpoint: str | int):
         from jaxgan import data
 
         self.workdir, self.options, self.checkpoint = workdir, options, checkpoint
-        self.config = config = evaluate.load_config(workdir)
-        if not evaluate.generator_is_conditional(config):
+        self.config = config = sampling.load_config(workdir)
+        if not sampling.generator_is_conditional(config):
             raise ValueError(
                 f"{workdir} is not a class-conditional run: the experiments train classifiers on "
                 f"generated images and the labels they were generated for, which needs "
@@ -78,14 +83,14 @@ class _Setup:
             config.data.channels or None,
         )
         self.channels = config.data.channels or source.channels
-        self.splits = evaluate.real_splits(
+        self.splits = imagesets.real_splits(
             config.data.dataset,
             config.data.data_dir,
             config.data.resolution,
             self.channels,
             options,
         )
-        name, self.recipe, self.steps, self.classifier_seed = evaluate.classifier_recipe(
+        name, self.recipe, self.steps, self.classifier_seed = protocols.classifier_recipe(
             options, self.splits.dataset, self.channels
         )
         self.classifier = {
@@ -96,7 +101,7 @@ class _Setup:
         }
 
     def sample(self, n: int) -> tuple[np.ndarray, np.ndarray, int]:
-        return evaluate.sample_checkpoint(
+        return sampling.sample_checkpoint(
             self.workdir,
             self.config,
             self.checkpoint,
@@ -148,7 +153,7 @@ class _Setup:
 def diversity(
     workdir: str,
     sizes: Sequence[int],
-    options: evaluate.Options,
+    options: Options,
     checkpoint: str | int = "latest",
 ) -> dict:
     """GAN-train and real accuracy against N; writes W/eval/diversity.{json,png}; the table."""
@@ -171,37 +176,61 @@ def diversity(
 
 def augmentation(
     workdir: str,
-    real_fractions: Sequence[float],
+    subset_runs: Sequence[str],
     num_generated: int,
-    options: evaluate.Options,
+    options: Options,
     checkpoint: str | int = "latest",
 ) -> dict:
-    """Real subsets alone and with generated images; writes W/eval/augmentation.{json,png}."""
+    """For W and each run of `subset_runs` (the same kind of GAN trained on a class-balanced subset
+    of W's dataset, `--config.data.dataset=DATASET:n=K`): a classifier on that run's real training
+    images alone, on them plus `num_generated` fakes of that same run's generator, and on the fakes
+    alone. Writes W/eval/augmentation.{json,png}; returns the table."""
+    from jaxgan import data
+
     start = time.perf_counter()
     setup = _Setup(workdir, options, checkpoint)
-    train_size = setup.splits.train.size
-    fakes, labels, step = setup.sample(num_generated or train_size)
+    full_size = setup.splits.train.size
+    base = data.parse_per_class(setup.config.data.dataset)[0]
     rows = []
-    for fraction in sorted({float(f) for f in real_fractions}):
-        if not 0 < fraction <= 1:
-            raise ValueError(f"--real_fraction={fraction}: expected fractions in (0, 1].")
-        n_real = max(1, round(fraction * train_size))
-        images, real_labels = setup.real_subset(n_real)
+    for run in [*subset_runs, workdir]:
+        gan = setup if run == workdir else _Setup(run, options, checkpoint)
+        dataset = gan.config.data.dataset
+        if data.parse_per_class(dataset)[0] != base or gan.config.data.resolution != (
+            setup.config.data.resolution
+        ):
+            raise errors.ConfigError(
+                f"{run} trained on {dataset} at {gan.config.data.resolution}px; the augmentation "
+                f"experiment needs GANs trained on subsets of {workdir}'s {base} at its resolution "
+                f"(e.g. --config.data.dataset={base}:n=40)."
+            )
+        # The real images are exactly those the GAN was trained on (the paper augments a subset
+        # with a GAN trained on that same subset, never with one that saw the whole training set).
+        reals = imagesets.dataset_set(
+            dataset, "train", gan.config.data.data_dir, gan.config.data.resolution,
+            setup.channels, 1 << 40, options.seed,
+        )  # fmt: skip
+        fakes, labels, step = gan.sample(num_generated or full_size)
         row = {
-            "real_fraction": fraction,
-            "n_real": n_real,
-            "real": setup.accuracy(images, real_labels),
+            "real_fraction": round(reals.size / full_size, 4),
+            "n_real": reals.size,
+            "gan": {
+                "workdir": os.path.abspath(run),
+                "dataset": dataset,
+                "checkpoint": step,
+                "trained_on": reals.name,
+            },  # fmt: skip
+            "real": setup.accuracy(reals.images, reals.labels),
             "real_plus_generated": setup.accuracy(
-                np.concatenate([images, fakes]), np.concatenate([real_labels, labels])
+                np.concatenate([reals.images, fakes]), np.concatenate([reals.labels, labels])
             ),
+            "generated_only": setup.accuracy(fakes, labels),
         }
         logging.info("augmentation: %s", row)
         rows.append(row)
     table = {
-        **setup.header("augmentation", step),
-        "n_generated": len(fakes),
-        "generated_only": setup.accuracy(fakes, labels),
-        "rows": rows,
+        **setup.header("augmentation", rows[-1]["gan"]["checkpoint"]),
+        "n_generated": num_generated or full_size,
+        "rows": sorted(rows, key=lambda r: r["n_real"]),
     }
     table["wall_time_s"] = round(time.perf_counter() - start, 1)
     return _write(table, workdir, _plot_augmentation)
@@ -255,7 +284,7 @@ def _plot_diversity(table: dict):
 
 
 def _plot_augmentation(table: dict):
-    fig, ax = _figure(table, "real subset + generated")
+    fig, ax = _figure(table, "real subset + generated by a GAN trained on it")
     rows = table["rows"]
     n_real = [r["n_real"] for r in rows]
     ax.plot(n_real, [r["real"] for r in rows], "s--", label="real subset")
@@ -265,10 +294,9 @@ def _plot_augmentation(table: dict):
         "o-",
         label=f"real subset + {table['n_generated']} generated",
     )
-    ax.axhline(
-        table["generated_only"], color="C2", linestyle=":", label="generated only (GAN-train)"
-    )
-    ax.set_xlabel(f"real images from {table['train_set']} (class-balanced)")
+    ax.plot(n_real, [r["generated_only"] for r in rows], "^:", label="generated only (GAN-train)")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"real images from {table['train_set']} (class-balanced; the GAN's training set)")
     ax.legend(fontsize="small")
     return fig
 
@@ -289,11 +317,10 @@ def main(argv):
             sizes = [int(n) for n in FLAGS.sizes]
             table = diversity(FLAGS.workdir, sizes, options, FLAGS.checkpoint)
         else:
-            fractions = [float(f) for f in FLAGS.real_fraction]
             table = augmentation(
-                FLAGS.workdir, fractions, FLAGS.num_generated, options, FLAGS.checkpoint
+                FLAGS.workdir, FLAGS.subset_runs, FLAGS.num_generated, options, FLAGS.checkpoint
             )
-    except FileNotFoundError as e:
+    except (errors.UserError, FileNotFoundError) as e:
         sys.exit(f"{type(e).__name__}: {e}")
     print(json.dumps(table["rows"]), flush=True)
     print(f"wrote {os.path.join(FLAGS.workdir, 'eval', argv[1])}.json and .png", flush=True)
@@ -306,9 +333,9 @@ def define_flags() -> None:
     evaluate.define_flags()
     flags.DEFINE_list("sizes", ["500", "1000", "2000", "4000"], "diversity: numbers of images N.")
     flags.DEFINE_list(
-        "real_fraction",
-        ["0.1", "0.25", "0.5", "1.0"],
-        "augmentation: fractions of the train split.",
+        "subset_runs",
+        [],
+        "augmentation: workdirs of GANs trained on subsets of W's data (DATASET:n=K).",
     )
     flags.DEFINE_integer(
         "num_generated", 0, "augmentation: fakes added (0: the train split's size)."

@@ -540,27 +540,43 @@ def make_eval_sampler(
 
     Reads `meta["lod"]` (float; every checkpoint of this loop stores the lod of its last step).
     """
-    if "lod" not in meta:
-        raise KeyError(
-            "Checkpoint meta has no 'lod': it was not written by jaxgan.progressive "
-            f"(meta keys: {sorted(meta)})."
-        )
-    lod = float(meta["lod"])
-    generator, _ = build_models(config, channels, num_classes)
-    stage = stage_of(lod, progan.resolution_log2(config.data.resolution), first_res_log2(config))
-    alpha = np.float32(fade_alpha(lod))
+    return EvalSamplers(config, channels, num_classes)(meta)
 
-    def sample(params, z, labels):
-        images = generator.apply(
-            {"params": params},
-            z,
-            labels,
-            res_log2=stage.res_log2,
-            alpha=alpha if stage.fade_in else None,
-        )
-        return jnp.clip(upsample_to(images, config.data.resolution), -1.0, 1.0)
 
-    return jax.jit(sample)
+class EvalSamplers:
+    """`make_eval_sampler` for many checkpoints of one run: one compiled generator per stage
+    (resolution and whether it fades), with α an argument, so the checkpoints of one stage at
+    different lods share it instead of compiling once each."""
+
+    def __init__(self, config: ml_collections.ConfigDict, channels: int, num_classes: int):
+        self.config = config
+        self.generator, _ = build_models(config, channels, num_classes)
+        self._by_stage: dict[Stage, Callable] = {}
+
+    def _compiled(self, stage: Stage) -> Callable:
+        if stage not in self._by_stage:
+            at_stage = make_stage_sampler(self.generator, stage)
+
+            def sample(params, z, labels, alpha):
+                images = at_stage(params, z, labels, alpha)
+                return jnp.clip(upsample_to(images, self.config.data.resolution), -1.0, 1.0)
+
+            self._by_stage[stage] = jax.jit(sample)
+        return self._by_stage[stage]
+
+    def __call__(self, meta: dict) -> Callable[[Any, jax.Array, jax.Array], jax.Array]:
+        if "lod" not in meta:
+            raise KeyError(
+                "Checkpoint meta has no 'lod': it was not written by jaxgan.progressive "
+                f"(meta keys: {sorted(meta)})."
+            )
+        lod = float(meta["lod"])
+        config = self.config
+        stage = stage_of(
+            lod, progan.resolution_log2(config.data.resolution), first_res_log2(config)
+        )
+        compiled, alpha = self._compiled(stage), np.float32(fade_alpha(lod))
+        return lambda params, z, labels: compiled(params, z, labels, alpha)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -708,9 +724,7 @@ class Trainer:
 
 METHOD = methods.Method(
     trainer=Trainer,
-    sampler=lambda config, channels, num_classes, mesh: (
-        lambda meta: make_eval_sampler(config, meta, channels, num_classes)
-    ),
+    sampler=lambda config, channels, num_classes, mesh: EvalSamplers(config, channels, num_classes),
     is_conditional=generator_is_conditional,
     safe_to_change=("schedule.total_kimg", "schedule.lr_by_resolution"),
 )

@@ -277,3 +277,27 @@ def test_resnet32_weights_round_trip_and_predict_in_eval_mode(tmp_path):
     for name in ("features", "logits"):
         assert np.abs(expected[name]).max() > 1.0 and got[name].dtype == np.float32
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+def test_predictor_shards_batches_and_keeps_input_order(shipped):
+    """13 images in batches of 5 rounded up to 8 (the 8 test devices): 2 batches, 3 padded images,
+    sharded over all devices, also inside a caller's mesh; the reference is the network on one
+    device over all 13 at once."""
+    model, params, _ = shipped
+    images = np.random.RandomState(0).randint(0, 256, (13, 32, 32, 1)).astype(np.uint8)
+    # In float64 (as the ResNet test above): the two are different programs whose float32
+    # rounding differs by CPU; in float64 they agree to ~1e-14, and the predictor's float32
+    # outputs to its rounding (2^-24 relative), far inside 1e-6. A misplaced or padded image
+    # would move its features by O(1).
+    with jax.enable_x64(True):
+        params64 = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), params)
+        predict = classifier.make_predictor(model, params64, batch_size=5)
+        got = predict(iter([images[:4], images[4:]]))
+        with jax.set_mesh(jax.make_mesh((jax.device_count(),), ("data",))):
+            in_mesh = predict(images)
+        one_device = jax.jit(model.apply)({"params": params64}, images / 127.5 - 1.0)
+    assert len(one_device["features"].devices()) == 1
+    for name in ("features", "logits"):
+        assert got[name].shape[0] == 13 and np.abs(one_device[name]).max() > 1.0
+        np.testing.assert_allclose(got[name], one_device[name], rtol=1e-6, atol=1e-6, err_msg=name)
+        np.testing.assert_array_equal(in_mesh[name], got[name])

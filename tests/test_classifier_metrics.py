@@ -19,7 +19,8 @@ import scipy.linalg
 
 from jaxgan import data, evaluate
 from jaxgan.eval import classifier_metrics as cm
-from jaxgan.eval import features
+from jaxgan.eval import features, imagesets, registry, sampling, scoring
+from jaxgan.eval.options import Options
 from jaxgan.models import classifier, dcgan
 
 CLASSIFIER_STEPS = 100
@@ -28,7 +29,7 @@ NUM_SAMPLES = 200  # fakes per checkpoint in the workdir test
 
 @pytest.fixture(scope="module")
 def options(tmp_path_factory):
-    return evaluate.Options(
+    return Options(
         cache_dir=str(tmp_path_factory.mktemp("cache")),
         classifier_steps=CLASSIFIER_STEPS,
         iw_steps=20,
@@ -234,10 +235,10 @@ def test_conditional_run_rows_equal_the_functions(conditional_run, options, mnis
         ("real_vs_real", "gan_test"),
         ("real_vs_real", "class_fid"),
     }
-    fakes, labels, step = evaluate.sample_checkpoint(workdir, config, "latest", NUM_SAMPLES, 0, 100)
+    fakes, labels, step = sampling.sample_checkpoint(workdir, config, "latest", NUM_SAMPLES, 0, 100)
     assert step == 3
     np.testing.assert_array_equal(labels, np.arange(NUM_SAMPLES) % 10)
-    splits = evaluate.real_splits("mnist5k", None, 32, 1, small)
+    splits = imagesets.real_splits("mnist5k", None, 32, 1, small)
     recipe = classifier.RECIPES["mnist5k"]
     gan_train = cm.gan_train(
         fakes, labels, splits.test.images, splits.test.labels, recipe, steps=steps
@@ -290,11 +291,15 @@ def _cached_classifier(cache_dir, steps):
 
 
 def test_labelled_metrics_need_a_conditional_generator(options):
+    def check(name, n_fake, labelled, channels=None):
+        metrics = registry.parse([name])
+        scoring.check_metric_inputs(metrics, 60_000, {name: n_fake}, labelled, options, channels)
+
     for metric in ("gan_train", "gan_test", "class_fid"):
         with pytest.raises(ValueError, match="config.model.conditional_generator=True"):
-            evaluate.check_metric_inputs([metric], "mnist_cnn", 4000, 4000, False)
-    with pytest.raises(ValueError, match="--num_samples=256000"):
-        evaluate.check_metric_inputs(["modes"], None, 60_000, 10_000, False, options, 3)
+            check(metric, 4000, False)
+    with pytest.raises(ValueError, match="at least 256,000 fakes"):
+        check("modes", 10_000, False, 3)
     with pytest.raises(ValueError, match="3 channels"):
-        evaluate.check_metric_inputs(["modes"], None, 60_000, 300_000, False, options, 1)
-    evaluate.check_metric_inputs(["modes"], None, 60_000, 256_000, False, options, 3)
+        check("modes", 300_000, False, 1)
+    check("modes", 256_000, False, 3)

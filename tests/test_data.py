@@ -1,5 +1,6 @@
 """Data sources, the batch stream, and every error a user can hit on the way in."""
 
+import gzip
 import os
 
 import jax
@@ -157,3 +158,157 @@ def test_errors_name_the_input_and_the_fix(tmp_path):
         parallel.check_divisible(12, parallel.make_mesh(), "batch_size")
     with pytest.raises(ValueError, match="Cannot turn a 2-channel image"):
         pipeline.fit_image(np.zeros((4, 4, 2), np.uint8), 4, 3)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fashion-MNIST's IDX files and `DATASET:n=K` per-class subsets.
+# ----------------------------------------------------------------------------------------------
+
+
+def _write_idx(path, array: np.ndarray):
+    """LeCun's IDX layout: magic 0x0000 08 D (uint8, D dims), D big-endian uint32 sizes, values."""
+    header = bytes([0, 0, 8, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
+
+
+def _write_fashion_mnist(folder, train_per_class=3, gz=True):
+    """Four IDX files whose image i has every pixel (i * 7) % 256 and a corner marker 255 at [0, 27]."""
+    suffix = ".gz" if gz else ""
+    folder.mkdir()
+    for prefix, n in (("train", 10 * train_per_class), ("t10k", 10)):
+        images = np.broadcast_to(
+            ((np.arange(n) * 7) % 256).astype(np.uint8)[:, None, None], (n, 28, 28)
+        ).copy()
+        images[:, 0, 27] = 255
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", images)
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", (np.arange(n) * 3) % 10)
+    return folder
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_fashion_mnist_reads_idx_files_padded_like_mnist5k(tmp_path, gz):
+    folder = _write_fashion_mnist(tmp_path / "fashion", gz=gz)
+    train = data.open_source("fashion_mnist", "train", data_dir=str(folder))
+    test = data.open_source("fashion_mnist", "test", data_dir=str(folder))
+    assert len(train) == 30 and len(test) == 10 and train.num_classes == 10 and train.channels == 1
+    assert train.images.shape == (30, 32, 32, 1) and train.images.dtype == np.uint8
+    np.testing.assert_array_equal(train.labels, (np.arange(30) * 3) % 10)
+    # 28x28 inside 2 zero pixels a side: image 5's value 35 everywhere but its marker at [0, 27].
+    expected = np.zeros((32, 32), np.uint8)
+    expected[2:30, 2:30] = 35
+    expected[2, 29] = 255
+    np.testing.assert_array_equal(train.images[5, ..., 0], expected)
+    np.testing.assert_array_equal(
+        sources.read_idx(str(folder / f"t10k-labels-idx1-ubyte{'.gz' * gz}")),
+        (np.arange(10) * 3) % 10,
+    )
+
+
+def test_fashion_mnist_errors_name_the_install_command_and_bad_files(tmp_path):
+    with pytest.raises(
+        errors.DataError,
+        match=r"(?s)not in .*sudo apt-get install dataset-fashion-mnist.*--config\.data\.data_dir=DIR",
+    ):
+        data.open_source("fashion_mnist", data_dir=str(tmp_path))
+    folder = _write_fashion_mnist(tmp_path / "fashion", gz=False)
+    (folder / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x09" + bytes(4))
+    with pytest.raises(errors.DataError, match=r"says \(9,\) = 9 values but it holds 4"):
+        data.open_source("fashion_mnist", data_dir=str(folder))
+    (folder / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x0d\x01")  # 0x0D: float32
+    with pytest.raises(errors.DataError, match="is not a uint8 IDX file"):
+        data.open_source("fashion_mnist", data_dir=str(folder))
+
+
+def test_per_class_subset_is_classifier_metrics_balanced_subset_of_the_train_split():
+    from jaxgan.eval import classifier_metrics
+
+    whole = sources.mnist5k("train")
+    subset = data.open_source("mnist5k:n=40")
+    assert data.parse("mnist5k:n=40") == ("mnist5k", "", None)
+    assert data.parse_per_class("mnist5k:n=40") == ("mnist5k", 40)
+    assert (
+        len(subset) == 400 and subset.num_classes == 10 and isinstance(subset, sources.ArraySource)
+    )
+    assert np.bincount(subset.labels).tolist() == [40] * 10
+    # Exactly the 10 % subset the augmentation experiment's selection picks from these labels.
+    index = classifier_metrics.balanced_subset(whole.labels, 400, seed=0)
+    np.testing.assert_array_equal(subset.images, whole.images[index])
+    np.testing.assert_array_equal(subset.labels, whole.labels[index])
+    np.testing.assert_array_equal(data.open_source("mnist5k:n=40").images, subset.images)
+    assert len(data.open_source("mnist5k:n=40", "test")) == 1000  # other splits stay whole
+    assert len(data.open_source("mnist5k:n=7")) == 70
+
+
+def test_per_class_subset_of_files_and_of_a_vectorised_source(tmp_path):
+    root = _write_folder(tmp_path / "images", corrupt=False)
+    whole = data.open_source(f"folder:{root}")
+    subset = data.open_source(f"folder:{root}:n=2", "test")  # a folder has one split: always
+    index = sources.balanced_subset(whole.labels, 4, 0)
+    assert (
+        len(subset) == 4
+        and subset.num_classes == 2
+        and np.bincount(subset.labels).tolist() == [2, 2]
+    )
+    assert subset.files == [whole.files[i] for i in index]
+    np.testing.assert_array_equal(subset[1][0], whole[int(index[1])][0])
+    batch = next(data.Batches(subset, 4, 16, 3, seed=0))
+    assert sorted(batch["label"][0].tolist()) == [0, 0, 1, 1]
+    # A folder named 'x:n=5' is named with a trailing slash; its last field has a '/'.
+    assert data.parse("folder:/data/x:n=5/") == ("folder", "/data/x:n=5/", None)
+    assert data.parse_per_class("folder:/data/x:n=5/") == ("folder:/data/x:n=5/", None)
+    assert data.parse_per_class("folder:/data/x:n=5") == ("folder:/data/x", 5)
+    stacked = data.open_source("stacked_mnist5k:n=2")  # 1,000 classes; read through get_batch
+    whole_stacked = sources.StackedMNIST("train")
+    index = sources.balanced_subset(whole_stacked.labels, 2000, 0)
+    images, labels = sources.fetch(stacked, [0, 1999])
+    np.testing.assert_array_equal(np.stack(images), whole_stacked.get_batch(index[[0, 1999]])[0])
+    assert np.bincount(stacked.labels, minlength=1000).tolist() == [2] * 1000
+
+
+@pytest.mark.parametrize(
+    "dataset, problem",
+    [
+        (
+            "mnist5k:n=0",
+            r"'n=0' is not a number of images per class.*n=K with K a whole number >= 1",
+        ),
+        ("mnist5k:n=-3", r"'n=-3' is not a number of images per class"),
+        ("mnist5k:n=2.5", r"'n=2\.5' is not a number of images per class.*mnist5k:n=40"),
+        ("fashion_mnist:n=ten", r"'n=ten' is not a number of images per class"),
+        (
+            "mnist5k:n=401",
+            r"'mnist5k:n=401'.*401 images of each of the 10 classes, but class 0 has only 400: use n=400 or less",
+        ),
+        (
+            "tfds:cifar10:test:n=5",
+            r"subsets the train split.*names split 'test'.*tfds:cifar10:train:n=5",
+        ),
+        ("mnist5k:n=40:test", r"Unknown dataset 'mnist5k:n=40:test'.*':n=K'"),
+    ],
+)
+def test_bad_per_class_counts_name_the_dataset_the_problem_and_the_fix(dataset, problem):
+    with pytest.raises(errors.ConfigError, match=rf"(?s){problem}"):
+        data.open_source(dataset)
+
+
+def test_per_class_subset_needs_classes(tmp_path):
+    (tmp_path / "flat").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "flat" / "a.png")
+    with pytest.raises(errors.ConfigError, match="has no classes.*Drop :n="):
+        data.open_source(f"folder:{tmp_path / 'flat'}:n=1")
+    with pytest.raises(errors.ConfigError, match="class 2 has only 0: drop :n="):
+        sources.per_class_subset(np.array([0, 1, 1]), 1, 3, "x:n=1")
+
+
+def test_per_class_subset_of_a_tfds_dataset_reads_its_labels():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=60):
+        whole = data.open_source("tfds:cifar10")
+        subset = data.open_source("tfds:cifar10:train:n=2")
+        index = sources.balanced_subset(whole.labels, 20, 0)
+        assert len(subset) == 20 and np.bincount(subset.labels).tolist() == [2] * 10
+        np.testing.assert_array_equal(subset.labels, whole.labels[index])
+        np.testing.assert_array_equal(subset[3][0], whole[int(index[3])][0])

@@ -25,7 +25,7 @@ TOLERANCE = (
     1e-4  # specs/metrics.md §11: pool3 within 1e-4 relative of torch-fidelity, same uint8 input
 )
 GROUPS = ("rgb32", "rgb64", "gray")
-BATCH_SIZE = 2  # every group ends in a padded batch; rgb32 (3 images) also spans two batches
+BATCH_SIZE = 2  # rounded up to 8 on the 8 test devices: every group is one padded batch
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +124,64 @@ def test_extractor_float64_and_inside_mesh(fixture, features, torch_state_dict):
         out = extract(fixture["images_gray"])
     assert out["pool3"].dtype == np.float64
     np.testing.assert_array_equal(out["pool3"], features["gray"]["pool3"].astype(np.float64))
+
+
+def test_sharded_extraction_equals_one_device(fixture, features, torch_state_dict):
+    # `features` ran 3 images in batches of 2 rounded up to 8 (the 8 test devices): one batch, 5
+    # padded images, one image per device. The reference applies the same jitted functions to the
+    # 3 images on one device. Both float32, in different per-device batch shapes (so possibly other
+    # summation orders): each is ~1e-6 relative from exact (2^-24·√(fan-in) per layer, as in
+    # test_network_matches_pytorch_fid), so 1e-5 holds on any CPU, while a misplaced or padded
+    # image moves the features by O(1). (float64 would allow 1e-10, but its 8-device compile and
+    # 11 float64 passes take ~10 s here; the classifier's sharding test, the same batch loop, is
+    # in float64.)
+    images = fixture["images_rgb32"]
+    variables = inception.params_from_torch_state_dict(torch_state_dict)
+    one_device = inception._network_jit(variables, inception._preprocess_jit(images))
+    assert len(one_device["pool3"].devices()) == 1
+    for name in inception.FEATURE_NAMES:
+        ref = np.asarray(one_device[name])
+        np.testing.assert_allclose(
+            features["rgb32"][name], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max(), err_msg=name
+        )
+
+
+def tf1_resize_on_host(batch):
+    return np.asarray(inception.resize_bilinear_tf1(batch, (299, 299)), np.float32)
+
+
+@pytest.mark.parametrize("group", ["rgb32", "gray"])
+def test_host_resize_replaces_only_the_resize(
+    fixture, features, extractor, torch_state_dict, group
+):
+    extract = inception.make_feature_extractor(
+        inception.params_from_torch_state_dict(torch_state_dict),
+        batch_size=BATCH_SIZE,
+        host_resize=tf1_resize_on_host,
+    )
+    out = extract(fixture[f"images_{group}"])
+    # The same resize, run eagerly on the host instead of fused into the jitted preprocess: XLA
+    # may contract its lerps into FMAs, so the network inputs differ by <= ~3 ulps of 255 / 128
+    # (~4e-7), the size of float32's own rounding of the input. Each float32 pass is ~1e-6
+    # relative from exact (2^-24·√(fan-in) per layer, see above), so 1e-5 holds on any CPU; a
+    # second resize or a missing scaling moves pool3 by > 2e-3 (test_fixture_detects_...).
+    for name in inception.FEATURE_NAMES:
+        ref = features[group][name]
+        np.testing.assert_allclose(out[name], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    with pytest.raises(ValueError, match=r"host_resize mapped a batch \(8, 32, 32, 3\)"):
+        inception.make_feature_extractor(
+            inception.params_from_torch_state_dict(torch_state_dict),
+            batch_size=BATCH_SIZE,
+            host_resize=lambda batch: batch.astype(np.float32),  # forgot to resize
+        )(fixture["images_rgb32"])
+
+
+def test_scale_resized_is_preprocess_without_the_resize(fixture):
+    images = fixture["images_gray"]
+    np.testing.assert_array_equal(
+        inception.scale_resized(inception.resize_bilinear_tf1(images, (299, 299))),
+        inception.preprocess(images),
+    )
 
 
 # ---------------------------------------------------------------------------------- resize
@@ -380,3 +438,27 @@ def test_missing_weights_error_is_fast_and_actionable(tmp_path):
     )
     assert str(tmp_path / "jaxgan" / "inception_v3_fid.npz") in result.stderr
     assert elapsed < 5.0, f"find_weights took {elapsed:.1f} s to fail"
+
+
+def test_feature_network_with_clean_resize(fixture, features, torch_state_dict, tmp_path):
+    """`--resize=clean` reaches the network: features.load hands clean-fid's resize to the
+    extractor, names it in the rows, and the features differ from the legacy (TF1) ones."""
+    from jaxgan.eval import features as feature_networks
+    from jaxgan.eval import resize
+
+    variables = inception.params_from_torch_state_dict(torch_state_dict)
+    path = str(inception.save_params(variables, tmp_path / "w.npz"))
+    images = fixture["images_rgb32"]
+    clean = feature_networks.load("inception_v3", 32, 3, BATCH_SIZE, path, resize="clean")
+    legacy = feature_networks.load("inception_v3", 32, 3, BATCH_SIZE, path)
+    assert (clean.resize, legacy.resize) == (resize.CLEAN, resize.LEGACY)
+    assert clean.weights == feature_networks.weights_id("inception_v3", path)
+    expected = inception.make_feature_extractor(
+        variables, BATCH_SIZE, host_resize=resize.clean_resize
+    )(images)
+    got = clean.extract(images)
+    np.testing.assert_array_equal(got["features"], expected["pool3"])  # the same program
+    np.testing.assert_array_equal(legacy.extract(images)["features"], features["rgb32"]["pool3"])
+    # Bicubic and bilinear resizes feed the network different pixels: pool3 moves well beyond
+    # float32 rounding (~1e-6 relative, see test_host_resize_replaces_only_the_resize).
+    assert rel_err(got["features"], features["rgb32"]["pool3"]) > 1e-3

@@ -25,7 +25,21 @@ import pytest
 from configs import wgan_gp
 from jaxgan import checkpoint, data, evaluate, train
 from jaxgan import logging as run_logging
-from jaxgan.eval import features, fid, inception, inception_score, kid, ms_ssim, prd, swd
+from jaxgan.eval import (
+    features,
+    fid,
+    imagesets,
+    inception,
+    inception_score,
+    kid,
+    ms_ssim,
+    prd,
+    registry,
+    sampling,
+    scoring,
+    swd,
+)
+from jaxgan.eval.options import Options
 
 METRICS = ["fid", "kid", "is", "swd", "ms_ssim", "pr"]
 NUM_REAL = 400  # a seeded subset of each split keeps the test fast
@@ -44,7 +58,7 @@ def run(make_smoke_run):
 
 @pytest.fixture(scope="module")
 def options(tmp_path_factory):
-    return evaluate.Options(
+    return Options(
         num_samples=NUM_SAMPLES,
         num_real=NUM_REAL,
         cache_dir=str(tmp_path_factory.mktemp("cache")),
@@ -84,7 +98,7 @@ def _fakes(workdir, config, step, options):
     generator, _ = train.build_models(config, 1, 10)
     devices = jax.device_count()
     batch = -(-min(options.batch_size, options.num_samples) // devices) * devices
-    z, labels = evaluate.generation_inputs(config, 10, options.num_samples, batch, options.seed)
+    z, labels = sampling.generation_inputs(config, 10, options.num_samples, batch, options.seed)
     apply = jax.jit(generator.apply)  # one device, no sharding: unlike the evaluator's sampler
     images = [
         run_logging.to_uint8(
@@ -138,7 +152,7 @@ def test_rows_for_every_checkpoint_and_the_baseline(run, evaluated):
             assert row["real"] == "mnist5k:train" and row["fake"] == f"ema_params@{step}"
             assert (row["n_real"], row["n_fake"], row["seed"]) == (NUM_REAL, NUM_SAMPLES, 0)
             assert row["sample_batch_size"] == 48 and row["wall_time_s"] >= 0
-            feature_metric = metric in evaluate.FEATURE_METRICS
+            feature_metric = registry.get(metric).features
             assert row["feature_network"] == ("mnist_cnn" if feature_metric else None)
             assert row["resize"] == "none"
             assert np.isfinite(row["value"])
@@ -319,28 +333,32 @@ def test_fid5k_x10_row_is_fid_chunks():
     real_f, fake_f = rng.normal(size=(50_000, 4)), rng.normal(0.1, 1.0, size=(50_000, 4))
     sets = []
     for name, f in (("a", real_f), ("b", fake_f)):
-        image_set = evaluate.ImageSet(name, 50_000, lambda: None)
+        image_set = imagesets.ImageSet(name, 50_000, lambda: None)
         image_set.memo["features"] = {"features": f}
         sets.append(image_set)
-    scorer = evaluate.Scorer("mnist_cnn", evaluate.Options())
+    scorer = scoring.Scorer("mnist_cnn", Options(), 32, 1)
     scorer._network = features.FeatureNetwork("mnist_cnn", "none", "sha256:x", "", "", None)
-    (row,) = scorer.rows(*sets, ["fid5k_x10"], 32, 1, {"kind": "sets", "step": None})
+    metrics = registry.parse(["fid5k_x10"])
+    (row,) = scorer.rows(*sets, metrics, {"kind": "sets", "step": None})
     assert (row["value"], row["std"]) == fid.fid_chunks(real_f, fake_f)
+    assert row["n_fake"] == 50_000 and "warning" not in row  # the paper's count
     with pytest.raises(ValueError, match="needs 50,000 images per set"):
-        evaluate.check_metric_inputs(["fid5k_x10"], "mnist_cnn", 4000, 4000, False)
+        scoring.check_metric_inputs(metrics, 4000, {"fid5k_x10": 4000}, False, Options())
     with pytest.raises(ValueError, match="class-conditional generator"):
-        evaluate.check_metric_inputs(["gan_test"], "mnist_cnn", 4000, 4000, False)
+        scoring.check_metric_inputs(
+            registry.parse(["gan_test"]), 4000, {"gan_test": 4000}, False, Options()
+        )
 
 
 def test_step_selection_and_metric_names():
-    assert evaluate.select_steps([2, 3, 5], "all") == [2, 3, 5]
-    assert evaluate.select_steps([2, 3, 5], "latest") == [5]
-    assert evaluate.select_steps([2, 3, 5], "3,4,5") == [3, 5]
+    assert sampling.select_steps([2, 3, 5], "all") == [2, 3, 5]
+    assert sampling.select_steps([2, 3, 5], "latest") == [5]
+    assert sampling.select_steps([2, 3, 5], "3,4,5") == [3, 5]
     with pytest.raises(ValueError, match="--steps"):
-        evaluate.select_steps([2], "last")
-    assert evaluate.parse_metrics(["fid", " kid", "fid"]) == ["fid", "kid"]
+        sampling.select_steps([2], "last")
+    assert [m.name for m in registry.parse(["fid", " kid", "fid"])] == ["fid", "kid"]
     with pytest.raises(ValueError, match="unknown fidd"):
-        evaluate.parse_metrics(["fidd"])
+        registry.parse(["fidd"])
 
 
 def test_cli_fails_fast_without_inception_weights(run, tmp_path):
@@ -428,116 +446,24 @@ def test_gan_test_of_labelled_fakes(options, tmp_path):
 
 def test_conditional_generators_get_balanced_labels():
     config = wgan_gp.get_config("smoke")
-    z, labels = evaluate.generation_inputs(config, 10, 95, 48, seed=5)
+    z, labels = sampling.generation_inputs(config, 10, 95, 48, seed=5)
     assert z.shape == (96, config.model.z_dim) and not labels.any()  # unconditional: zeros
     config.model.conditional_generator = True
-    z_cond, labels = evaluate.generation_inputs(config, 10, 95, 48, seed=5)
+    z_cond, labels = sampling.generation_inputs(config, 10, 95, 48, seed=5)
     np.testing.assert_array_equal(labels, np.arange(96) % 10)
     np.testing.assert_array_equal(z_cond, z)  # latents depend on the seed and count only
-    expected = train.sample_latents(config, jax.random.key(5), 96)
-    np.testing.assert_array_equal(z, np.asarray(expected))
+    expected = train.sample_latents(config, jax.random.fold_in(jax.random.key(5), 0), 1000)
+    np.testing.assert_array_equal(z, np.asarray(expected)[:96])
+    # Latent i does not depend on how many are drawn: each metric's fakes are a prefix of all.
+    z_many, _ = sampling.generation_inputs(config, 10, 2500, 48, seed=5)
+    np.testing.assert_array_equal(z_many[:96], z)
+    second_block = train.sample_latents(config, jax.random.fold_in(jax.random.key(5), 1), 1000)
+    np.testing.assert_array_equal(z_many[1000:2000], np.asarray(second_block))
 
 
 # ----------------------------------------------------------------------------------------------
-# A log that survives kills and concurrent evaluators; unreadable checkpoints; per-checkpoint config.
+# Unreadable checkpoints; per-checkpoint config.
 # ----------------------------------------------------------------------------------------------
-
-
-def _row(step, metric="fid", value=1.0):
-    identity = dict.fromkeys(evaluate.IDENTITY_FIELDS)
-    return {**identity, "kind": "checkpoint", "step": step, "metric": metric, "value": value}
-
-
-def _skipped_lines_warnings(caplog):
-    return [r.getMessage() for r in caplog.records if "skipped line(s)" in r.getMessage()]
-
-
-def test_torn_last_line_is_skipped_once_and_the_next_append_is_parseable(tmp_path, caplog):
-    path = tmp_path / "eval" / "metrics.jsonl"
-    path.parent.mkdir()
-    complete = [_row(2), _row(3)]
-    torn = json.dumps(_row(4))[:25]  # an evaluator killed mid-append: no newline either
-    path.write_text("".join(json.dumps(r) + "\n" for r in complete) + torn)
-    log = evaluate.MetricsLog(str(path))
-    assert log.rows == complete
-    assert _skipped_lines_warnings(caplog) == [
-        f"{path}: skipped line(s) 3, not JSON rows (an evaluator killed mid-append?)."
-    ]
-    log.write(_row(4, value=7.0))
-    log.write(_row(5, value=8.0))  # re-reads the file under the lock: no second warning
-    assert len(_skipped_lines_warnings(caplog)) == 1
-    lines = path.read_text().splitlines()
-    assert lines[2] == torn  # kept as it was, and the append started on a new line
-    assert [json.loads(line)["value"] for line in lines[3:]] == [7.0, 8.0]
-    assert log.rows == complete + [_row(4, value=7.0), _row(5, value=8.0)]
-    caplog.clear()
-    assert run_logging.read_jsonl(str(path)) == log.rows  # the trainer's reader: same tolerance
-    assert _skipped_lines_warnings(caplog) == [
-        f"{path}: skipped line(s) 3, not JSON rows (a writer killed mid-line leaves a torn line)."
-    ]
-    # Zero bytes (what a crash can leave) and a character cut in two are skipped alike.
-    path.write_bytes(b"\0\0\0\n" + json.dumps(_row(2)).encode() + b'\n{"metric": "\xc3')
-    assert run_logging.read_jsonl(str(path)) == [_row(2)]
-    assert run_logging.parse_jsonl(str(path)) == ([_row(2)], [1, 3])
-    assert run_logging.read_jsonl(str(tmp_path / "absent.jsonl")) == []
-
-
-def test_force_rewrite_under_the_lock_keeps_rows_appended_meanwhile(tmp_path):
-    path = tmp_path / "eval" / "metrics.jsonl"
-    path.parent.mkdir()
-    path.write_text(json.dumps(_row(2)) + "\n" + json.dumps(_row(3)) + "\n")
-    log = evaluate.MetricsLog(str(path))
-
-    def append_as_another_evaluator(row):
-        with open(path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-
-    append_as_another_evaluator(_row(4, value=4.0))  # after this log read the file
-    log.write(_row(2, value=2.5))  # --force: replaces step 2's row
-    assert run_logging.read_jsonl(str(path)) == [_row(3), _row(4, value=4.0), _row(2, value=2.5)]
-
-    # While another evaluator holds the lock, a write waits, then works on what it finds.
-    import fcntl
-    import threading
-
-    with open(log.lock_path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        writer = threading.Thread(target=log.write, args=(_row(3, value=3.5),))
-        writer.start()
-        writer.join(timeout=0.5)
-        assert writer.is_alive()  # blocked on the lock
-        append_as_another_evaluator(_row(5, value=5.0))
-        fcntl.flock(lock, fcntl.LOCK_UN)
-    writer.join(timeout=10)
-    assert not writer.is_alive()
-    assert run_logging.read_jsonl(str(path)) == [
-        _row(4, value=4.0),
-        _row(2, value=2.5),
-        _row(5, value=5.0),
-        _row(3, value=3.5),
-    ]
-    assert log.rows == run_logging.read_jsonl(str(path))
-
-
-def test_error_rows_are_not_done_and_are_replaced(tmp_path):
-    log = evaluate.MetricsLog(str(tmp_path / "eval" / "metrics.jsonl"))
-    identity = {k: v for k, v in _row(2).items() if k in evaluate.IDENTITY_FIELDS}
-    log.write(evaluate.error_row(identity, "checkpoint /w/checkpoints/2: bad bytes"))
-    assert not log.has(identity)
-    (error,) = log.rows
-    assert (error["value"], error["error"]) == (None, "checkpoint /w/checkpoints/2: bad bytes")
-    log.write(_row(2, value=1.5))  # a later evaluator scores it: the error row is replaced
-    assert log.has(identity)
-    assert run_logging.read_jsonl(log.path) == [_row(2, value=1.5)]
-
-
-def test_plots_and_summary_skip_rows_without_a_value(tmp_path, capsys):
-    good = dict(_row(2, value=3.0), values={"fid": 3.0}, n_fake=160, std=None)
-    broken = evaluate.error_row({k: good[k] for k in evaluate.IDENTITY_FIELDS} | {"step": 3}, "x")
-    evaluate._print_summary([good, broken], ["fid"])
-    assert capsys.readouterr().out == "step 2: fid = 3\n"
-    assert evaluate.plot_metrics([good, broken], str(tmp_path)) == [str(tmp_path / "fid.png")]
-    assert evaluate.plot_metrics([broken], str(tmp_path / "none")) == []
 
 
 def _copy_run(workdir, destination):
@@ -611,16 +537,18 @@ def test_unreadable_checkpoint_is_an_error_row_and_watch_goes_on(
 def test_each_checkpoint_is_sampled_with_its_own_config(
     run, evaluated, options, tmp_path, monkeypatch
 ):
-    """A run resumed at step 2 with a changed learning rate: config.json and checkpoint 3 hold the
-    new one, checkpoint 2 the old one; each checkpoint's generator is built from its own config."""
+    """Checkpoint 3 and config.json hold a config that differs from checkpoint 2's in a field that
+    is not safe mid-run (Adam's b2, written by hand: the loop refuses such a resume) and so builds
+    its own sampler; each checkpoint's generator is built from its own config. (A changed learning
+    rate, safe mid-run, shares the sampler: test_samplers_compile_once_per_network_config.)"""
     workdir, _ = run
     copy = _copy_run(workdir, tmp_path / "resumed")
     config = json.loads(pathlib.Path(copy, "config.json").read_text())
-    config["optim"]["g_lr"] = 5e-4
+    config["optim"]["b2"] = 0.99
     pathlib.Path(copy, "config.json").write_text(json.dumps(config))
     meta_path = pathlib.Path(copy, "checkpoints", "3", "meta", "metadata")
     meta = json.loads(meta_path.read_text())
-    meta["config"]["optim"]["g_lr"] = 5e-4
+    meta["config"]["optim"]["b2"] = 0.99
     meta_path.write_text(json.dumps(meta))
     stored = {
         step: json.loads(
@@ -628,7 +556,7 @@ def test_each_checkpoint_is_sampled_with_its_own_config(
         )["config"]
         for step in (2, 3)
     }
-    assert stored[2]["optim"]["g_lr"] == 2e-4 and stored[3] == config
+    assert stored[2]["optim"]["b2"] == 0.9 and stored[3] == config
     built, build = [], train.METHOD.sampler
 
     def recording_sampler(config, *args):
@@ -641,15 +569,15 @@ def test_each_checkpoint_is_sampled_with_its_own_config(
     rows = evaluate.evaluate_workdir(copy, ["fid"], dataclasses.replace(options, baseline=False))
     assert built == [stored[2], stored[3]]
     assert [r["step"] for r in rows] == [2, 3]
-    for row in rows:  # a learning rate does not change sampling: the numbers of the original run
+    for row in rows:  # Adam's b2 does not change sampling: the numbers of the original run
         assert row["value"] == _find(evaluated, "checkpoint", row["step"], "fid")["value"]
 
     # The experiments' sampler reads the checkpoint's config too (config.json passed as the run's).
     built.clear()
-    images, _, step = evaluate.sample_checkpoint(copy, evaluate.load_config(copy), 2, 16, 0, 16)
+    images, _, step = sampling.sample_checkpoint(copy, sampling.load_config(copy), 2, 16, 0, 16)
     assert (step, built) == (2, [stored[2]])
-    original, _, _ = evaluate.sample_checkpoint(
-        workdir, evaluate.load_config(workdir), 2, 16, 0, 16
+    original, _, _ = sampling.sample_checkpoint(
+        workdir, sampling.load_config(workdir), 2, 16, 0, 16
     )
     np.testing.assert_array_equal(images, original)
 
@@ -678,33 +606,38 @@ def test_checkpoint_deleted_before_it_is_read_is_skipped(
     assert "Checkpoint 2 was deleted before it could be scored." in messages
 
 
-def test_samplers_compile_once_per_distinct_config(monkeypatch):
+def test_samplers_compile_once_per_network_config(monkeypatch):
     built = []
 
     def counting_sampler(config, channels, num_classes, mesh):
-        built.append(config.optim.g_lr)
-        return lambda meta: ("sampler", config.optim.g_lr, meta["lod"])
+        built.append((config.model.g_width, config.optim.g_lr))
+        return lambda meta: ("sampler", config.model.g_width, meta["lod"])
 
     monkeypatch.setattr(
         train, "METHOD", dataclasses.replace(train.METHOD, sampler=counting_sampler)
     )
-    samplers = evaluate.Samplers(1, 10, mesh=None)
+    samplers = sampling.Samplers(1, 10, mesh=None)
     run_config = wgan_gp.get_config("smoke")
     stored = run_config.to_dict()
-    # Checkpoints 1, 2 store the run's config, 3 a changed one, 4 none (it falls back to config.json).
-    metas = [{"config": stored, "lod": 1}, {"config": stored, "lod": 2}, {"lod": 4}]
-    changed = json.loads(json.dumps(stored))
-    changed["optim"]["g_lr"] = 1e-3
-    metas.insert(2, {"config": changed, "lod": 3})
-    got = [samplers(evaluate.checkpoint_config(m, run_config), m) for m in metas]
+    # Checkpoints 1, 2 store the run's config; 3 one resumed with another learning rate and
+    # num_steps (safe mid-run: the same generator); 4 another width; 5 none (config.json).
+    resumed = json.loads(json.dumps(stored))
+    resumed["optim"]["g_lr"], resumed["num_steps"] = 1e-3, 99
+    wider = json.loads(json.dumps(stored))
+    wider["model"]["g_width"] *= 2
+    metas = [{"config": c, "lod": i} for i, c in enumerate([stored, stored, resumed, wider], 1)]
+    metas.append({"lod": 5})
+    got = [samplers(sampling.checkpoint_config(m, run_config), m) for m in metas]
+    width = run_config.model.g_width
     assert got == [
-        ("sampler", 2e-4, 1),
-        ("sampler", 2e-4, 2),
-        ("sampler", 1e-3, 3),
-        ("sampler", 2e-4, 4),
+        ("sampler", width, 1),
+        ("sampler", width, 2),
+        ("sampler", width, 3),
+        ("sampler", 2 * width, 4),
+        ("sampler", width, 5),
     ]
-    assert built == [2e-4, 1e-3]  # the fallback config equals the stored one: no third build
-    assert evaluate.checkpoint_config({"lod": 4}, run_config) is run_config
+    assert built == [(width, 2e-4), (2 * width, 2e-4)]  # two networks, two builds
+    assert sampling.checkpoint_config({"lod": 4}, run_config) is run_config
 
 
 def test_cli_prints_a_user_error_without_traceback(run):
@@ -718,5 +651,6 @@ def test_cli_prints_a_user_error_without_traceback(run):
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"ConfigError: --metrics: unknown fidd; choose from {', '.join(evaluate.METRICS)}."
+        f"ConfigError: --metrics: unknown fidd; choose from {', '.join(registry.names())} "
+        "(python -m jaxgan.evaluate --list_metrics describes each)."
     ]

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 from configs import wgan_gp
-from jaxgan import evaluate, experiments
+from jaxgan import data, experiments
 from jaxgan import logging as run_logging
 from jaxgan.eval import classifier_metrics as cm
+from jaxgan.eval import imagesets, sampling
+from jaxgan.eval.options import Options
 from jaxgan.models import classifier
 
 STEPS = 20
@@ -28,7 +30,7 @@ def run(make_smoke_run):
 
 @pytest.fixture(scope="module")
 def options(tmp_path_factory):
-    return evaluate.Options(
+    return Options(
         cache_dir=str(tmp_path_factory.mktemp("cache")),
         classifier_steps=STEPS,
         batch_size=100,
@@ -48,8 +50,8 @@ def test_diversity_table_and_plot(run, options):
     assert [r["n"] for r in table["rows"]] == [100]
     assert table["checkpoint"] == 3 and table["classifier"]["steps"] == STEPS
     assert (table["test_set"], table["n_test"]) == ("mnist5k:test", 1000)
-    fakes, labels, _ = evaluate.sample_checkpoint(workdir, config, 3, 100, 0, 100)
-    splits = evaluate.real_splits("mnist5k", None, 32, 1, options)
+    fakes, labels, _ = sampling.sample_checkpoint(workdir, config, 3, 100, 0, 100)
+    splits = imagesets.real_splits("mnist5k", None, 32, 1, options)
     first = table["rows"][0]
     # 100 class-balanced fakes, and a class-balanced 100 of the train split.
     assert first["gan_train"] == _accuracy(fakes, labels, splits)
@@ -63,23 +65,50 @@ def test_diversity_table_and_plot(run, options):
     assert os.path.getsize(os.path.join(workdir, "eval", "diversity.png")) > 5000
 
 
-def test_augmentation_table_and_plot(run, options):
+@pytest.fixture(scope="module")
+def subset_run(tmp_path_factory, smoke_config):
+    """The conditional `:smoke` GAN trained on 10 digits of each class (`mnist5k:n=10`)."""
+    from jaxgan import loop
+
+    workdir = str(tmp_path_factory.mktemp("subset_run"))
+    overrides = {"model.conditional_generator": True, "model.ac_head": True}
+    config = smoke_config(**overrides, **{"data.dataset": "mnist5k:n=10"})
+    loop.train_and_evaluate(config, workdir)
+    return workdir, config
+
+
+def test_augmentation_uses_the_gan_trained_on_each_subset(run, subset_run, options, tmp_path):
     workdir, config = run
-    table = experiments.augmentation(workdir, [0.025], 100, options)
-    (row,) = table["rows"]
-    assert (row["real_fraction"], row["n_real"], table["n_generated"]) == (0.025, 100, 100)
-    fakes, labels, _ = evaluate.sample_checkpoint(workdir, config, 3, 100, 0, 100)
-    splits = evaluate.real_splits("mnist5k", None, 32, 1, options)
-    index = cm.balanced_subset(splits.train.labels, 100, 0)
-    images, real_labels = splits.train.images[index], splits.train.labels[index]
-    assert 0.0 <= table["generated_only"] <= 1.0  # computed as diversity's gan_train is
-    assert row["real_plus_generated"] == _accuracy(
+    subset_dir, subset_config = subset_run
+    table = experiments.augmentation(workdir, [subset_dir], 100, options)
+    small, full = table["rows"]
+    assert (small["n_real"], full["n_real"], table["n_generated"]) == (100, 4000, 100)
+    assert small["real_fraction"] == 0.025 and full["real_fraction"] == 1.0
+    assert small["gan"]["workdir"] == os.path.abspath(subset_dir)
+    assert (small["gan"]["dataset"], small["gan"]["trained_on"]) == (
+        "mnist5k:n=10",
+        "mnist5k:train:n=10",
+    )
+    # The subset's reals are the images its GAN trained on; its fakes are that GAN's.
+    source = data.open_source("mnist5k:n=10", "train")
+    fakes, labels, _ = sampling.sample_checkpoint(subset_dir, subset_config, 3, 100, 0, 100)
+    splits = imagesets.real_splits("mnist5k", None, 32, 1, options)
+    order = np.random.RandomState(0).permutation(len(source))
+    images, real_labels = source.images[order], source.labels[order]
+    assert small["real"] == _accuracy(images, real_labels, splits)
+    assert small["real_plus_generated"] == _accuracy(
         np.concatenate([images, fakes]), np.concatenate([real_labels, labels]), splits
     )
-    assert 0.0 <= row["real"] <= 1.0
+    assert small["generated_only"] == _accuracy(fakes, labels, splits)
     stored = json.loads((pathlib.Path(workdir) / "eval" / "augmentation.json").read_text())
     assert stored["rows"] == table["rows"]
     assert os.path.getsize(os.path.join(workdir, "eval", "augmentation.png")) > 5000
+    other = tmp_path / "other"  # a GAN of another dataset cannot augment this one
+    config_json = json.loads((pathlib.Path(subset_dir) / "config.json").read_text())
+    config_json["data"]["dataset"] = "stacked_mnist5k:n=10"
+    run_logging.write_json(str(other / "config.json"), config_json)
+    with pytest.raises(ValueError, match="subsets of"):
+        experiments.augmentation(workdir, [str(other)], 100, options)
 
 
 def test_cli_and_unconditional_runs(run, options, tmp_path, capsys):

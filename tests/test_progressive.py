@@ -9,7 +9,8 @@ import pytest
 import scipy.ndimage
 
 from configs import pggan
-from jaxgan import data, evaluate, interpolate, parallel, progressive
+from jaxgan import data, interpolate, parallel, progressive
+from jaxgan.eval import sampling
 from jaxgan.models import layers, progan
 
 
@@ -163,16 +164,45 @@ def test_eval_sampler_returns_full_resolution_images_at_the_checkpoint_lod():
         progressive.make_eval_sampler(config, {"data_cursor": 0}, 1, 0)
 
 
+def test_eval_samplers_compile_once_per_stage_not_per_checkpoint():
+    """Checkpoints at lods 1.75 and 1.25 fade into 8x8 with different α: one compiled generator,
+    α an argument; each gives make_eval_sampler's images (what one sampler per checkpoint did)."""
+    config = pggan.get_config("smoke")
+    generator, _ = progressive.build_models(config, 1, 0)
+    z = jax.random.normal(jax.random.key(0), (4, config.model.z_dim))
+    labels = jnp.zeros((4,), jnp.int32)
+    params = jax.jit(generator.init)(jax.random.key(1, impl="rbg"), z)["params"]
+    samplers = progressive.EvalSamplers(config, 1, 0)
+    with jax.enable_x64(True):  # jitted programs of two structures: compare far above 1e-15
+        params64 = jax.tree.map(lambda x: x.astype(jnp.float64), params)
+        z64 = z.astype(jnp.float64)
+        images = {
+            lod: np.asarray(samplers({"lod": lod})(params64, z64, labels)) for lod in (1.75, 1.25)
+        }
+        alone = {
+            lod: np.asarray(
+                progressive.make_eval_sampler(config, {"lod": lod}, 1, 0)(params64, z64, labels)
+            )
+            for lod in (1.75, 1.25)
+        }
+    assert len(samplers._by_stage) == 1
+    assert np.abs(images[1.75] - images[1.25]).max() > 1e-3  # α differs: so do the images
+    for lod in images:
+        np.testing.assert_allclose(images[lod], alone[lod], rtol=0, atol=1e-12)
+    samplers({"lod": 0.0})
+    assert len(samplers._by_stage) == 2  # 16x16, not fading: a second stage
+
+
 def test_evaluator_and_gif_label_an_ac_gan_generator_as_training_builds_it():
     """PGGAN's label_size feeds G and D, so an AC head alone makes the generator conditional."""
     config = pggan.get_config("smoke")
     config.model.ac_head = True
     generator, critic = progressive.build_models(config, 1, 10)
     assert generator.num_classes == 10 and critic.num_classes == 10
-    assert evaluate.generator_is_conditional(config)
+    assert sampling.generator_is_conditional(config)
     config.model.ac_head = False
     assert progressive.build_models(config, 1, 10)[0].num_classes == 0
-    assert not evaluate.generator_is_conditional(config)
+    assert not sampling.generator_is_conditional(config)
 
 
 def test_latent_walk_is_a_blurred_loop_on_the_hypersphere():

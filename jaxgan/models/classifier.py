@@ -289,28 +289,22 @@ def trainable(params):
     return _as_variables(params)["params"]
 
 
-def make_predictor(model: nn.Module, params, batch_size: int = 500):
+def make_predictor(
+    model: nn.Module, params, batch_size: int = 500, *, mesh: jax.sharding.Mesh | None = None
+):
     """`predict(images) -> {"features": [N, D], "logits": [N, K]}` float32 numpy, in input order.
 
-    images: uint8 [N, H, W, C], or an iterable of such chunks. Batches have one fixed shape (the
-    last one zero-padded, the padding dropped), so one compile serves any N.
+    images: uint8 [N, H, W, C], or an iterable of such chunks. Batches have one fixed shape,
+    `batch_size` rounded up to a multiple of the devices (the last one zero-padded, the padding
+    dropped), so one compile serves any N; each is sharded over `mesh` (default: all devices),
+    the weights replicated (`inception.make_sharded_map`, the evaluator's one batch loop).
     """
-    from jaxgan.eval.inception import _fixed_batches  # the project's padded re-batcher
+    from jaxgan.eval.inception import make_sharded_map
 
     apply = jax.jit(lambda p, x: apply_uint8(model, p, x))  # params as an argument, not constants
-    params = jax.device_put(params)
-
-    def predict(images) -> dict[str, np.ndarray]:
-        outputs: dict[str, list[np.ndarray]] = {"features": [], "logits": []}
-        for batch, count in _fixed_batches(images, batch_size):
-            result = apply(params, batch)
-            for name in outputs:
-                outputs[name].append(np.asarray(result[name][:count], np.float32))
-        if not outputs["logits"]:
-            raise ValueError("classifier: no images given.")
-        return {name: np.concatenate(parts) for name, parts in outputs.items()}
-
-    return predict
+    return make_sharded_map(
+        apply, params, batch_size, ("features", "logits"), mesh=mesh, where="classifier"
+    )
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:

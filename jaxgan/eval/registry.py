@@ -1,0 +1,155 @@
+"""The metric registry: each metric declares what it needs and how many fakes its paper scores.
+
+A metric is one function, registered where it is written (`eval/metrics.py` for the distribution
+metrics, `eval/protocols.py` for the ones that train or apply a classifier or critic):
+
+    @registry.register("fid", summary="...", features=True, fakes=registry.fixed(50_000, "TTUR"))
+    def fid(scorer, real, fake) -> registry.Result: ...
+
+`scorer` (`eval/scoring.Scorer`) gives the feature network's outputs of a set, the options, the real
+splits and the cache; `real`, `fake` are `imagesets.ImageSet`s, `fake` already cut to the metric's
+count. The evaluator reads the declarations to check inputs before any work, to decide how many
+fakes to generate (the largest count asked for: every metric scores a prefix of the same latents),
+to skip the real-vs-real row where it has no meaning, and to build a row's identity (`params`).
+Adding a metric is one registered function and its test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from jaxgan import errors
+
+DEFAULT_FAKES = 10_000  # metrics whose paper fixes no count: as many as the reals, at most this
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """What a metric returns. values: every number, the headline first; std: of the headline, where
+    the metric has one; real_value: the same quantity of the reals (IS, MS-SSIM, accuracies)."""
+
+    values: dict[str, float]
+    std: float | None = None
+    real_value: float | None = None
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """How many fakes the metric's paper scores, as a function of the reference set's size and the
+    options (modes: images × evaluations), and whose protocol that is."""
+
+    count: Callable[[int, Any], int]
+    source: str
+
+
+def fixed(n: int, source: str) -> Protocol:
+    return Protocol(lambda n_real, options: n, source)
+
+
+def like_reals(source: str, cap: int | None = None) -> Protocol:
+    """As many fakes as the reference set has (at most `cap`)."""
+    return Protocol(lambda n_real, options: min(n_real, cap or n_real), source)
+
+
+NO_PAPER_COUNT = like_reals(
+    f"no count in its paper: as many as the reals, <= {DEFAULT_FAKES:,}", DEFAULT_FAKES
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A registered metric.
+
+    features: scores the feature network's outputs (so the row names network, weights, resize).
+    labels: compares fakes with the labels they were generated for (a conditional generator).
+    splits: needs the dataset's whole train and test splits (`imagesets.RealSplits`).
+    baseline: has a real-vs-real row (train vs test split); False where that would train and test
+      on one split (the reals' number is then the row's `real_value`).
+    fakes: the paper's count of fakes. min_fakes(options): fewer cannot be scored at all.
+    params: the `Options` fields its value depends on, stored in every row and part of its identity.
+    """
+
+    name: str
+    compute: Callable[..., Result]
+    summary: str
+    fakes: Protocol = NO_PAPER_COUNT
+    features: bool = False
+    labels: bool = False
+    splits: bool = False
+    baseline: bool = True
+    params: tuple[str, ...] = ()
+    min_fakes: Callable[[Any], int] = lambda options: 2
+
+    def params_of(self, options) -> dict[str, Any]:
+        return {name: getattr(options, name) for name in self.params}
+
+
+_REGISTRY: dict[str, Metric] = {}
+
+
+def register(name: str, **declaration) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+    def add(compute: Callable[..., Result]) -> Callable[..., Result]:
+        if name in _REGISTRY:
+            raise ValueError(f"metric {name!r} is registered twice")
+        _REGISTRY[name] = Metric(name, compute, **declaration)
+        return compute
+
+    return add
+
+
+_MODULES = ("jaxgan.eval.metrics", "jaxgan.eval.protocols")  # listed in this order, then others
+
+
+def _load() -> dict[str, Metric]:
+    """Every metric: the distribution metrics, then the protocols, then any other module's, each
+    in registration order (whichever module was imported first)."""
+    from jaxgan.eval import metrics, protocols  # noqa: F401  (registering is importing)
+
+    rank = lambda m: _MODULES.index(m) if m in _MODULES else len(_MODULES)  # noqa: E731
+    ordered = sorted(_REGISTRY.values(), key=lambda m: rank(m.compute.__module__))
+    return {m.name: m for m in ordered}
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_load())
+
+
+def get(name: str) -> Metric:
+    return _load()[name]
+
+
+def parse(names_given: Iterable[str]) -> list[Metric]:
+    """--metrics: registered metrics in the given order, duplicates dropped."""
+    wanted = [n.strip() for n in names_given if n.strip()]
+    registered = _load()
+    unknown = [n for n in wanted if n not in registered]
+    if unknown or not wanted:
+        raise errors.ConfigError(
+            f"--metrics: unknown {', '.join(unknown) or '(none given)'}; choose from "
+            f"{', '.join(registered)} (python -m jaxgan.evaluate --list_metrics describes each)."
+        )
+    return [registered[n] for n in dict.fromkeys(wanted)]
+
+
+def describe() -> str:
+    """One paragraph per metric: what it is, what it needs and its paper's count (--list_metrics)."""
+    lines = []
+    for metric in _load().values():
+        needs = [
+            w
+            for w, on in (
+                ("features", metric.features),
+                ("labelled fakes", metric.labels),
+                ("train+test splits", metric.splits),
+            )
+            if on
+        ]
+        lines.append(f"{metric.name:10s} {metric.summary}")
+        lines.append(
+            f"{'':10s} needs: {', '.join(needs) or 'pixels only'}; fakes: {metric.fakes.source}"
+            + (f"; options: {', '.join(metric.params)}" if metric.params else "")
+        )
+    return "\n".join(lines)

@@ -1,0 +1,121 @@
+"""What people look at: one plot per metric (`W/eval/<metric>.png`) and a printed summary."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+# What makes two rows of one metric comparable: the same reference, network, weights, resize,
+# counts, seed and metric parameters. A curve is drawn from rows with the newest row's settings.
+SETTINGS = (
+    "real",
+    "feature_network",
+    "feature_weights",
+    "resize",
+    "n_real",
+    "n_fake",
+    "seed",
+    "params",
+)
+# A baseline is comparable with a curve where it was computed the same way (its counts are its own
+# and are printed in its label).
+BASELINE_SETTINGS = ("feature_network", "feature_weights", "resize", "seed", "params")
+
+
+def _settings(row: dict, fields: Sequence[str] = SETTINGS) -> tuple:
+    return tuple(str(row.get(k)) for k in fields)
+
+
+def _baseline(rows: list[dict], like: dict) -> dict | None:
+    """The newest real-vs-real row of `like`'s metric computed like it."""
+    matches = [
+        r
+        for r in rows
+        if r["kind"] == "real_vs_real"
+        and r["metric"] == like["metric"]
+        and _settings(r, BASELINE_SETTINGS) == _settings(like, BASELINE_SETTINGS)
+    ]
+    return matches[-1] if matches else None
+
+
+def _count(n) -> str:
+    return f"{n:,}" if isinstance(n, int) else str(n)
+
+
+def baseline_label(row: dict) -> str:
+    return f"real vs real: {row['real']} ({_count(row['n_real'])}) vs {row['fake']} ({_count(row['n_fake'])})"
+
+
+def plot_metrics(rows: list[dict], directory: str) -> list[str]:
+    """`<directory>/<metric>.png`: each metric's values vs step, baselines as horizontal lines.
+
+    One line per entry of `values` (SWD: one per level and the average; pr: precision and recall),
+    a band of ±std where the metric has one, the real-vs-real baseline dashed (labelled with its own
+    sample counts, which differ from the checkpoints'), and the reals' own value (IS, MS-SSIM,
+    accuracy) dotted. Only rows with the newest row's settings are drawn, so a changed
+    --num_samples starts a fresh curve. Rows without a value (unreadable checkpoints) are not drawn.
+    """
+    from matplotlib.figure import Figure  # no pyplot: no global backend state
+
+    rows = [r for r in rows if r.get("value") is not None]
+    paths = []
+    for metric in dict.fromkeys(r["metric"] for r in rows if r["kind"] == "checkpoint"):
+        series = [r for r in rows if r["kind"] == "checkpoint" and r["metric"] == metric]
+        newest = series[-1]
+        by_step = {r["step"]: r for r in series if _settings(r) == _settings(newest)}
+        steps = sorted(by_step)
+        baseline = _baseline(rows, newest)
+        fig = Figure(figsize=(6.4, 4.0), dpi=100)
+        ax = fig.add_subplot()
+        for i, name in enumerate(by_step[steps[-1]]["values"]):
+            color = f"C{i}"
+            ys = np.asarray([by_step[s]["values"].get(name, np.nan) for s in steps], float)
+            ax.plot(steps, ys, marker="o", color=color, label=name)
+            if i == 0 and all(by_step[s].get("std") is not None for s in steps):
+                std = np.asarray([by_step[s]["std"] for s in steps])
+                ax.fill_between(steps, ys - std, ys + std, color=color, alpha=0.2)
+            reals = by_step[steps[-1]].get("real_value")
+            if i == 0 and reals is not None:
+                ax.axhline(reals, color=color, linestyle=":", label=f"reals ({newest['real']})")
+            if baseline is not None and name in baseline["values"]:
+                # The first line names the sets and their counts; the rest only which line it is.
+                label = f"{name}: {baseline_label(baseline) if i == 0 else 'real vs real'}"
+                ax.axhline(baseline["values"][name], color=color, linestyle="--", label=label)
+        network = f", {newest['feature_network']}" if newest["feature_network"] else ""
+        counts = f"{_count(newest['n_fake'])} fakes vs {_count(newest['n_real'])}"
+        ax.set_title(f"{metric}{network}: {counts} {newest['real']}")
+        ax.set_xlabel("step")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+        fig.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.12)  # tight_layout: ~0.1 s
+        path = os.path.join(directory, f"{metric}.png")
+        tmp = f"{path}.tmp.png"
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+def print_summary(rows: list[dict], metrics: Sequence[str]) -> None:
+    """The last checkpoint's numbers next to the real-vs-real baseline, one line per metric
+    (rows without a value, of unreadable checkpoints, are left out)."""
+    rows = [r for r in rows if r.get("value") is not None]
+    for metric in metrics:
+        checkpoints = [r for r in rows if r["kind"] == "checkpoint" and r["metric"] == metric]
+        if not checkpoints:
+            continue
+        last = max(reversed(checkpoints), key=lambda r: r["step"])  # the newest row of that step
+        line = (
+            f"step {last['step']}: {metric} = {last['value']:.4g} (n_fake={_count(last['n_fake'])})"
+        )
+        if last.get("real_value") is not None:
+            line += f" (reals: {last['real_value']:.4g})"
+        baseline = _baseline(rows, last)
+        if baseline is not None:
+            line += f"; {baseline_label(baseline)}: {baseline['value']:.4g}"
+        if last.get("warning"):
+            line += f"  [{last['warning']}]"
+        print(line, flush=True)
