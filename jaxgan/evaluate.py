@@ -98,7 +98,10 @@ def define_flags() -> None:
     )
     flags.DEFINE_bool("baseline", True, "Workdir mode: also write the real-vs-real baseline rows.")
     flags.DEFINE_enum(
-        "feature_network", "auto", ["auto", "inception_v3", "mnist_cnn"], "Network for features."
+        "feature_network",
+        "auto",
+        ["auto", "inception_v3", "mnist_cnn", "fashion_cnn"],
+        "Network for features.",
     )
     flags.DEFINE_string("inception_weights", None, "Converted Inception .npz (default: the cache).")
     flags.DEFINE_enum(

@@ -2,6 +2,8 @@
 
   python -m jaxgan.experiments diversity --workdir=W [--sizes=500,1000,2000,4000]
   python -m jaxgan.experiments augmentation --workdir=W --subset_runs=W10,W25 [--num_generated=0]
+  python -m jaxgan.experiments transfer --workdir=OUT [--per_class=10,100,0] [--train_steps=1000]
+      (Transferring GANs' target-size table: jaxgan/transfer_experiments.py)
   common: [--checkpoint=latest|STEP] [--classifier_recipe=auto] [--classifier_steps=0]
       [--classifier_seed=0] [--seed=0] [--batch_size=200] [--real_split=train]
       [--baseline_split=test]
@@ -58,7 +60,7 @@ from jaxgan.eval.options import Options
 
 FLAGS = flags.FLAGS
 
-EXPERIMENTS = ("diversity", "augmentation")
+EXPERIMENTS = ("diversity", "augmentation", "transfer")
 
 
 class _Setup:
@@ -171,7 +173,7 @@ def diversity(
         rows.append(row)
     table = {**setup.header("diversity", step), "rows": rows}
     table["wall_time_s"] = round(time.perf_counter() - start, 1)
-    return _write(table, workdir, _plot_diversity)
+    return write_table(table, workdir, _plot_diversity)
 
 
 def augmentation(
@@ -233,21 +235,21 @@ def augmentation(
         "rows": sorted(rows, key=lambda r: r["n_real"]),
     }
     table["wall_time_s"] = round(time.perf_counter() - start, 1)
-    return _write(table, workdir, _plot_augmentation)
+    return write_table(table, workdir, _plot_augmentation)
 
 
-def _write(table: dict, workdir: str, plot) -> dict:
-    """W/eval/<experiment>.json and its plot `.png`, each written atomically; returns the table."""
-    directory = os.path.join(workdir, "eval")
-    os.makedirs(directory, exist_ok=True)
+def write_table(table: dict, workdir: str, plot, markdown: str | None = None) -> dict:
+    """W/eval/<experiment>.json, its plot `.png` (and `.md`, the table for people), each written
+    atomically; returns the table."""
+    from jaxgan import logging as run_logging
+
+    stem = os.path.join(workdir, "eval", table["experiment"])
     table["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    path = os.path.join(directory, f"{table['experiment']}.json")
-    with open(f"{path}.tmp", "w") as f:
-        json.dump(table, f, indent=1)
-    os.replace(f"{path}.tmp", path)
-    png = os.path.join(directory, f"{table['experiment']}.png")
-    plot(table).savefig(f"{png}.tmp.png")
-    os.replace(f"{png}.tmp.png", png)
+    run_logging.write_text(f"{stem}.json", json.dumps(table, indent=1))
+    if markdown is not None:
+        run_logging.write_text(f"{stem}.md", markdown)
+    plot(table).savefig(f"{stem}.tmp.png")
+    os.replace(f"{stem}.tmp.png", f"{stem}.png")
     return table
 
 
@@ -316,13 +318,21 @@ def main(argv):
         if argv[1] == "diversity":
             sizes = [int(n) for n in FLAGS.sizes]
             table = diversity(FLAGS.workdir, sizes, options, FLAGS.checkpoint)
+        elif argv[1] == "transfer":
+            from jaxgan import transfer_experiments
+
+            table = transfer_experiments.target_size(
+                FLAGS.workdir, [int(k) for k in FLAGS.per_class], FLAGS.train_steps, options,
+                FLAGS.source, FLAGS.target, FLAGS.transfer_metrics,
+            )  # fmt: skip
+            print(transfer_experiments.markdown(table), flush=True)
         else:
             table = augmentation(
                 FLAGS.workdir, FLAGS.subset_runs, FLAGS.num_generated, options, FLAGS.checkpoint
             )
     except (errors.UserError, FileNotFoundError) as e:
         sys.exit(f"{type(e).__name__}: {e}")
-    print(json.dumps(table["rows"]), flush=True)
+    print(json.dumps(table.get("rows", table.get("runs"))), flush=True)
     print(f"wrote {os.path.join(FLAGS.workdir, 'eval', argv[1])}.json and .png", flush=True)
 
 
@@ -341,6 +351,15 @@ def define_flags() -> None:
         "num_generated", 0, "augmentation: fakes added (0: the train split's size)."
     )
     flags.DEFINE_string("checkpoint", "latest", "The checkpoint to sample: latest or a step.")
+    flags.DEFINE_list(
+        "per_class", ["10", "100", "0"], "transfer: target images per class (0: all)."
+    )
+    flags.DEFINE_integer("train_steps", 1000, "transfer: generator iterations of every target run.")
+    flags.DEFINE_string(
+        "source", None, "transfer: the source run (default: WORKDIR/source, trained)."
+    )
+    flags.DEFINE_string("target", "fashion_mnist", "transfer: the target dataset.")
+    flags.DEFINE_list("transfer_metrics", ["fid"], "transfer: metrics scored at every checkpoint.")
 
 
 if __name__ == "__main__":

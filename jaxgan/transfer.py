@@ -9,6 +9,13 @@ the source lacks is initialised fresh; a shape that differs fails naming the pat
 unless `init_from_skip` lists it (fnmatch patterns such as `d_params/Output/*`). The table of every
 parameter (loaded / fresh / skipped, with shapes) is logged and written to `<workdir>/init_from.txt`.
 A resumed run ignores `init_from`: its own checkpoint wins.
+
+An unconditional source can start a conditional (AC-GAN) target, as the paper's Tables 6-7 do: a
+per-class BatchNorm scale or offset [num_classes, C] is the source's unconditional [C] tiled to
+every class (the reference author's answer in yaxingwang/Transferring-GANs issue #4), and with
+Cond Concat (`model.conditioning='concat'`) the generator's input kernel takes the source's rows
+for z and keeps fresh rows for the one-hot label. The AC head is new in the target: fresh. Both
+show in the table ('tiled', 'extended').
 """
 
 from __future__ import annotations
@@ -58,12 +65,31 @@ def _networks(config) -> list[str]:
     return names
 
 
-def merge(state: dict, source: dict, networks: list[str], skip: list[str]) -> tuple[dict, list]:
+def conditional_from_unconditional(name: str, target: np.ndarray, found, concat: bool):
+    """(value, status) adapting an unconditional source parameter to a conditional target, or None
+    where the shapes are not such a pair (see the module doc)."""
+    found = np.asarray(found)
+    per_class_norm = name.rsplit("/", 1)[-1] in ("scale", "offset") and found.ndim == 1
+    if per_class_norm and target.ndim == 2 and target.shape[1:] == found.shape:
+        return np.broadcast_to(found, target.shape), "tiled"
+    input_kernel = name.endswith("/kernel") and target.ndim == found.ndim == 2
+    generator = name.split("/", 1)[0] in NETWORKS["g"]
+    if concat and generator and input_kernel and target.shape[1] == found.shape[1]:
+        if target.shape[0] > found.shape[0]:  # z's rows from the source, the label's stay fresh
+            return np.concatenate([found, np.asarray(target)[found.shape[0] :]]), "extended"
+    return None
+
+
+def merge(
+    state: dict, source: dict, networks: list[str], skip: list[str], concat: bool = False
+) -> tuple[dict, list]:
     """(state with the source's parameters copied in by path, the table rows).
 
     Rows: (path, status, target shape, source shape or None), status 'loaded', 'fresh' (not in the
-    source, or a network not transferred) or 'skipped' (matched by `skip`). Raises ConfigError
-    naming every path whose shape differs and is not skipped.
+    source, or a network not transferred), 'skipped' (matched by `skip`), or 'tiled' / 'extended'
+    (an unconditional source's parameter adapted to a conditional target; `concat`: the target's
+    generator is Cond Concat). Raises ConfigError naming every other path whose shape differs and
+    is not skipped.
     """
     state, rows, mismatched = dict(state), [], []
     wanted = {t: s for n in networks for t, s in NETWORKS[n].items()}
@@ -87,8 +113,15 @@ def merge(state: dict, source: dict, networks: list[str], skip: list[str]) -> tu
                 rows.append((name, "fresh", leaf.shape, None))
                 merged.append(leaf)
             elif shape != tuple(leaf.shape):
-                mismatched.append(f"  {name}: {tuple(leaf.shape)} here, {shape} in the source")
-                merged.append(leaf)
+                adapted = conditional_from_unconditional(name, leaf, found, concat)
+                if adapted is None:
+                    mismatched.append(f"  {name}: {tuple(leaf.shape)} here, {shape} in the source")
+                    merged.append(leaf)
+                else:
+                    value, status = adapted
+                    rows.append((name, status, leaf.shape, shape))
+                    value = np.ascontiguousarray(value, dtype=leaf.dtype)
+                    merged.append(jax.device_put(value, leaf.sharding))
             else:
                 rows.append((name, "loaded", leaf.shape, shape))
                 value = np.asarray(found, dtype=leaf.dtype)
@@ -106,9 +139,11 @@ def merge(state: dict, source: dict, networks: list[str], skip: list[str]) -> tu
 
 def format_table(rows: list, source: str) -> str:
     counts = {s: sum(r[1] == s for r in rows) for s in ("loaded", "fresh", "skipped")}
+    adapted = {s: sum(r[1] == s for r in rows) for s in ("tiled", "extended")}
+    adapted = "".join(f", {n} {s}" for s, n in adapted.items() if n)  # unconditional -> conditional
     lines = [
         f"init_from {source}: {counts['loaded']} loaded, {counts['fresh']} fresh, "
-        f"{counts['skipped']} skipped",
+        f"{counts['skipped']} skipped{adapted}",
         f"{'parameter':60s} {'status':8s} {'shape':>20s} {'source shape':>20s}",
     ]
     for path, status, shape, source_shape in rows:
@@ -139,7 +174,8 @@ def init_from(state: dict, config, workdir: str) -> dict:
     finally:
         ckpt.close()
     skip = [p.strip() for p in config.init_from_skip.split(",") if p.strip()]
-    state, rows = merge(state, source, _networks(config), skip)
+    concat = config.model.get("conditioning") == "concat"
+    state, rows = merge(state, source, _networks(config), skip, concat)
     table = format_table(rows, f"{source_dir}:{step}")
     logging.info("%s", table)
     if jax.process_index() == 0:

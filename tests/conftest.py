@@ -56,3 +56,17 @@ def make_smoke_run(tmp_path_factory):
         return workdir, config
 
     return make
+
+
+@pytest.fixture(scope="session")
+def classifier_script():
+    """`scripts/train_mnist_classifier.py` as a module: the recipe and paths the shipped domain
+    classifiers (mnist_cnn, fashion_cnn) were trained with."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "scripts" / "train_mnist_classifier.py"
+    spec = importlib.util.spec_from_file_location("train_mnist_classifier", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -5,9 +5,7 @@
 2 CPU cores) and update the number here.
 """
 
-import importlib.util
 import os
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -20,19 +18,11 @@ from jaxgan.eval import features
 from jaxgan.models import classifier
 
 SHIPPED_TEST_ACCURACY = 0.9800  # "test accuracy: 0.9800", python scripts/train_mnist_classifier.py
-SCRIPT = pathlib.Path(__file__).parents[1] / "scripts" / "train_mnist_classifier.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("train_mnist_classifier", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    script = _load_script()
+def shipped(classifier_script):
+    script = classifier_script
     model = classifier.get(script.PRESET)  # the script's model definition loads the file
     params, info = classifier.load_params(features.mnist_cnn_weights_path(), model)
     return model, params, info

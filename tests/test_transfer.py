@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from jaxgan import checkpoint, errors, loop, parallel, train, transfer
+from jaxgan import logging as run_logging
 
 
 def _fresh_state(config):
@@ -86,3 +87,125 @@ def test_a_run_starts_from_the_source_through_the_loop(source, tmp_path, smoke_c
     got, want = _leaves(state["d_params"]), _leaves(saved["d_params"])
     for path in want:
         assert np.max(np.abs(got[path] - want[path])) <= 2 * 1.4 * 2e-4, path
+
+
+@pytest.mark.parametrize("conditioning", ["batchnorm", "concat"])
+def test_a_conditional_target_from_an_unconditional_source(
+    source, tmp_path, smoke_config, conditioning
+):
+    """Transferring GANs Tables 6-7: per-class BN = the source's BN tiled to every class, or (Cond
+    Concat) z's rows of the input kernel from the source and the label's rows fresh; AC head fresh."""
+    workdir, saved = source
+    config = smoke_config(
+        init_from=workdir,
+        **{"model.conditional_generator": True, "model.ac_head": True},
+        **{"model.conditioning": conditioning},
+    )
+    fresh = _fresh_state(config)
+    state = transfer.init_from(fresh, config, str(tmp_path))
+    got, want, new = (
+        _leaves(state["g_params"]),
+        _leaves(saved["g_params"]),
+        _leaves(fresh["g_params"]),
+    )
+    table = open(tmp_path / "init_from.txt").read()
+    adapted = 0
+    for path, value in got.items():
+        if value.shape == want[path].shape:
+            np.testing.assert_array_equal(value, want[path], err_msg=path)
+        elif conditioning == "batchnorm":  # [10, C] per class from the source's [C]
+            assert value.shape == (10,) + want[path].shape and path.endswith(("scale", "offset"))
+            for row in value:
+                np.testing.assert_array_equal(row, want[path], err_msg=path)
+            adapted += 1
+        else:  # the input kernel [z_dim + 10, C]: z's rows loaded, the one-hot rows as initialised
+            z_dim = want[path].shape[0]
+            np.testing.assert_array_equal(value[:z_dim], want[path])
+            np.testing.assert_array_equal(value[z_dim:], new[path][z_dim:])
+            adapted += 1
+    status = "tiled" if conditioning == "batchnorm" else "extended"
+    assert adapted and f", {2 * adapted} {status}" in table.splitlines()[0]  # G and its EMA
+    head = [r for r in table.splitlines() if r.startswith("d_params/") and " fresh " in r]
+    assert head and all("AC" in r or "Class" in r or "class" in r for r in head), head
+
+
+def test_transfer_presets():
+    from configs import transfer as transfer_config
+
+    default, paper = transfer_config.get_config(""), transfer_config.get_config("paper")
+    assert default.data.dataset == "fashion_mnist:n=100" and default.init_from == ""
+    assert (paper.data.resolution, paper.optim.g_lr, paper.optim.d_lr) == (64, 1e-5, 1e-5)
+    assert (paper.batch_size, paper.n_critic, paper.num_steps, paper.optim.decay) == (
+        16,
+        5,
+        25_000,
+        "constant",
+    )
+    assert (paper.ac_weight_d, paper.ac_weight_g, paper.penalties.wgan_gp.weight) == (
+        1.0,
+        1.0,
+        10.0,
+    )
+    with pytest.raises(ValueError, match="Unknown transfer preset"):
+        transfer_config.get_config("papr")
+
+
+def test_the_default_target_without_its_data_names_the_apt_get_command(tmp_path):
+    import subprocess
+    import sys
+
+    empty = tmp_path / "no_idx_files"
+    empty.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "jaxgan.main", "--config=configs/transfer.py",
+         f"--workdir={tmp_path / 'w'}", f"--config.data.data_dir={empty}"],
+        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "sudo apt-get install dataset-fashion-mnist" in result.stderr
+
+
+def test_a_smoke_transfer_run_is_trained_and_evaluated(source, tmp_path):
+    from configs import transfer as transfer_config
+    from jaxgan import evaluate
+
+    workdir, _ = source
+    config = transfer_config.get_config("smoke")
+    config.update_from_flattened_dict({"tensorboard": False, "num_devices": 1, "num_steps": 2})
+    config.init_from = workdir
+    target = str(tmp_path / "target")
+    loop.train_and_evaluate(config, target)
+    assert open(os.path.join(target, "init_from.txt")).read().count(" loaded ") > 10
+    options = evaluate.Options(num_samples=20, cache_dir=str(tmp_path / "cache"), progress=False)
+    rows = evaluate.evaluate_workdir(target, ["kid"], options, steps="latest")
+    (row,) = [r for r in rows if r["kind"] == "checkpoint"]
+    assert row["real"] == "mnist5k:train:n=2" and row["n_real"] == 20 and np.isfinite(row["value"])
+
+
+def test_the_target_size_experiment_trains_and_scores_every_run(source, tmp_path):
+    """`python -m jaxgan.experiments transfer` at smoke scale: scratch and transfer at 2 images per
+    class, each checkpoint scored; a second call trains and scores nothing new."""
+    from jaxgan import transfer_experiments
+    from jaxgan.eval.options import Options
+
+    workdir, _ = source
+    options = Options(num_samples=20, baseline=False, cache_dir=str(tmp_path / "c"), progress=False)
+    args = dict(source=workdir, target="mnist5k", metrics=("kid",), preset="smoke")
+    args["overrides"] = {"tensorboard": False, "num_devices": 1}
+    table = transfer_experiments.target_size(str(tmp_path), [2], 2, options, **args)
+    runs = table["runs"]
+    assert [(r["per_class"], r["init"], r["n_images"]) for r in runs] == [
+        (2, "scratch", 20), (2, "transfer", 20)
+    ]  # fmt: skip
+    for run in runs:
+        logged = run_logging.read_jsonl(os.path.join(run["workdir"], "eval", "metrics.jsonl"))
+        expected = [[r["step"], r["value"]] for r in logged if r["kind"] == "checkpoint"]
+        assert run["curves"]["kid"] == expected and [s for s, _ in expected] == [1, 2]
+        transferred = os.path.exists(os.path.join(run["workdir"], "init_from.txt"))
+        assert transferred == (run["init"] == "transfer")
+    md = open(tmp_path / "eval" / "transfer_target_size.md").read()
+    assert f"| 2 | 20 | {runs[0]['final']['kid']:.4g} | {runs[1]['final']['kid']:.4g} |" in md
+    assert os.path.getsize(tmp_path / "eval" / "transfer_target_size.png") > 5000
+    again = transfer_experiments.target_size(str(tmp_path), [2], 2, options, **args)
+    assert [r["curves"] for r in again["runs"]] == [r["curves"] for r in runs]

@@ -8,11 +8,16 @@
                 [N, 10]. Takes 32x32 grayscale; smaller grayscale images are resized to 32x32 with
                 PIL Lanczos (`data.fit_image`, the project's resize). Its FID is a "domain FID":
                 comparable only with other mnist_cnn numbers, never with Inception FIDs.
+  fashion_cnn   the same network (preset `mnist_cnn`, same input and resize) trained on
+                Fashion-MNIST, shipped as `jaxgan/assets/fashion_cnn.npz`; its domain FID is
+                comparable only with other fashion_cnn numbers.
 
-`resolve_name("auto", ...)` picks mnist_cnn for mnist5k and other grayscale data of at most 32x32,
-inception_v3 otherwise. `check_available` is the fast part of `load`: it fails in milliseconds
-(before anything is built) when Inception's weights are missing, with the URL and the one
-conversion command (`InceptionWeightsNotFoundError`).
+The domain networks (`DOMAIN_NETWORKS`: network -> the dataset it was trained on) are written by
+`scripts/train_mnist_classifier.py --dataset=DATASET`. `resolve_name("auto", ...)` picks a
+dataset's own network (fashion_mnist and its `:n=K` subsets -> fashion_cnn), mnist_cnn for mnist5k
+and other grayscale data of at most 32x32, inception_v3 otherwise. `check_available` is the fast
+part of `load`: it fails in milliseconds (before anything is built) when the weights are missing,
+with the URL and the one conversion command for Inception (`InceptionWeightsNotFoundError`).
 """
 
 from __future__ import annotations
@@ -26,18 +31,21 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-NAMES = ("inception_v3", "mnist_cnn")
-MNIST_CNN_RESOLUTION = 32
+NAMES = ("inception_v3", "mnist_cnn", "fashion_cnn")
+# The project's own classifiers (preset `mnist_cnn` of `jaxgan.models.classifier`, shipped as
+# `jaxgan/assets/<network>.npz`) -> the dataset each was trained on; `auto` picks it for that data.
+DOMAIN_NETWORKS = {"mnist_cnn": "mnist5k", "fashion_cnn": "fashion_mnist"}
+MNIST_CNN_RESOLUTION = 32  # every domain network's input: 32x32 grayscale
 # Bumped when the code from pixels to features changes (network, resize, preprocessing): part of
 # the real-feature cache key and of every row, so features of older code are never reused.
-CODE_VERSION = {"inception_v3": 1, "mnist_cnn": 1}
+CODE_VERSION = {"inception_v3": 1, "mnist_cnn": 1, "fashion_cnn": 1}
 
 
 @dataclasses.dataclass(frozen=True)
 class FeatureNetwork:
     """A loaded feature network.
 
-    name: "inception_v3" | "mnist_cnn". resize: how images reach the network's input size (recorded
+    name: one of NAMES. resize: how images reach the network's input size (recorded
     in every result row). weights: "sha256:<first 16 hex digits>" of the weights file (part of the
     real-feature cache key). feature_layer / logits_layer: what `features` / `logits` are.
     extract: uint8 [N, H, W, C] (or an iterable of such chunks) -> {"features": float32 [N, D],
@@ -52,16 +60,24 @@ class FeatureNetwork:
     extract: Callable[[np.ndarray | Iterable[np.ndarray]], dict[str, np.ndarray]]
 
 
+def domain_weights_path(name: str) -> str:
+    """A domain network's shipped weights, `jaxgan/assets/<name>.npz` (package data)."""
+    if name not in DOMAIN_NETWORKS:
+        raise ValueError(f"{name!r} is not one of the shipped networks {sorted(DOMAIN_NETWORKS)}.")
+    return str(importlib.resources.files("jaxgan") / "assets" / f"{name}.npz")
+
+
 def mnist_cnn_weights_path() -> str:
-    """The shipped classifier weights, `jaxgan/assets/mnist_cnn.npz` (package data)."""
-    return str(importlib.resources.files("jaxgan") / "assets" / "mnist_cnn.npz")
+    """The shipped MNIST classifier weights, `jaxgan/assets/mnist_cnn.npz`."""
+    return domain_weights_path("mnist_cnn")
 
 
 def resolve_name(name: str, dataset: str, channels: int | None, resolution: int) -> str:
-    """`auto` -> mnist_cnn for mnist5k and grayscale data <= 32x32, else inception_v3.
+    """`auto` -> a dataset's own network (`DOMAIN_NETWORKS`: fashion_mnist[:n=K] -> fashion_cnn,
+    mnist5k[:n=K] -> mnist_cnn), mnist_cnn for other grayscale data <= 32x32, else inception_v3.
 
     channels: the images' channel count, or None if unknown (auto then picks inception_v3 unless
-    the dataset is mnist5k). An explicit name is checked and returned as it is.
+    the dataset has its own network). An explicit name is checked and returned as it is.
     """
     if name != "auto":
         if name not in NAMES:
@@ -69,8 +85,10 @@ def resolve_name(name: str, dataset: str, channels: int | None, resolution: int)
                 f"--feature_network={name!r}: expected auto or one of {', '.join(NAMES)}."
             )
         return name
-    if dataset.split(":")[0] == "mnist5k":
-        return "mnist_cnn"
+    kind = dataset.split(":")[0]  # "fashion_mnist:n=100" -> "fashion_mnist"
+    for network, trained_on in DOMAIN_NETWORKS.items():
+        if kind == trained_on:
+            return network
     if channels == 1 and resolution <= MNIST_CNN_RESOLUTION:
         return "mnist_cnn"
     return "inception_v3"
@@ -79,7 +97,7 @@ def resolve_name(name: str, dataset: str, channels: int | None, resolution: int)
 def resize_mode(name: str, resolution: int, resize: str = "legacy") -> str:
     """How images reach the network's input, as rows name it. `resize` ('legacy' | 'clean')
     applies to Inception: TF1 bilinear (TTUR, PGGAN, pytorch-fid, torch-fidelity) or clean-fid's
-    PIL bicubic (`eval/resize.py`). The MNIST CNN has one resize (PIL Lanczos, the data's)."""
+    PIL bicubic (`eval/resize.py`). The domain CNNs have one resize (PIL Lanczos, the data's)."""
     if name == "inception_v3":
         from jaxgan.eval import resize as resizing
 
@@ -95,10 +113,10 @@ def check_available(name: str, inception_weights: str | None = None) -> None:
         from jaxgan.eval import inception
 
         inception.find_weights(inception_weights)  # raises InceptionWeightsNotFoundError
-    elif not os.path.isfile(mnist_cnn_weights_path()):
+    elif not os.path.isfile(domain_weights_path(name)):
         raise FileNotFoundError(
-            f"{mnist_cnn_weights_path()} is missing from the installed package; recreate it with "
-            "`python scripts/train_mnist_classifier.py`."
+            f"{domain_weights_path(name)} is missing from the installed package; recreate it with "
+            f"`python scripts/train_mnist_classifier.py --dataset={DOMAIN_NETWORKS[name]}`."
         )
 
 
@@ -108,7 +126,7 @@ def weights_id(name: str, inception_weights: str | None = None) -> str:
         from jaxgan.eval import inception
 
         return _sha256_prefix(str(inception.find_weights(inception_weights)))
-    return _sha256_prefix(mnist_cnn_weights_path())
+    return _sha256_prefix(domain_weights_path(name))
 
 
 @functools.lru_cache(maxsize=8)  # a 95 MB file is hashed once per process, not once per row
@@ -131,14 +149,16 @@ def load(
 ) -> FeatureNetwork:
     """Loads feature network `name` for uint8 images [N, resolution, resolution, channels].
 
-    batch_size: images per compiled batch (0: 50 for inception_v3, 500 for mnist_cnn).
+    batch_size: images per compiled batch (0: 50 for inception_v3, 500 for the domain CNNs).
     progress: a progress bar per extraction (Inception only: minutes on a CPU; the CNN is instant).
     resize: 'legacy' or 'clean' (Inception only, see `resize_mode`).
     """
     check_available(name, inception_weights)
     if name == "inception_v3":
         return _load_inception(resolution, batch_size or 50, inception_weights, progress, resize)
-    return _load_mnist_cnn(resolution, channels, batch_size or 500)
+    return _load_domain_cnn(
+        name, domain_weights_path(name), resolution, channels, batch_size or 500
+    )
 
 
 def _load_inception(
@@ -168,17 +188,19 @@ def _load_inception(
     )
 
 
-def _load_mnist_cnn(resolution: int, channels: int, batch_size: int) -> FeatureNetwork:
+def _load_domain_cnn(
+    name: str, path: str, resolution: int, channels: int, batch_size: int
+) -> FeatureNetwork:
+    """A `mnist_cnn`-preset classifier with the weights file `path`, as feature network `name`."""
     from jaxgan import data
     from jaxgan.models import classifier
 
     if channels != 1 or resolution > MNIST_CNN_RESOLUTION:
         raise ValueError(
-            f"feature network mnist_cnn takes grayscale images of at most "
+            f"feature network {name} takes grayscale images of at most "
             f"{MNIST_CNN_RESOLUTION}x{MNIST_CNN_RESOLUTION}; these are {resolution}x{resolution}x"
             f"{channels}. Use --feature_network=inception_v3 (or auto)."
         )
-    path = mnist_cnn_weights_path()
     model = classifier.get("mnist_cnn")
     params, _ = classifier.load_params(path, model)
     predict = classifier.make_predictor(model, params, batch_size)
@@ -193,10 +215,10 @@ def _load_mnist_cnn(resolution: int, channels: int, batch_size: int) -> FeatureN
         return predict(fit(np.asarray(chunk)) for chunk in chunks)
 
     return FeatureNetwork(
-        name="mnist_cnn",
-        resize=resize_mode("mnist_cnn", resolution),
+        name=name,
+        resize=resize_mode(name, resolution),
         weights=_sha256_prefix(path),
-        feature_layer="Features (penultimate, post-ReLU) [128]",
-        logits_layer="Logits [10]",
+        feature_layer=f"Features (penultimate, post-ReLU) [{model.feature_dim}]",
+        logits_layer=f"Logits [{model.num_classes}]",
         extract=extract,
     )
