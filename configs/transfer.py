@@ -22,23 +22,40 @@ Presets:
             25,000 iterations; conditional runs (`--config.model.conditional_generator=True
             --config.model.ac_head=True`) weigh the AC loss 1 for both. Needs a folder of images
             (`data.dataset`) and a 64x64 source (a converted release: jaxgan.transfer_convert).
+  conditional  the default target as an AC-GAN (the paper's Tables 6-7): `configs/acgan.py`'s
+            default network (Cond Concat generator, AC head, class-loss weight 1 for G and D). From
+            the unconditional source every shared parameter loads; the label rows of G's input
+            kernel and the AC head start fresh (`init_from.txt` says `extended` / fresh).
   smoke     `configs/wgan_gp.py:smoke` on `mnist5k:n=2`: for tests.
 """
 
-from configs import wgan_gp
+from configs import acgan, wgan_gp
+
+PRESETS = ("", "source", "paper", "conditional", "smoke")
+
+
+def conditional_fields() -> dict:
+    """What makes a GAN of configs/wgan_gp.py the AC-GAN of the paper's Tables 6-7: the fields
+    configs/acgan.py's default changes (conditional generator by Cond Concat, AC head, class-loss
+    weights), flattened: `--config.<field>` values for any preset of the same network family."""
+    from jaxgan import loop
+
+    changes = loop.config_changes(wgan_gp.get_config("").to_dict(), acgan.get_config("").to_dict())
+    return {field: new for field, (_, new) in changes.items()}
 
 
 def get_config(preset: str = ""):
-    if preset not in ("", "source", "paper", "smoke"):
+    if preset not in PRESETS:
         raise ValueError(
-            f"Unknown transfer preset {preset!r}: use '', 'source', 'paper' or 'smoke'."
+            f"Unknown transfer preset {preset!r}: use one of {', '.join(map(repr, PRESETS))}."
         )
-    base = {"": "", "source": "", "paper": "resnet64", "smoke": "smoke"}[preset]
-    c = wgan_gp.get_config(base)
-    if preset == "":
+    c = wgan_gp.get_config({"paper": "resnet64", "smoke": "smoke"}.get(preset, ""))
+    if preset in ("", "conditional"):
         c.data.dataset = "fashion_mnist:n=100"
         c.num_steps = 1000
         c.sample_every = c.checkpoint_every = c.keep_every = 250
+    if preset == "conditional":
+        c.update_from_flattened_dict(conditional_fields())
     elif preset == "paper":
         c.optim.g_lr = c.optim.d_lr = 1e-5
         c.optim.decay = "constant"

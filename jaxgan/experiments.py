@@ -2,8 +2,8 @@
 
   python -m jaxgan.experiments diversity --workdir=W [--sizes=500,1000,2000,4000]
   python -m jaxgan.experiments augmentation --workdir=W --subset_runs=W10,W25 [--num_generated=0]
-  python -m jaxgan.experiments transfer --workdir=OUT [--per_class=10,100,0] [--train_steps=1000]
-      (Transferring GANs' target-size table: jaxgan/transfer_experiments.py)
+  python -m jaxgan.experiments transfer --workdir=OUT --table=size|network|source|conditional|fewshot
+      (Transferring GANs' tables: jaxgan/transfer_experiments.py)
   common: [--checkpoint=latest|STEP] [--classifier_recipe=auto] [--classifier_steps=0]
       [--classifier_seed=0] [--seed=0] [--batch_size=200] [--real_split=train]
       [--baseline_split=test]
@@ -321,9 +321,10 @@ def main(argv):
         elif argv[1] == "transfer":
             from jaxgan import transfer_experiments
 
-            table = transfer_experiments.target_size(
-                FLAGS.workdir, [int(k) for k in FLAGS.per_class], FLAGS.train_steps, options,
-                FLAGS.source, FLAGS.target, FLAGS.transfer_metrics,
+            table = transfer_experiments.run_table(
+                FLAGS.workdir, FLAGS.table, [int(k) for k in FLAGS.per_class], FLAGS.train_steps,
+                options, FLAGS.source, FLAGS.target, FLAGS.transfer_metrics,
+                [int(s) for s in FLAGS.train_seeds], FLAGS.sources, FLAGS.freeze_blocks,
             )  # fmt: skip
             print(transfer_experiments.markdown(table), flush=True)
         else:
@@ -332,14 +333,19 @@ def main(argv):
             )
     except (errors.UserError, FileNotFoundError) as e:
         sys.exit(f"{type(e).__name__}: {e}")
-    print(json.dumps(table.get("rows", table.get("runs"))), flush=True)
-    print(f"wrote {os.path.join(FLAGS.workdir, 'eval', argv[1])}.json and .png", flush=True)
+    print(json.dumps(table["rows"]), flush=True)
+    print(
+        f"wrote {os.path.join(FLAGS.workdir, 'eval', table['experiment'])}.json and .png",
+        flush=True,
+    )
 
 
 def define_flags() -> None:
     """The evaluator's flags plus these; registered only when run as a program."""
     if "sizes" in flags.FLAGS:  # already defined (a test may ask twice)
         return
+    from jaxgan import transfer_experiments
+
     evaluate.define_flags()
     flags.DEFINE_list("sizes", ["500", "1000", "2000", "4000"], "diversity: numbers of images N.")
     flags.DEFINE_list(
@@ -359,7 +365,19 @@ def define_flags() -> None:
         "source", None, "transfer: the source run (default: WORKDIR/source, trained)."
     )
     flags.DEFINE_string("target", "fashion_mnist", "transfer: the target dataset.")
-    flags.DEFINE_list("transfer_metrics", ["fid"], "transfer: metrics scored at every checkpoint.")
+    flags.DEFINE_enum(
+        "table", "size", list(transfer_experiments.TABLES),
+        "transfer: which table (jaxgan/transfer_experiments.py says what each trains).",
+    )  # fmt: skip
+    flags.DEFINE_list(
+        "transfer_metrics", [], "transfer: metrics scored at every checkpoint (default: fid; "
+        "conditional: fid,class_fid,gan_test).",
+    )  # fmt: skip
+    flags.DEFINE_list("train_seeds", ["0"], "transfer: training seeds of every row.")
+    flags.DEFINE_list(
+        "sources", ["mnist5k", "fashion_mnist:class=0"], "transfer --table=source: source datasets."
+    )
+    flags.DEFINE_integer("freeze_blocks", 1, "transfer --table=fewshot: FreezeD's frozen blocks.")
 
 
 if __name__ == "__main__":

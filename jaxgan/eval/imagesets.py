@@ -123,6 +123,9 @@ def dataset_set(
     per_class = data.parse_per_class(dataset)[1]
     if per_class and (kind == "folder" or split == "train"):  # `:n=K` subsets the train split
         display = f"{display}:n={per_class}"
+    only_class = data.parse_class(dataset)[1]
+    if only_class is not None:  # `:class=C` keeps one class of every split
+        display = f"{display}:class={only_class}"
     n = min(limit or MAX_DEFAULT_REAL, len(source))
     order = np.random.RandomState(seed).permutation(len(source))[:n]
     key = {
@@ -145,13 +148,15 @@ def dataset_set(
 
 def dataset_splits_name(dataset: str) -> str | None:
     """The dataset string that opens any split ('tfds:cifar10:train' -> 'tfds:cifar10'), or None
-    for a folder (one split only)."""
+    for a folder (one split only); a `:class=C` dataset keeps its class in every split."""
     from jaxgan import data
 
     kind, name, _ = data.parse(dataset)
     if kind == "folder":
         return None
-    return kind if kind in EMBEDDED_DATASETS else f"{kind}:{name}"
+    only_class = data.parse_class(data.parse_per_class(dataset)[0])[1]
+    whole = kind if kind in EMBEDDED_DATASETS else f"{kind}:{name}"
+    return whole if only_class is None else f"{whole}:class={only_class}"
 
 
 @dataclasses.dataclass
@@ -195,8 +200,11 @@ def spec_set(spec: str, split: str, resolution: int, channels: int, limit: int, 
         return _npz_set(spec, resolution, channels, limit, seed)
     if os.path.isdir(spec):
         spec = f"folder:{spec}"
-    if spec.split(":")[0] in EMBEDDED_DATASETS and ":" in spec:  # shorthand for a split
-        spec, _, split = spec.partition(":")
+    base, _, rest = spec.partition(":")
+    if base in EMBEDDED_DATASETS and rest and "=" not in rest.split(":")[0]:
+        # A split named after the dataset (mnist5k:test), before any :n=K or :class=C.
+        split, _, selection = rest.partition(":")
+        spec = f"{base}:{selection}" if selection else base
     source = data.open_source(spec, split, None, channels or None)
     if not resolution or not channels:
         first = source[0][0]

@@ -24,7 +24,7 @@ SETTINGS = (
 BASELINE_SETTINGS = ("feature_network", "feature_weights", "resize", "seed", "params")
 
 
-def _settings(row: dict, fields: Sequence[str] = SETTINGS) -> tuple:
+def settings(row: dict, fields: Sequence[str] = SETTINGS) -> tuple:
     return tuple(str(row.get(k)) for k in fields)
 
 
@@ -35,7 +35,7 @@ def _baseline(rows: list[dict], like: dict) -> dict | None:
         for r in rows
         if r["kind"] == "real_vs_real"
         and r["metric"] == like["metric"]
-        and _settings(r, BASELINE_SETTINGS) == _settings(like, BASELINE_SETTINGS)
+        and settings(r, BASELINE_SETTINGS) == settings(like, BASELINE_SETTINGS)
     ]
     return matches[-1] if matches else None
 
@@ -64,7 +64,7 @@ def plot_metrics(rows: list[dict], directory: str) -> list[str]:
     for metric in dict.fromkeys(r["metric"] for r in rows if r["kind"] == "checkpoint"):
         series = [r for r in rows if r["kind"] == "checkpoint" and r["metric"] == metric]
         newest = series[-1]
-        by_step = {r["step"]: r for r in series if _settings(r) == _settings(newest)}
+        by_step = {r["step"]: r for r in series if settings(r) == settings(newest)}
         steps = sorted(by_step)
         baseline = _baseline(rows, newest)
         fig = Figure(figsize=(6.4, 4.0), dpi=100)
