@@ -8,10 +8,35 @@ import ml_collections
 from ml_collections import config_dict
 
 
-def base() -> ml_collections.ConfigDict:
+def run() -> ml_collections.ConfigDict:
+    """The fields the run loop reads (jaxgan/loop.py), whatever the method."""
     c = ml_collections.ConfigDict()
-    c.method = "gan"  # a name of the registry, jaxgan/methods.py: gan | progressive
+    c.method = "gan"  # a name of the registry, jaxgan/methods.py: gan | progressive | translation
     c.seed = 0
+    c.num_steps = 100_000  # generator iterations
+    c.max_minutes = 0.0  # > 0: stop (and checkpoint) after this much training wall time
+    c.num_devices = 0  # 0: every device
+    c.log_every = 100
+    c.sample_every = 1000
+    c.checkpoint_every = 1000
+    c.keep_last = 3  # newest checkpoints kept ...
+    c.keep_every = 0  # ... plus every step that is a multiple of this (0: none)
+    c.tensorboard = True
+    # A non-finite update is never applied; then 'stop' (name the step and a finite checkpoint) or
+    # 'skip' (count it and go on, as PGGAN's TF code does).
+    c.nonfinite = "stop"
+    # Start a fresh run from a pretrained one (Transferring GANs; jaxgan/transfer.py): WORKDIR[:STEP],
+    # which networks ('g' with its EMA, 'd', or 'g,d'), and fnmatch patterns of parameter paths to
+    # initialise fresh instead (e.g. 'd_params/Output/*').
+    c.init_from = ""
+    c.init_from_networks = "g,d"
+    c.init_from_skip = ""
+    return c
+
+
+def base() -> ml_collections.ConfigDict:
+    """A GAN config (methods gan and progressive): `run()` and the fields of generating from z."""
+    c = run()
 
     c.data = ml_collections.ConfigDict()
     c.data.dataset = "mnist5k"  # mnist5k | tfds:NAME[:SPLIT] | folder:PATH
@@ -44,8 +69,6 @@ def base() -> ml_collections.ConfigDict:
     c.n_critic = 5
     c.batch_size = 64  # critic batch (global, over all devices)
     c.g_batch_size = 64  # generator batch (gan_cifar_resnet uses 2 x 64)
-    c.num_steps = 100_000  # generator iterations
-    c.max_minutes = 0.0  # > 0: stop (and checkpoint) after this much training wall time
     c.optim = ml_collections.ConfigDict(
         dict(g_lr=2e-4, d_lr=2e-4, b1=0.0, b2=0.9, eps=1e-8, decay="linear")
     )  # decay: linear | constant
@@ -56,23 +79,7 @@ def base() -> ml_collections.ConfigDict:
     # color | translation | cutout, e.g. 'color,translation,cutout' (the paper's policy).
     c.diffaugment = ""
     c.d_freeze_blocks = 0  # FreezeD: the critic's first N blocks get no updates (jaxgan/train.py)
-    c.num_devices = 0  # 0: every device
-    c.log_every = 100
-    c.sample_every = 1000
     c.num_samples = 64  # images in each sample grid (fixed latents)
-    c.checkpoint_every = 1000
-    c.keep_last = 3  # newest checkpoints kept ...
-    c.keep_every = 0  # ... plus every step that is a multiple of this (0: none)
-    c.tensorboard = True
-    # A non-finite update is never applied; then 'stop' (name the step and a finite checkpoint) or
-    # 'skip' (count it and go on, as PGGAN's TF code does).
-    c.nonfinite = "stop"
-    # Start a fresh run from a pretrained one (Transferring GANs; jaxgan/transfer.py): WORKDIR[:STEP],
-    # which networks ('g' with its EMA, 'd', or 'g,d'), and fnmatch patterns of parameter paths to
-    # initialise fresh instead (e.g. 'd_params/Output/*').
-    c.init_from = ""
-    c.init_from_networks = "g,d"
-    c.init_from_skip = ""
     return c
 
 

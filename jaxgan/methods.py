@@ -25,6 +25,7 @@ State = dict[str, Any]
 REGISTRY = {
     "gan": "jaxgan.train",
     "progressive": "jaxgan.progressive",
+    "translation": "jaxgan.translation",
 }
 
 

@@ -46,13 +46,13 @@ def parse_source(spec: str) -> tuple[str, int | None]:
     return spec, None
 
 
-def _path(path) -> str:
+def param_path(path) -> str:
     """A pytree key path as '/'-joined dict keys ('Block1/Conv1/kernel'), as Flax names params."""
     return "/".join(str(getattr(k, "key", k)) for k in path)
 
 
-def _flat(tree: Any) -> dict[str, Any]:
-    return {_path(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+def flat_params(tree: Any) -> dict[str, Any]:
+    return {param_path(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def _networks(config) -> list[str]:
@@ -96,15 +96,16 @@ def merge(
     for entry in sorted(k for k in state if k in {t for n in NETWORKS.values() for t in n}):
         if entry not in wanted:
             rows += [
-                (f"{entry}/{p}", "fresh", x.shape, None) for p, x in _flat(state[entry]).items()
+                (f"{entry}/{p}", "fresh", x.shape, None)
+                for p, x in flat_params(state[entry]).items()
             ]
             continue
-        available = _flat(source.get(wanted[entry], {}))
+        available = flat_params(source.get(wanted[entry], {}))
         leaves, treedef = jax.tree_util.tree_flatten_with_path(state[entry])
         merged = []
         for key_path, leaf in leaves:
-            name = f"{entry}/{_path(key_path)}"
-            found = available.get(_path(key_path))
+            name = f"{entry}/{param_path(key_path)}"
+            found = available.get(param_path(key_path))
             shape = None if found is None else tuple(np.shape(found))
             if any(fnmatch.fnmatchcase(name, pattern) for pattern in skip):
                 rows.append((name, "skipped", leaf.shape, shape))

@@ -206,7 +206,7 @@ def convert_params(tensors: dict[str, np.ndarray], abstract: dict) -> tuple[dict
     ours = {
         f"{entry}/{path}": leaf
         for entry in ("g_params", "d_params")
-        for path, leaf in transfer._flat(abstract[entry]).items()
+        for path, leaf in transfer.flat_params(abstract[entry]).items()
     }
     conditional = "Discriminator.ACGANOutput/Discriminator.ACGANOutput.W" in tensors
     table = mapping(conditional)
@@ -244,7 +244,7 @@ def convert_params(tensors: dict[str, np.ndarray], abstract: dict) -> tuple[dict
     for entry in ("g_params", "d_params"):
         leaves, treedef = jax.tree_util.tree_flatten_with_path(abstract[entry])
         trees[entry] = jax.tree_util.tree_unflatten(
-            treedef, [filled[f"{entry}/{transfer._path(p)}"] for p, _ in leaves]
+            treedef, [filled[f"{entry}/{transfer.param_path(p)}"] for p, _ in leaves]
         )
     return trees, rows
 

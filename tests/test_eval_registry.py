@@ -146,3 +146,12 @@ def test_check_metric_inputs_names_the_count_to_pass():
     with pytest.raises(ValueError, match="at least 300 fakes"):
         scoring.check_metric_inputs(modes, 1000, {"modes": 299}, False, options, 3)
     scoring.check_metric_inputs(modes, 1000, {"modes": 300}, False, options, 3)
+    with pytest.raises(ValueError, match="3 channels of stacked-MNIST.*1 channel"):
+        scoring.check_metric_inputs(modes, 1000, {"modes": 300}, False, options, 1)
+    fid5k = registry.parse(["fid5k_x10"])
+    with pytest.raises(ValueError, match="n_real=49999, n_fake=50000.*--num_real=50000"):
+        scoring.check_metric_inputs(fid5k, 49_999, {"fid5k_x10": 50_000}, False, Options())
+    scoring.check_metric_inputs(fid5k, 50_000, {"fid5k_x10": 50_000}, False, Options())
+    fid = registry.parse(["fid"])  # the generic check: the registered minimum
+    with pytest.raises(ValueError, match="fid needs at least 2 fakes.*--num_samples=0"):
+        scoring.check_metric_inputs(fid, 10, {"fid": 1}, False, Options())

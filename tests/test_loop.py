@@ -266,5 +266,8 @@ def test_user_errors_print_a_message_without_a_traceback(tmp_path):
 def test_the_registry_names_its_methods():
     assert methods.get("gan").trainer.__module__ == "jaxgan.train"
     assert methods.get("progressive").trainer.__module__ == "jaxgan.progressive"
-    with pytest.raises(errors.ConfigError, match="config.method='pix2pix' .* gan, progressive"):
+    assert methods.get("translation").trainer.__module__ == "jaxgan.translation"
+    with pytest.raises(
+        errors.ConfigError, match="config.method='pix2pix' .* gan, progressive, translation"
+    ):
         methods.get("pix2pix")

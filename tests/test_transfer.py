@@ -15,7 +15,9 @@ def _fresh_state(config):
 
 
 def _leaves(tree):
-    return {transfer._path(p): np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(tree)}
+    return {
+        transfer.param_path(p): np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(tree)
+    }
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,9 @@ def _tensors(kind: str) -> dict[str, np.ndarray]:
 
 
 def _leaves(tree) -> dict[str, np.ndarray]:
-    return {transfer._path(p): np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(tree)}
+    return {
+        transfer.param_path(p): np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(tree)
+    }
 
 
 # ----------------------------------------------------------------------------------------------

@@ -37,6 +37,13 @@ def fid(scorer, real, fake) -> Result:
     features=True,
     fakes=registry.fixed(50_000, "Shmelkov et al. 2018: 10 × 5,000"),
     min_fakes=lambda options: 50_000,
+    check=lambda n_real, n_fake, channels, options: (
+        f"fid5k_x10 compares 10 aligned chunks of 5,000 and needs 50,000 images per set; this "
+        f"evaluation has n_real={n_real}, n_fake={n_fake}. Pass --num_real=50000 with a split "
+        f"that large, or use fid."
+        if min(n_real, n_fake) < 50_000
+        else None
+    ),
 )
 def fid5k_x10(scorer, real, fake) -> Result:
     from jaxgan.eval import fid as frechet

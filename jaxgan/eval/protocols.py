@@ -247,12 +247,28 @@ def _modes_count(n_real: int, options) -> int:
     return options.modes_images * options.modes_evals
 
 
+def _modes_inputs(n_real: int, n_fake: int, channels: int | None, options) -> str | None:
+    if channels not in (None, 3):
+        return (
+            f"modes classifies the 3 channels of stacked-MNIST images (stacked_mnist5k); these "
+            f"images have {channels} channel(s)."
+        )
+    if n_fake < _modes_count(n_real, options):
+        return (
+            f"modes needs at least {_modes_count(n_real, options):,} fakes (--modes_images × "
+            f"--modes_evals); this evaluation has {n_fake:,} (--num_samples). Pass "
+            f"--num_samples=0, or smaller --modes_images / --modes_evals."
+        )
+    return None
+
+
 @registry.register(
     "modes",
     summary="PGGAN App. E on stacked MNIST: modes covered (of 1,000) and KL(model || uniform), "
     "each channel classified by the shipped mnist_cnn.",
     fakes=registry.Protocol(_modes_count, "PGGAN App. E: 10 evaluations of 25,600"),
     min_fakes=lambda options: _modes_count(0, options),
+    check=_modes_inputs,
     params=("modes_images", "modes_evals"),
 )
 def modes(scorer, real, fake) -> Result:

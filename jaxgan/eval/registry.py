@@ -70,6 +70,8 @@ class Metric:
       on one split (the reals' number is then the row's `real_value`).
     fakes: the paper's count of fakes. min_fakes(options): fewer cannot be scored at all.
     params: the `Options` fields its value depends on, stored in every row and part of its identity.
+    check(n_real, n_fake, channels, options): why these inputs cannot be scored (None: they can),
+      asked before any sampling; the evaluator adds the generic `min_fakes` check after it.
     """
 
     name: str
@@ -82,6 +84,7 @@ class Metric:
     baseline: bool = True
     params: tuple[str, ...] = ()
     min_fakes: Callable[[Any], int] = lambda options: 2
+    check: Callable[[int, int, int | None, Any], str | None] = lambda *inputs: None
 
     def params_of(self, options) -> dict[str, Any]:
         return {name: getattr(options, name) for name in self.params}

@@ -109,7 +109,7 @@ class WorkdirEvaluation:
         identity = {"kind": "real_vs_real", "step": None}
         self.emit(self.scorer.rows(self.real, baseline, pending, identity, protocol=False))
 
-    def score_checkpoint(self, step, params, meta, sample, inputs, missing) -> list[dict]:
+    def score_checkpoint(self, step, params, sample, inputs, missing) -> list[dict]:
         z, labels, batch_size, mesh, start = inputs
         n = max(self.counts[m.name] for m in missing)
         images = sampling.generate(sample, params, z, labels, n, batch_size, mesh)
@@ -207,7 +207,7 @@ def evaluate_workdir(
                     metas[step] = meta
                     sample = samplers(sampling.checkpoint_config(meta, job.config), meta)
                     inputs = (z, labels, batch_size, mesh, start)
-                    rows = job.score_checkpoint(step, params, meta, sample, inputs, missing)
+                    rows = job.score_checkpoint(step, params, sample, inputs, missing)
                     del params
                     last_new = time.monotonic()
                     if watch:  # plots follow a live run; otherwise they are drawn once at the end

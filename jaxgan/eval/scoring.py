@@ -176,26 +176,13 @@ def check_metric_inputs(
     """
     for metric in metrics:
         needed, n_fake = metric.min_fakes(options), n_fakes[metric.name]
-        if metric.name == "fid5k_x10" and min(n_real, n_fake) < needed:
-            raise errors.ConfigError(
-                f"fid5k_x10 compares 10 aligned chunks of 5,000 and needs 50,000 images per set; "
-                f"this evaluation has n_real={n_real}, n_fake={n_fake}. Pass --num_real=50000 with "
-                f"a split that large, or use fid."
-            )
-        if metric.name == "modes" and channels not in (None, 3):
-            raise errors.ConfigError(
-                f"modes classifies the 3 channels of stacked-MNIST images (stacked_mnist5k); these "
-                f"images have {channels} channel(s)."
-            )
+        problem = metric.check(n_real, n_fake, channels, options)
+        if problem:
+            raise errors.ConfigError(problem)
         if n_fake < needed:
             raise errors.ConfigError(
                 f"{metric.name} needs at least {needed:,} fakes; this evaluation has {n_fake:,} "
-                f"(--num_samples). Pass --num_samples=0 (its paper's count: {metric.fakes.source})"
-                + (
-                    ", or smaller --modes_images / --modes_evals."
-                    if metric.name == "modes"
-                    else "."
-                )
+                f"(--num_samples). Pass --num_samples=0 (its paper's count: {metric.fakes.source})."
             )
     needs_labels = [m.name for m in metrics if m.labels]
     if needs_labels and not labelled:

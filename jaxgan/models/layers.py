@@ -335,6 +335,24 @@ class LayerNorm(nn.Module):
         )
 
 
+def instance_norm(x: Array, epsilon: float = 1e-5) -> Array:
+    """Instance normalisation without scale or offset: each sample's channels over (H, W).
+
+    x: [N, H, W, C]. PyTorch's `InstanceNorm2d(affine=False, track_running_stats=False)`, the
+    CycleGAN default (networks.py `get_norm_layer('instance')`): biased variance, eps 1e-5, the
+    same in train and test mode. Per-sample, so sharding the batch never changes it.
+    """
+    mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
+    return (x - mean) * lax.rsqrt(var + epsilon)
+
+
+def reflection_pad(x: Array, pad: int) -> Array:
+    """PyTorch's `ReflectionPad2d(pad)` on [N, H, W, C]: mirrors H and W without repeating the edge
+    pixel (numpy's 'reflect', not 'symmetric'); needs pad < H and pad < W."""
+    return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+
+
 # ----------------------------------------------------------------------------------------------
 # Resampling.
 # ----------------------------------------------------------------------------------------------
