@@ -24,7 +24,8 @@ FID). K is the first of --per_class except in `size`. The tables:
 The source is `--source=W`, or OUT/source trained first with `configs/transfer.py:source` (the
 mnist5k digits); a --sources dataset other than that preset's trains into OUT/source_<dataset>.
 Runs and evaluations resume: a killed experiment re-run continues where it stopped. Writes
-OUT/eval/transfer_<table>.json (every curve of every seed), .md (the table: the final checkpoint,
+OUT/eval/transfer_<table>_<sizes>_seeds<seeds>.json (e.g. transfer_size_n10-n100_seeds0: every
+curve of every seed), .md (the table: the final checkpoint,
 mean +- standard deviation over the training seeds) and .png (the first metric against
 iterations, seed mean; transfer solid, from scratch dashed).
 """
@@ -261,8 +262,10 @@ def run_table(
             entry["source_dataset"] = dataset
             entry["selection"] = source_fids(out, row.source, dataset, target, options)
         rows.append(entry)
+    sizes = "-".join(size_tag(k) for k in (per_class if table == "size" else per_class[:1]))
     result = {
-        "experiment": f"transfer_{table}",
+        # One file per table, sizes and seeds: a table re-run with other seeds is another file.
+        "experiment": f"transfer_{table}_{sizes}_seeds{'-'.join(map(str, train_seeds))}",
         "table": table,
         "source": os.path.abspath(source),
         "target": target,

@@ -211,11 +211,11 @@ def test_the_target_size_table_trains_and_scores_every_run(source, tmp_path):
         assert row["final"]["kid"] == {"mean": expected[-1][1], "sd": None, "n": 1}
         transferred = os.path.exists(os.path.join(run["workdir"], "init_from.txt"))
         assert transferred == bool(row["networks"])
-    md = open(tmp_path / "eval" / "transfer_size.md").read()
+    md = open(tmp_path / "eval" / "transfer_size_n2_seeds0.md").read()
     final = [r["final"]["kid"]["mean"] for r in rows]
     assert f"| from scratch | 20 | {final[0]:.4g} |" in md
     assert f"| transfer (G and D) | 20 | {final[1]:.4g} |" in md
-    assert os.path.getsize(tmp_path / "eval" / "transfer_size.png") > 5000
+    assert os.path.getsize(tmp_path / "eval" / "transfer_size_n2_seeds0.png") > 5000
     again = transfer_experiments.run_table(str(tmp_path), "size", [2], 2, options, **args)
     assert [r["runs"] for r in again["rows"]] == [r["runs"] for r in rows]
 
@@ -293,5 +293,5 @@ def test_the_source_table_trains_each_source_and_measures_it_against_the_target(
     whole = runner.evaluate_sets("mnist5k:test", "mnist5k:train", ["fid"], options)[0]["value"]
     assert selection["source_real_fid"] > 3 * whole > 0
     assert np.isfinite(selection["source_gan_fid"]) and selection["source_step"] == 3
-    md = open(tmp_path / "eval" / "transfer_source.md").read()
+    md = open(tmp_path / "eval" / "transfer_source_n2_seeds0.md").read()
     assert "| from mnist5k:class=1 | 20 |" in md and f"{selection['source_real_fid']:.4g} |" in md
