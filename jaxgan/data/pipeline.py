@@ -117,11 +117,17 @@ class Batches:
             batch_images, batch_labels = sources.fetch(
                 self.source, self.indices(start, self.local_size), self._decode_pool
             )
-            images.append(
-                np.stack([fit_image(im, self.resolution, self.channels) for im in batch_images])
-            )
+            positions = range(start, start + self.local_size)
+            mapper = self._decode_pool.map if self._decode_pool else map  # PIL frees the GIL
+            images.append(np.stack(list(mapper(self._prepare, batch_images, positions))))
             labels.append(batch_labels)
         return {"image": np.stack(images), "label": np.stack(labels).astype(np.int32)}
+
+    def _prepare(self, image: np.ndarray, position: int) -> np.ndarray:
+        """One example at global `position` -> uint8 [resolution, resolution, channels]; a stream
+        with its own transform (a random crop drawn from the position) overrides this."""
+        del position  # centre crop and resize: nothing random
+        return fit_image(image, self.resolution, self.channels)
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         return self

@@ -152,21 +152,9 @@ def eval_transform(image: np.ndarray, size: int, channels: int = 3) -> np.ndarra
 
 class DomainBatches(pipeline.Batches):
     """One domain's stream: `Batches` (order, cursor, process slices, prefetch) with the train
-    transform in place of `fit_image`. Yields {'image': uint8 [S, B_local, size, size, C]}."""
+    transform in place of `fit_image`. Yields {'image': uint8 [S, B_local, size, size, C], 'label'}."""
 
-    def _load(self, cursor: int) -> dict[str, np.ndarray]:
-        steps = []
-        for s in range(self.steps):
-            start = cursor + s * self.batch_size + self.local_offset
-            images, _ = sources.fetch(
-                self.source, self.indices(start, self.local_size), self._decode_pool
-            )
-            positions = range(start, start + self.local_size)
-            mapper = self._decode_pool.map if self._decode_pool else map  # PIL frees the GIL
-            steps.append(np.stack(list(mapper(self._transform, images, positions))))
-        return {"image": np.stack(steps)}
-
-    def _transform(self, image: np.ndarray, position: int) -> np.ndarray:
+    def _prepare(self, image: np.ndarray, position: int) -> np.ndarray:
         crop = crop_params(self.seed, position, self.resolution)
         return train_transform(image, self.resolution, self.channels, *crop)
 
