@@ -1,6 +1,7 @@
 """Throughput benchmarks. Each prints its result as the last line, `<name>: <number>`.
 
   python -m jaxgan.bench --config=configs/wgan_gp.py [--steps=20]   # train_img_per_s
+  python -m jaxgan.bench --config=configs/cyclegan.py [--steps=20]  # train_img_per_s, translation
   python -m jaxgan.bench --features=mnist_cnn [--num_images=10000]  # features_img_per_s
   python -m jaxgan.bench --features=inception_v3 [--num_images=500 --image_size=32]
   python -m jaxgan.bench --conv                                     # conv formulations, ms/step
@@ -11,9 +12,18 @@ where patches win by far (367 vs 62 ms here). For stride-1 stacks isolated numbe
 the rule in `layers.conv_impl` was chosen on whole train steps (width-32 ResNet WGAN-GP: 1,679 ms
 with lax for stride-1 convolutions, 2,391 ms with patches everywhere, on this project's 2-core CPU).
 
-Train throughput counts real images through the critic: steps · n_critic · batch_size / seconds,
-timed over `--steps` generator iterations after one compiled warm-up step, on synthetic uint8
-batches of the config's shape (the input pipeline is measured by the training run's own img/s).
+Train throughput counts real images through the critics per second, timed over `--steps`
+iterations after one compiled warm-up step (`compile_s`), on synthetic uint8 batches of the
+config's shape (no data is opened; the input pipeline is measured by the training run's own img/s).
+The method's step is the one `config.method` trains with: for a GAN (`train.py`) an iteration is
+n_critic critic batches and one generator batch, steps · n_critic · batch_size images; for
+translation (`translation.py`, CycleGAN) it is both generators' and both critics' update on one
+A and one B batch, steps · 2 · batch_size images, as `translation.Trainer.images_seen` counts.
+`benchmarks/torch_wgan_gp.py` and `benchmarks/torch_cyclegan.py` time the same iterations in
+PyTorch, printing the same last line. CycleGAN on this project's 2-core CPU (medians of 3, width
+32, 6 blocks, batch 1): 12.1 img/s at 64² (PyTorch 13.3 NCHW, 14.1 channels_last), 3.3 at 128²
+(PyTorch 4.9 / 4.6); the generator's last 7×7 conv (32 -> 3 channels on a reflection-padded input)
+is XLA:CPU's slow case there, ~29 ms forward per application at 128².
 
 Feature throughput is the evaluator's extraction as it runs (`classifier.make_predictor`,
 `inception.make_feature_extractor`): `--num_images` random uint8 images (mnist_cnn: 32x32x1;
@@ -37,32 +47,35 @@ FLAGS = flags.FLAGS
 
 
 def bench_train(config, steps: int) -> dict:
+    """One method's compiled train step on synthetic batches: the lines `--config` prints."""
     import jax
-    import numpy as np
 
-    from jaxgan import data, parallel, train
+    from jaxgan import parallel, train
 
     mesh = parallel.make_mesh(config.num_devices or None)
-    channels = config.data.channels or (1 if config.data.dataset == "mnist5k" else 3)
-    num_classes = 10 if train.is_conditional(config) else 0
-    shape = (config.data.resolution, config.data.resolution, channels)
-    generator, critic = train.build_models(config, channels, num_classes)
-    g_tx = train.make_optimizer(config, config.optim.g_lr, 1)
-    d_tx = train.make_optimizer(config, config.optim.d_lr, config.n_critic)
-    state = train.create_state(config, generator, critic, g_tx, d_tx, shape, mesh)
-    step_fn = train.make_train_step(config, generator, critic, g_tx, d_tx, num_classes, mesh)
-    rng = np.random.default_rng(0)
-    batch = data.to_global(
-        {
-            "image": rng.integers(
-                0, 256, (config.n_critic, config.batch_size, *shape), dtype=np.uint8
-            ),
-            "label": rng.integers(
-                0, max(num_classes, 1), (config.n_critic, config.batch_size), dtype=np.int32
-            ),
-        },
-        parallel.sharded_on(mesh, 1),
-    )
+    if config.method == "translation":
+        step_fn, state, batch, images_per_step = translation_step(config, mesh)
+    else:
+        step_fn, state, batch, images_per_step = gan_step(config, mesh)
+    # Every network of each side (G_A + G_B, D_A + D_B for translation), as the PyTorch twins
+    # print them; counted before the timed steps donate the state.
+    params = {side: train.count_params(state[side]) for side in ("g_params", "d_params")}
+    compile_s, seconds = time_steps(step_fn, state, batch, steps)
+    return {
+        "devices": mesh.devices.size,
+        "backend": jax.default_backend(),
+        **params,
+        "compile_s": compile_s,
+        "step_ms": 1e3 * seconds / steps,
+        "train_img_per_s": steps * images_per_step / seconds,
+    }
+
+
+def time_steps(step_fn, state, batch, steps: int) -> tuple[float, float]:
+    """(compile_s, seconds): one warm-up step (compilation included), then `steps` timed steps on
+    the same batch, each waited for only at the end (the steps chain through the donated state)."""
+    import jax
+
     start = time.perf_counter()
     state, metrics = step_fn(state, batch)
     jax.block_until_ready(metrics)
@@ -71,14 +84,60 @@ def bench_train(config, steps: int) -> dict:
     for _ in range(steps):
         state, metrics = step_fn(state, batch)
     jax.block_until_ready(metrics)
-    seconds = time.perf_counter() - start
-    return {
-        "devices": mesh.devices.size,
-        "backend": jax.default_backend(),
-        "compile_s": compile_s,
-        "step_ms": 1e3 * seconds / steps,
-        "train_img_per_s": steps * config.n_critic * config.batch_size / seconds,
-    }
+    return compile_s, time.perf_counter() - start
+
+
+def gan_step(config, mesh) -> tuple:
+    """(step_fn, state, batch, images per step) of `train.py`: n_critic real batches per step."""
+    import numpy as np
+
+    from jaxgan import data, parallel, train
+
+    channels = config.data.channels or (1 if config.data.dataset == "mnist5k" else 3)
+    num_classes = 10 if train.is_conditional(config) else 0
+    shape = (config.data.resolution, config.data.resolution, channels)
+    generator, critic = train.build_models(config, channels, num_classes)
+    g_tx = train.make_optimizer(config, config.optim.g_lr, 1)
+    d_tx = train.make_optimizer(config, config.optim.d_lr, config.n_critic)
+    state = train.create_state(config, generator, critic, g_tx, d_tx, shape, mesh)
+    step_fn = train.make_train_step(config, generator, critic, g_tx, d_tx, num_classes, mesh)
+    labels = np.random.default_rng(1).integers(
+        0, max(num_classes, 1), (config.n_critic, config.batch_size), dtype=np.int32
+    )
+    batch = data.to_global(
+        {
+            "image": random_images(
+                config.n_critic * config.batch_size, config.data.resolution, channels
+            ).reshape(config.n_critic, config.batch_size, *shape),
+            "label": labels,
+        },
+        parallel.sharded_on(mesh, 1),
+    )
+    return step_fn, state, batch, config.n_critic * config.batch_size
+
+
+def translation_step(config, mesh) -> tuple:
+    """(step_fn, state, batch, images per step) of `translation.py`: one A and one B image per
+    batch position, counted both, as `translation.Trainer.images_seen` does."""
+    from jaxgan import data, parallel, translation
+
+    channels = config.data.channels
+    shape = (config.data.resolution, config.data.resolution, channels)
+    generator, critic = translation.build_models(config, channels)
+    g_tx, d_tx = translation.make_optimizer(config), translation.make_optimizer(config)
+    state = translation.create_state(config, generator, critic, g_tx, d_tx, shape, mesh)
+    weights = translation.Weights(config.lambda_a, config.lambda_b, config.lambda_identity)
+    step_fn = translation.make_train_step(
+        generator, critic, g_tx, d_tx, translation.gan_mode(config.gan_mode), weights, mesh
+    )
+    batch = data.to_global(
+        {
+            domain: random_images(config.batch_size, config.data.resolution, channels, seed)[None]
+            for seed, domain in enumerate("AB")
+        },
+        parallel.sharded_on(mesh, 1),
+    )
+    return step_fn, state, batch, 2 * config.batch_size
 
 
 def bench_conv() -> dict:

@@ -2,11 +2,12 @@
 
   python -m jaxgan.evaluate --workdir=runs/x [--metrics=fid,kid,is,swd,ms_ssim,pr] [--steps=all]
   python -m jaxgan.evaluate --workdir=runs/x --watch            # beside a training run
+  python -m jaxgan.evaluate --workdir=runs/cyclegan             # a translation run: both directions
   python -m jaxgan.evaluate --real=mnist5k:train --fake=samples.npz --metrics=fid
   python -m jaxgan.evaluate --list_metrics                      # what each metric needs
 
 README.md ("Evaluating checkpoints") is the manual. Where things are: `eval/runner.py` (the two
-jobs), `eval/registry.py` (what each metric declares), `eval/metrics.py` and `eval/protocols.py`
+modes, and a GAN run's job), `eval/translation.py` (a translation run's job), `eval/registry.py` (what each metric declares), `eval/metrics.py` and `eval/protocols.py`
 (the registered metrics), `eval/imagesets.py` (what a SPEC means: a dataset string `mnist5k[:SPLIT]`,
 `tfds:NAME[:SPLIT]`, `folder:PATH`, a folder, or an .npz of uint8 images `[N, H, W(, C)]` with
 optional `labels`), `eval/sampling.py` (checkpoint -> images), `eval/cache.py` (the real-feature
@@ -23,17 +24,17 @@ import sys
 from absl import app, flags
 
 from jaxgan import errors
+from jaxgan.eval import features
 from jaxgan.eval.options import Options
-from jaxgan.eval.runner import evaluate_sets, evaluate_workdir
+from jaxgan.eval.runner import DEFAULT_METRICS, evaluate_sets, evaluate_workdir
 
-DEFAULT_METRICS = "fid,kid,is,swd,ms_ssim,pr"
 FLAGS = flags.FLAGS
 
 
 def options_from_flags() -> Options:
-    return Options(
-        **{f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(Options) if f.name in FLAGS}
-    )
+    fields = [f.name for f in dataclasses.fields(Options) if f.name in FLAGS]
+    given = frozenset(name for name in fields if FLAGS[name].present)
+    return Options(**{name: getattr(FLAGS, name) for name in fields}, given=given)
 
 
 def main(argv):
@@ -59,7 +60,7 @@ def main(argv):
                 watch_timeout=FLAGS.watch_timeout,
             )
         elif FLAGS.real and FLAGS.fake and not FLAGS.workdir:
-            rows = evaluate_sets(FLAGS.real, FLAGS.fake, FLAGS.metrics, options)
+            rows = evaluate_sets(FLAGS.real, FLAGS.fake, FLAGS.metrics or DEFAULT_METRICS, options)
             for row in rows:
                 print(json.dumps(row), flush=True)
             if FLAGS.output:
@@ -83,7 +84,13 @@ def define_flags() -> None:
     flags.DEFINE_string(
         "fake", None, "Two-set mode: the images to score (dataset, folder or .npz)."
     )
-    flags.DEFINE_list("metrics", DEFAULT_METRICS, "Comma-separated; --list_metrics describes each.")
+    flags.DEFINE_list(
+        "metrics",
+        None,
+        f"Comma-separated; --list_metrics describes each. Default: a GAN run's (and two sets) "
+        f"{','.join(DEFAULT_METRICS)}; a translation run's fid,kid (+paired_l1,paired_ssim where "
+        f"its test images have ground-truth pairs).",
+    )
     flags.DEFINE_bool(
         "list_metrics", False, "Print every metric, what it needs and its count; exit."
     )
@@ -100,7 +107,7 @@ def define_flags() -> None:
     flags.DEFINE_enum(
         "feature_network",
         "auto",
-        ["auto", "inception_v3", "mnist_cnn", "fashion_cnn"],
+        ["auto", *features.NAMES],
         "Network for features.",
     )
     flags.DEFINE_string("inception_weights", None, "Converted Inception .npz (default: the cache).")
@@ -124,7 +131,7 @@ def define_flags() -> None:
     flags.DEFINE_string("cache_dir", None, "Real-feature cache (default ~/.cache/jaxgan/eval).")
     flags.DEFINE_enum("swd_preset", "pggan", ["pggan", "shmelkov"], "SWD patch/direction counts.")
     flags.DEFINE_integer("ms_ssim_pairs", 10_000, "MS-SSIM random pairs (PGGAN: 10,000).")
-    flags.DEFINE_integer("kid_subsets", 100, "KID subsets.")
+    flags.DEFINE_integer("kid_subsets", 100, "KID subsets (a translation run: NICE-GAN's 50).")
     flags.DEFINE_integer("kid_subset_size", 1000, "KID subset size (clipped to the set sizes).")
     flags.DEFINE_integer("is_splits", 10, "Inception Score splits.")
     flags.DEFINE_integer("pr_k", 3, "Precision/recall neighbourhood size.")

@@ -74,16 +74,24 @@ class Method:
     trainer(config, workdir, mesh) -> Trainer.
     sampler(config, channels, num_classes, mesh) -> sampler_for(meta) -> sample(params, z, labels)
         -> images [N, R, R, C] in [-1, 1]: the evaluator's generator for a checkpoint (whose meta
-        may say where in a schedule it was taken).
+        may say where in a schedule it was taken). None for a method whose generators map images
+        to images (then `translator`).
+    translator(config, mesh) -> translate(params, images [N, H, W, C] in [-1, 1], direction)
+        -> images: a translation method's generator of one direction ('AtoB' or 'BtoA'), at any
+        size its networks take; the evaluator scores it on each domain's test images and
+        `jaxgan.translate` applies it to a folder.
+    eval_params: the entry of the checkpointed state that `sample` / `translate` take.
     is_conditional(config): whether G draws fakes for given labels (labelled metrics need it).
     safe_to_change: config fields (dotted) this method lets a resumed run change, besides the
         loop's own (`loop.SAFE_TO_CHANGE`).
     """
 
     trainer: Callable[..., Trainer]
-    sampler: Callable[..., Callable[[dict], Callable]]
+    sampler: Callable[..., Callable[[dict], Callable]] | None
     is_conditional: Callable[[Any], bool]
     safe_to_change: tuple[str, ...] = ()
+    translator: Callable[..., Callable] | None = None
+    eval_params: str = "ema_params"
 
 
 def get(name: str) -> Method:

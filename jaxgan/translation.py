@@ -322,14 +322,16 @@ class Trainer:
             weights, mesh,
         )  # fmt: skip
         self._translate = make_translator(self.generator, mesh)
-        # The sample grids' inputs: the first test images of each domain, at the training size.
+        # The sample grids' inputs: test images of each domain spread evenly over its (sorted)
+        # test split, so the grid shows more than the first few file names' kind of image.
         test_a, test_b = two_domain.open_domains(d.dataset, "test", d.data_dir, d.channels)
-        first = lambda source: data.sources.take(  # noqa: E731
-            source, np.arange(min(config.num_samples, len(source)))
+        spread = lambda source: data.sources.take(  # noqa: E731
+            source,
+            np.linspace(0, len(source) - 1, min(config.num_samples, len(source))).astype(int),
         )
         self.sample_inputs = {
             name: data.to_float(
-                jnp.asarray(two_domain.eval_images(first(source), d.resolution, d.channels)),
+                jnp.asarray(two_domain.eval_images(spread(source), d.resolution, d.channels)),
                 jax.random.key(0),
             )
             for name, source in (("A", test_a), ("B", test_b))
@@ -390,12 +392,33 @@ class Trainer:
             self.batches.close()
 
 
-def _eval_sampler(config, channels: int, num_classes: int, mesh):
-    raise errors.ConfigError(
-        "A translation run has no generator of latents to sample: its evaluation translates the "
-        "test images of each domain, which jaxgan.evaluate does not do yet (the translation "
-        "issue's item 6). Look at the run's sample grids (W/samples/) meanwhile."
+DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}  # direction -> the generator that translates it
+
+
+def check_direction(direction: str) -> str:
+    if direction not in DIRECTIONS:
+        raise errors.ConfigError(
+            f"direction {direction!r}: expected AtoB (G_A, domain A to B) or BtoA (G_B)."
+        )
+    return DIRECTIONS[direction]
+
+
+def translator(config: ml_collections.ConfigDict, mesh) -> Callable:
+    """`translate(g_params, images [N, H, W, C] in [-1, 1], direction) -> images` (`methods.Method`):
+    G_A for 'AtoB', G_B for 'BtoA'; jitted once per input shape. The ResNet generator is fully
+    convolutional: any H, W that are multiples of 4 (two stride-2 steps) and at least 8 (the
+    reflection pads) translate, as the reference's test.py with `--preprocess none`."""
+    generator, _ = build_models(config, config.data.channels)
+    translate = make_translator(generator, mesh)
+    return lambda g_params, images, direction: translate(
+        g_params[check_direction(direction)], images
     )
 
 
-METHOD = methods.Method(trainer=Trainer, sampler=_eval_sampler, is_conditional=lambda config: False)
+METHOD = methods.Method(
+    trainer=Trainer,
+    sampler=None,
+    is_conditional=lambda config: False,
+    translator=translator,
+    eval_params="g_params",
+)

@@ -58,6 +58,54 @@ def make_smoke_run(tmp_path_factory):
     return make
 
 
+def write_two_domain_folder(root, size=20, train=5, test=2):
+    """A two-domain folder in the reference layout (trainA/ trainB/ testA/ testB/, PNG): reddish
+    images in A, bluish in B, test images with the same file names in A and B."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.RandomState(0)
+    for split, n in (("train", train), ("test", test)):
+        for domain, channel in (("A", 0), ("B", 2)):
+            folder = root / f"{split}{domain}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                image = rng.randint(0, 120, (size, size, 3)).astype(np.uint8)
+                image[..., channel] += 120
+                Image.fromarray(image).save(folder / f"{i:03d}.png")
+    return root
+
+
+def _translation_smoke_config(root, num_steps=3):
+    """`configs/cyclegan.py:smoke` on `folder:root`, one device, a constant lr (num_steps may
+    change mid-run)."""
+    from configs import cyclegan
+
+    c = cyclegan.get_config("smoke")
+    c.data.dataset, c.tensorboard, c.num_devices = f"folder:{root}", False, 1
+    c.num_steps, c.decay_steps = num_steps, 0
+    return c
+
+
+@pytest.fixture(scope="session")
+def translation_smoke_config():
+    """`translation_smoke_config(root, num_steps=3)`: the config `translation_run` trains."""
+    return _translation_smoke_config
+
+
+@pytest.fixture(scope="session")
+def translation_run(tmp_path_factory):
+    """`configs/cyclegan.py:smoke` trained for 3 steps (checkpoints 1, 2, 3; keep_last 2) on a
+    `write_two_domain_folder` pair. Returns (workdir, pair root, config, final state)."""
+    from jaxgan import loop
+
+    root = write_two_domain_folder(tmp_path_factory.mktemp("pair"))
+    workdir = str(tmp_path_factory.mktemp("translation_run"))
+    config = _translation_smoke_config(root)
+    state = loop.train_and_evaluate(config, workdir)
+    return workdir, root, config, state
+
+
 @pytest.fixture(scope="session")
 def classifier_script():
     """`scripts/train_mnist_classifier.py` as a module: the recipe and paths the shipped domain

@@ -1,5 +1,7 @@
 """CycleGAN's step pieces (jaxgan/translation.py) against the reference's definitions."""
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -208,46 +210,23 @@ def _one_step_against_composition():
     assert int(new["pool_a"]["count"]) == 2 and int(new["step"]) == 1 and metrics["update_ok"] == 1
 
 
-def _write_pair(root, size=20, train=5, test=2):
-    """A two-domain folder: reddish images in A, bluish in B (PNG), the reference layout."""
-    from PIL import Image
-
-    rng = np.random.RandomState(0)
-    for split, n in (("train", train), ("test", test)):
-        for domain, channel in (("A", 0), ("B", 2)):
-            folder = root / f"{split}{domain}"
-            folder.mkdir(parents=True)
-            for i in range(n):
-                image = rng.randint(0, 120, (size, size, 3)).astype(np.uint8)
-                image[..., channel] += 120
-                Image.fromarray(image).save(folder / f"{i:03d}.png")
-    return root
-
-
-def test_a_smoke_run_trains_draws_its_grid_and_resumes_exactly(tmp_path):
+def test_a_smoke_run_trains_draws_its_grid_and_resumes_exactly(
+    tmp_path, translation_run, translation_smoke_config
+):
     """`configs/cyclegan.py:smoke` through the run loop (one device: half the compile time of 8): a
     resumed run (2 steps, then 3) ends bit-equal to an uninterrupted one, history pools included."""
     from PIL import Image
 
-    from configs import cyclegan
     from jaxgan import loop
 
-    root = _write_pair(tmp_path / "pair")
-
-    def config(num_steps):
-        c = cyclegan.get_config("smoke")
-        c.data.dataset, c.tensorboard, c.num_devices = f"folder:{root}", False, 1
-        c.num_steps, c.decay_steps = num_steps, 0  # a constant lr: num_steps may change mid-run
-        return c
-
-    whole = loop.train_and_evaluate(config(3), str(tmp_path / "whole"))
-    loop.train_and_evaluate(config(2), str(tmp_path / "resumed"))
-    resumed = loop.train_and_evaluate(config(3), str(tmp_path / "resumed"))
+    workdir, root, _, whole = translation_run
+    loop.train_and_evaluate(translation_smoke_config(root, 2), str(tmp_path / "resumed"))
+    resumed = loop.train_and_evaluate(translation_smoke_config(root, 3), str(tmp_path / "resumed"))
     assert int(whole["step"]) == int(resumed["step"]) == 3
     assert int(whole["pool_a"]["count"]) == 3  # a pool of 3 after 3 batches of 2
     for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(whole), jax.tree.leaves(resumed)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=str(path))
-    grids = sorted((tmp_path / "whole" / "samples").iterdir())
+    grids = sorted(pathlib.Path(workdir, "samples").iterdir())
     grid = np.asarray(Image.open(grids[-1]))
     assert grid.shape == (
         6 * 18 + 2,

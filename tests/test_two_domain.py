@@ -1,6 +1,7 @@
 """Two-domain sources and batches (`data/two_domain.py`) and the emoji pair (`data/prepare.py`)."""
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -236,6 +237,39 @@ SHARED = [
 ]
 ONLY = {"google": "1f9ff", "twitter": "1fae0"}
 COLOUR = (200, 100, 0)
+# package/emoji.json as the packages have it: skin variations nested in their parent's entry with
+# no category of their own (16.0.0), except 1f44b-1f3ff, given one here to show that it wins.
+EMOJI_JSON = [
+    {"image": "0023-fe0f-20e3.png", "category": "Symbols"},
+    {"image": "1f431.png", "category": "Animals & Nature"},
+    {
+        "image": "1f443.png",
+        "category": "People & Body",
+        "skin_variations": {
+            "1F3FB": {"image": "1f443-1f3fb.png"},
+            "1F3FD": {"image": "1f443-1f3fd.png"},
+        },
+    },
+    {
+        "image": "1f44b.png",
+        "category": "People & Body",
+        "skin_variations": {"1F3FF": {"image": "1f44b-1f3ff.png", "category": "Activities"}},
+    },
+    {"image": "1f600.png", "category": "Smileys & Emotion"},
+    {"image": "1f9ff.png", "category": "Objects"},
+    {"image": "1fae0.png", "category": "Smileys & Emotion"},
+]
+# categories.json of the SHARED names, written out by hand from EMOJI_JSON.
+CATEGORIES = {
+    "0023-fe0f-20e3.png": "Symbols",
+    "1f431.png": "Animals & Nature",
+    "1f443.png": "People & Body",
+    "1f443-1f3fb.png": "People & Body",
+    "1f443-1f3fd.png": "People & Body",
+    "1f44b.png": "People & Body",
+    "1f44b-1f3ff.png": "Activities",
+    "1f600.png": "Smileys & Emotion",
+}
 
 
 def _emoji_pixels(name, style):
@@ -248,7 +282,9 @@ def _emoji_pixels(name, style):
     return rgba
 
 
-def _write_tarball(path, style, names, palette_name=None):
+def _write_tarball(path, style, names, palette_name=None, emoji_json=EMOJI_JSON):
+    """The npm package's layout: package/img/<style>/64/<name>.png, package/emoji.json (left out
+    when emoji_json is None) and a README."""
     with tarfile.open(path, "w:gz") as tar:
         for name in names:
             image = Image.fromarray(_emoji_pixels(name, style))
@@ -259,10 +295,13 @@ def _write_tarball(path, style, names, palette_name=None):
             info = tarfile.TarInfo(f"package/img/{style}/64/{name}.png")
             info.size = len(buffer.getvalue())
             tar.addfile(info, io.BytesIO(buffer.getvalue()))
-        readme = b"emoji-datasource fixture"
-        info = tarfile.TarInfo("package/README.md")
-        info.size = len(readme)
-        tar.addfile(info, io.BytesIO(readme))
+        files = {"package/README.md": b"emoji-datasource fixture"}
+        if emoji_json is not None:
+            files["package/emoji.json"] = json.dumps(emoji_json).encode()
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
     return str(path)
 
 
@@ -327,6 +366,17 @@ def test_prepare_emoji_composites_on_white_splits_and_keeps_the_pairing(tmp_path
             assert (out / split / name).read_bytes() == (
                 tmp_path / "again" / split / name
             ).read_bytes()
+    # Each kept name's category (a skin variation's own, else its parent's), recorded in prepare.json.
+    with open(out / "categories.json") as f:
+        assert json.load(f) == CATEGORIES
+    assert manifest["categories"]["file"] == "categories.json"
+    assert manifest["categories"]["counts"] == {
+        c: list(CATEGORIES.values()).count(c) for c in prepare.EMOJI_CATEGORIES
+    }
+    assert sum(manifest["categories"]["counts"].values()) == len(SHARED)
+    assert (out / "categories.json").read_bytes() == (
+        tmp_path / "again" / "categories.json"
+    ).read_bytes()
     prepare.prepare_emoji(str(tmp_path / "small"), tarballs["google"], tarballs["twitter"], size=16)
     small = np.asarray(Image.open(tmp_path / "small" / "testB" / "1f600.png"))
     big = np.asarray(Image.open(out / "testB" / "1f600.png"))
@@ -366,6 +416,18 @@ def test_prepare_errors_name_the_input_and_the_fix(tmp_path, tarballs):
         prepare.prepare_emoji(
             str(tmp_path / "o3"), tarballs["google"], tarballs["twitter"], size=128
         )
+    no_json = _write_tarball(tmp_path / "no_json.tgz", "google", SHARED, emoji_json=None)
+    with pytest.raises(
+        errors.DataError, match=r"--google=.*no_json\.tgz: cannot read package/emoji\.json"
+    ):
+        prepare.prepare_emoji(str(tmp_path / "o5"), no_json, tarballs["twitter"])
+    moved = [dict(e, category="Objects") if e["image"] == "1f600.png" else e for e in EMOJI_JSON]
+    other = _write_tarball(tmp_path / "other.tgz", "twitter", SHARED, emoji_json=moved)
+    with pytest.raises(
+        errors.DataError,
+        match=r"1f600\.png: package/emoji\.json gives it the categories \['Objects', 'Smileys & Emotion'\]",
+    ):
+        prepare.prepare_emoji(str(tmp_path / "o6"), tarballs["google"], other)
     prepare.prepare_emoji(str(tmp_path / "o4"), tarballs["google"], tarballs["twitter"])
     with pytest.raises(
         errors.DataError, match=r"trainA already holds 4 files.*new --out, or delete"

@@ -12,7 +12,10 @@ Without --google / --twitter the tarballs are fetched with `npm pack` into --cac
 DIR gets the CycleGAN layout read by `two_domain.open_domains('folder:DIR')`:
   trainA/ testA/   Google style      every image alpha-composited on white (RGB PNG), at --size
   trainB/ testB/   Twitter style     (Lanczos from 64 when smaller)
-  prepare.json     sources (versions, sha256), split rule, counts, licences
+  categories.json  {file name: category}: `package/emoji.json`'s `category` of the emoji, a
+                   skin-tone variant taking its own or else its parent's (EMOJI_CATEGORIES, the
+                   labels `emoji_cnn` is trained on: style x category)
+  prepare.json     sources (versions, sha256), split rule, counts, category counts, licences
 Only codepoints drawn in both styles are kept, under the same file name in A and B: training reads
 the domains unpaired, evaluation pairs them by name (`two_domain.pairs`). The split is by
 codepoint and deterministic (`emoji_split`): sha256 of the name with skin-tone modifiers and
@@ -51,6 +54,19 @@ EMOJI_LICENCES = {
     "(github.com/jdecked/twemoji, LICENSE-GRAPHICS)",
 }
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "jaxgan", "npm")
+# emoji.json's categories (16.0.0), sorted: a category's index here is its label (emoji_cnn's).
+EMOJI_CATEGORIES = (
+    "Activities",
+    "Animals & Nature",
+    "Component",
+    "Flags",
+    "Food & Drink",
+    "Objects",
+    "People & Body",
+    "Smileys & Emotion",
+    "Symbols",
+    "Travel & Places",
+)
 
 
 def emoji_group(name: str) -> str:
@@ -96,6 +112,26 @@ def read_emoji_pngs(tarball: str, style: str) -> dict[str, bytes]:
             f"package. Pass the file `npm pack emoji-datasource-{style}@{EMOJI_VERSION}` writes."
         )
     return found
+
+
+def read_emoji_categories(tarball: str, style: str) -> dict[str, str]:
+    """{file name: category} from `package/emoji.json` of an emoji-datasource tarball: each emoji's
+    `image` -> its `category`, each of its `skin_variations` -> its own `category`, else the
+    parent's (16.0.0's variations carry none)."""
+    try:
+        with tarfile.open(tarball) as tar:
+            entries = json.load(tar.extractfile("package/emoji.json"))
+    except (KeyError, OSError, tarfile.TarError, ValueError) as e:
+        raise errors.DataError(
+            f"--{style}={tarball}: cannot read package/emoji.json from it ({e}). Pass the file "
+            f"`npm pack emoji-datasource-{style}@{EMOJI_VERSION}` writes."
+        ) from e
+    categories = {}
+    for entry in entries:
+        categories[entry["image"]] = entry["category"]
+        for variation in (entry.get("skin_variations") or {}).values():
+            categories[variation["image"]] = variation.get("category", entry["category"])
+    return categories
 
 
 def npm_pack(package: str, version: str, cache_dir: str) -> str:
@@ -164,6 +200,7 @@ def prepare_emoji(
     }
     pngs = {d: read_emoji_pngs(tarballs[style], style) for d, style in EMOJI_STYLES.items()}
     names = sorted(pngs["A"].keys() & pngs["B"].keys())
+    categories = _emoji_categories(tarballs, names)
     for path in folders.values():
         os.makedirs(path, exist_ok=True)
     counts = {name: 0 for name in folders}
@@ -186,12 +223,36 @@ def prepare_emoji(
         "split": f"test if int(sha256(emoji_group(name))[:8 bytes]) % 100 < {EMOJI_TEST_PERCENT}",
         "counts": counts,
         "only_in": {EMOJI_STYLES[d]: len(pngs[d].keys() - set(names)) for d in EMOJI_STYLES},
+        "categories": {
+            "file": "categories.json",
+            "source": "package/emoji.json `category`; a skin variation's own, else its parent's",
+            "counts": {c: sum(v == c for v in categories.values()) for c in EMOJI_CATEGORIES},
+        },
         "pairing": "the same file name in A and B is the same emoji",
         "licences": EMOJI_LICENCES,
     }
+    with open(os.path.join(out, "categories.json"), "w") as f:
+        json.dump(categories, f, indent=0, sort_keys=True)
     with open(os.path.join(out, "prepare.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     return manifest
+
+
+def _emoji_categories(tarballs: dict[str, str], names: list[str]) -> dict[str, str]:
+    """{name: category} of the kept names, from both packages' emoji.json (which must agree)."""
+    found = {style: read_emoji_categories(path, style) for style, path in tarballs.items()}
+    categories = {}
+    for name in names:
+        seen = {found[style][name] for style in found if name in found[style]}
+        if len(seen) != 1 or not seen <= set(EMOJI_CATEGORIES):
+            raise errors.DataError(
+                f"{name}: package/emoji.json gives it the categories {sorted(seen) or 'none'} in "
+                f"{' and '.join(f'--{s}={p}' for s, p in tarballs.items())}; expected one of "
+                f"EMOJI_CATEGORIES ({', '.join(EMOJI_CATEGORIES)}). Pass the tarballs of "
+                f"emoji-datasource-*@{EMOJI_VERSION}."
+            )
+        categories[name] = seen.pop()
+    return categories
 
 
 def _sha256(path: str) -> str:

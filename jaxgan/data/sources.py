@@ -263,11 +263,11 @@ class FolderSource:
         if not os.path.isdir(root):
             raise errors.DataError(f"folder:{root} does not exist or is not a directory.")
         classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-        files = _list_images(root)
+        files = list_images(root)
         labels = [0] * len(files)
         loose = len(files)
         for label, name in enumerate(classes):
-            found = _list_images(os.path.join(root, name))
+            found = list_images(os.path.join(root, name))
             files += found
             labels += [label] * len(found)
         if loose and len(files) > loose:  # they would share label 0 with the first class, silently
@@ -393,7 +393,8 @@ def per_class_subset(
     return balanced_subset(labels, per_class * num_classes, PER_CLASS_SEED)
 
 
-def _list_images(folder: str) -> list[str]:
+def list_images(folder: str) -> list[str]:
+    """The image files directly in `folder` (by extension), sorted by name."""
     return sorted(
         os.path.join(folder, f)
         for f in os.listdir(folder)

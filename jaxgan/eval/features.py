@@ -11,11 +11,19 @@
   fashion_cnn   the same network (preset `mnist_cnn`, same input and resize) trained on
                 Fashion-MNIST, shipped as `jaxgan/assets/fashion_cnn.npz`; its domain FID is
                 comparable only with other fashion_cnn numbers.
+  emoji_cnn     the same network on 32x32 *RGB* input with 20 classes, trained on the emoji pair
+                (`python -m jaxgan.data.prepare emoji`, both domains' train splits) to tell style
+                (Google / Twitter) x category (emoji.json's 10), so its features see both what an
+                emoji shows and how it is drawn; shipped as `jaxgan/assets/emoji_cnn.npz`:
+                features [N, 128], logits [N, 20]. Takes RGB images of at most 64x64, resized to
+                32x32 with the same PIL Lanczos (`data.fit_image`). A domain FID comparable only
+                with other emoji_cnn numbers.
 
 The domain networks (`DOMAIN_NETWORKS`: network -> the dataset it was trained on) are written by
 `scripts/train_mnist_classifier.py --dataset=DATASET`. `resolve_name("auto", ...)` picks a
-dataset's own network (fashion_mnist and its `:n=K` subsets -> fashion_cnn), mnist_cnn for mnist5k
-and other grayscale data of at most 32x32, inception_v3 otherwise. `check_available` is the fast
+dataset's own network (fashion_mnist and its `:n=K` subsets -> fashion_cnn; emoji -> emoji_cnn: a
+prepared folder is known by prepare.json's "dataset", which the caller passes), mnist_cnn for
+mnist5k and other grayscale data of at most 32x32, inception_v3 otherwise. `check_available` is the fast
 part of `load`: it fails in milliseconds (before anything is built) when the weights are missing,
 with the URL and the one conversion command for Inception (`InceptionWeightsNotFoundError`).
 """
@@ -31,14 +39,19 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-NAMES = ("inception_v3", "mnist_cnn", "fashion_cnn")
+NAMES = ("inception_v3", "mnist_cnn", "fashion_cnn", "emoji_cnn")
 # The project's own classifiers (preset `mnist_cnn` of `jaxgan.models.classifier`, shipped as
 # `jaxgan/assets/<network>.npz`) -> the dataset each was trained on; `auto` picks it for that data.
-DOMAIN_NETWORKS = {"mnist_cnn": "mnist5k", "fashion_cnn": "fashion_mnist"}
-MNIST_CNN_RESOLUTION = 32  # every domain network's input: 32x32 grayscale
+DOMAIN_NETWORKS = {"mnist_cnn": "mnist5k", "fashion_cnn": "fashion_mnist", "emoji_cnn": "emoji"}
+MNIST_CNN_RESOLUTION = 32  # every domain network's input: 32x32 (grayscale or RGB)
+# Each domain network's input channels, classes, and the largest images it accepts (resized down
+# to 32x32): the digit/clothes networks stay off larger images, emoji_cnn takes the prepared 64.
+DOMAIN_CHANNELS = {"mnist_cnn": 1, "fashion_cnn": 1, "emoji_cnn": 3}
+DOMAIN_CLASSES = {"mnist_cnn": 10, "fashion_cnn": 10, "emoji_cnn": 20}
+DOMAIN_MAX_RESOLUTION = {"mnist_cnn": 32, "fashion_cnn": 32, "emoji_cnn": 64}
 # Bumped when the code from pixels to features changes (network, resize, preprocessing): part of
 # the real-feature cache key and of every row, so features of older code are never reused.
-CODE_VERSION = {"inception_v3": 1, "mnist_cnn": 1, "fashion_cnn": 1}
+CODE_VERSION = {"inception_v3": 1, "mnist_cnn": 1, "fashion_cnn": 1, "emoji_cnn": 1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +87,11 @@ def mnist_cnn_weights_path() -> str:
 
 def resolve_name(name: str, dataset: str, channels: int | None, resolution: int) -> str:
     """`auto` -> a dataset's own network (`DOMAIN_NETWORKS`: fashion_mnist[:n=K] -> fashion_cnn,
-    mnist5k[:n=K] -> mnist_cnn), mnist_cnn for other grayscale data <= 32x32, else inception_v3.
+    mnist5k[:n=K] -> mnist_cnn, emoji -> emoji_cnn), mnist_cnn for other grayscale data <= 32x32,
+    else inception_v3.
 
+    dataset: the dataset string, or for a folder written by `jaxgan.data.prepare` its prepare.json
+    "dataset" (`eval.translation.feature_dataset`: 'folder:/tmp/emoji64' -> 'emoji').
     channels: the images' channel count, or None if unknown (auto then picks inception_v3 unless
     the dataset has its own network). An explicit name is checked and returned as it is.
     """
@@ -97,7 +113,8 @@ def resolve_name(name: str, dataset: str, channels: int | None, resolution: int)
 def resize_mode(name: str, resolution: int, resize: str = "legacy") -> str:
     """How images reach the network's input, as rows name it. `resize` ('legacy' | 'clean')
     applies to Inception: TF1 bilinear (TTUR, PGGAN, pytorch-fid, torch-fidelity) or clean-fid's
-    PIL bicubic (`eval/resize.py`). The domain CNNs have one resize (PIL Lanczos, the data's)."""
+    PIL bicubic (`eval/resize.py`). The domain CNNs have one resize, PIL Lanczos (the data's) to
+    32x32, grayscale or RGB alike: 'none' at 32, else 'pil_lanczos_32' (emoji_cnn's 64 -> 32)."""
     if name == "inception_v3":
         from jaxgan.eval import resize as resizing
 
@@ -116,7 +133,8 @@ def check_available(name: str, inception_weights: str | None = None) -> None:
     elif not os.path.isfile(domain_weights_path(name)):
         raise FileNotFoundError(
             f"{domain_weights_path(name)} is missing from the installed package; recreate it with "
-            f"`python scripts/train_mnist_classifier.py --dataset={DOMAIN_NETWORKS[name]}`."
+            f"`python scripts/train_mnist_classifier.py --dataset={DOMAIN_NETWORKS[name]}"
+            f"{' --data_dir=DIR' if DOMAIN_NETWORKS[name] == 'emoji' else ''}`."
         )
 
 
@@ -149,6 +167,7 @@ def load(
 ) -> FeatureNetwork:
     """Loads feature network `name` for uint8 images [N, resolution, resolution, channels].
 
+    channels: 1 or 3; a domain CNN takes its own (`DOMAIN_CHANNELS`: emoji_cnn RGB, else grayscale).
     batch_size: images per compiled batch (0: 50 for inception_v3, 500 for the domain CNNs).
     progress: a progress bar per extraction (Inception only: minutes on a CPU; the CNN is instant).
     resize: 'legacy' or 'clean' (Inception only, see `resize_mode`).
@@ -191,24 +210,27 @@ def _load_inception(
 def _load_domain_cnn(
     name: str, path: str, resolution: int, channels: int, batch_size: int
 ) -> FeatureNetwork:
-    """A `mnist_cnn`-preset classifier with the weights file `path`, as feature network `name`."""
+    """A `mnist_cnn`-preset classifier with the weights file `path`, as feature network `name`:
+    `DOMAIN_CHANNELS[name]` channels in, `DOMAIN_CLASSES[name]` logits out."""
     from jaxgan import data
     from jaxgan.models import classifier
 
-    if channels != 1 or resolution > MNIST_CNN_RESOLUTION:
+    want, largest = DOMAIN_CHANNELS[name], DOMAIN_MAX_RESOLUTION[name]
+    if channels != want or resolution > largest:
+        kind = "grayscale" if want == 1 else "RGB"
         raise ValueError(
-            f"feature network {name} takes grayscale images of at most "
-            f"{MNIST_CNN_RESOLUTION}x{MNIST_CNN_RESOLUTION}; these are {resolution}x{resolution}x"
-            f"{channels}. Use --feature_network=inception_v3 (or auto)."
+            f"feature network {name} takes {kind} images of at most {largest}x{largest}; these "
+            f"are {resolution}x{resolution}x{channels}. Use --feature_network=inception_v3 (or "
+            f"auto)."
         )
-    model = classifier.get("mnist_cnn")
+    model = classifier.get("mnist_cnn", DOMAIN_CLASSES[name])
     params, _ = classifier.load_params(path, model)
     predict = classifier.make_predictor(model, params, batch_size)
 
     def fit(chunk: np.ndarray) -> np.ndarray:
         if chunk.shape[1] == MNIST_CNN_RESOLUTION:
             return chunk
-        return np.stack([data.fit_image(im, MNIST_CNN_RESOLUTION, 1) for im in chunk])
+        return np.stack([data.fit_image(im, MNIST_CNN_RESOLUTION, want) for im in chunk])
 
     def extract(images) -> dict[str, np.ndarray]:
         chunks = [images] if isinstance(images, np.ndarray) else images

@@ -21,6 +21,7 @@ TTUR = "TTUR (Heusel et al. 2017): 50,000 fakes"
     summary="Fréchet distance of the feature network's features (pool3 for Inception).",
     features=True,
     fakes=registry.fixed(50_000, TTUR),
+    better="lower",
 )
 def fid(scorer, real, fake) -> Result:
     from jaxgan.eval import fid as frechet
@@ -44,6 +45,7 @@ def fid(scorer, real, fake) -> Result:
         if min(n_real, n_fake) < 50_000
         else None
     ),
+    better="lower",
 )
 def fid5k_x10(scorer, real, fake) -> Result:
     from jaxgan.eval import fid as frechet
@@ -59,6 +61,7 @@ def fid5k_x10(scorer, real, fake) -> Result:
     summary="Unbiased polynomial-kernel MMD² over subsets (value not ×10³; Bińkowski et al.).",
     features=True,
     params=("kid_subsets", "kid_subset_size"),
+    better="lower",
 )
 def kid(scorer, real, fake) -> Result:
     from jaxgan.eval import kid as kernel
@@ -81,6 +84,7 @@ def kid(scorer, real, fake) -> Result:
     features=True,
     fakes=registry.fixed(50_000, "Salimans et al. 2016: 50,000 fakes in 10 splits"),
     params=("is_splits",),
+    better="higher",
 )
 def inception_score(scorer, real, fake) -> Result:
     from jaxgan.eval import inception_score as score
@@ -122,6 +126,7 @@ def precision_recall(scorer, real, fake) -> Result:
     summary="PGGAN's sliced Wasserstein distance ×10³ per Laplacian level and their average.",
     fakes=registry.like_reals("PGGAN: 16,384 per set, at most as many as the reals", 16_384),
     params=("swd_preset",),
+    better="lower",
 )
 def sliced_wasserstein(scorer, real, fake) -> Result:
     from jaxgan.eval import swd
@@ -180,3 +185,50 @@ def ms_ssim(scorer, real, fake) -> Result:
             real.memo["ms_ssim"] = float(scorer.cache.get_or_compute(key, compute)["ms_ssim"])
     value = similarity.ms_ssim_random_pairs(fake.images, pairs, seed)
     return Result({"ms_ssim": value}, real_value=real.memo["ms_ssim"], details={"pairs": pairs})
+
+
+# Translation with ground truth (`eval/translation.py` orders both sets by pair): fake i is the
+# translation of the source image whose true counterpart is real i.
+EVERY_PAIR = registry.Protocol(lambda n_real, options: n_real, "every ground-truth pair")
+
+
+def paired_images(real, fake) -> tuple[np.ndarray, np.ndarray]:
+    """(counterparts, fakes) float64 in [0, 1]: the reals' first fake.size images and the fakes."""
+    if fake.size > real.size:
+        raise ValueError(
+            f"paired metrics compare fake i with real i: {fake.name} has {fake.size} images, "
+            f"{real.name} only {real.size}."
+        )
+    return real.images[: fake.size] / 255.0, fake.images / 255.0
+
+
+@registry.register(
+    "paired_l1",
+    summary="Mean |fake - its true counterpart| per pixel in [0, 1] (translation with pairs).",
+    fakes=EVERY_PAIR,
+    paired=True,
+    baseline=False,
+    better="lower",
+)
+def paired_l1(scorer, real, fake) -> Result:
+    del scorer
+    counterparts, translated = paired_images(real, fake)
+    per_image = np.abs(translated - counterparts).mean(axis=(1, 2, 3))
+    return Result({"paired_l1": float(per_image.mean())}, float(per_image.std()))
+
+
+@registry.register(
+    "paired_ssim",
+    summary="Mean SSIM (PGGAN's 11x11 Gaussian window) of each fake and its true counterpart.",
+    fakes=EVERY_PAIR,
+    paired=True,
+    baseline=False,
+    better="higher",
+)
+def paired_ssim(scorer, real, fake) -> Result:
+    from jaxgan.eval import ms_ssim
+
+    del scorer
+    counterparts, translated = paired_images(real, fake)
+    ssim, _ = ms_ssim.ssim_and_contrast(translated, counterparts, max_val=1.0)
+    return Result({"paired_ssim": float(ssim.mean())}, float(ssim.std()))

@@ -45,6 +45,9 @@ class Options:
     modes_images: int = 25_600
     modes_evals: int = 10
     progress: bool = True
+    # The fields the user set (`jaxgan.evaluate`'s flags given): a job may replace the defaults of
+    # the others with its protocol's (a translation run's KID subsets are NICE-GAN's 50).
+    given: frozenset[str] = frozenset()
 
 
 def default_cache_dir() -> str:

@@ -68,6 +68,9 @@ class Metric:
     splits: needs the dataset's whole train and test splits (`imagesets.RealSplits`).
     baseline: has a real-vs-real row (train vs test split); False where that would train and test
       on one split (the reals' number is then the row's `real_value`).
+    paired: compares fake i with real i, its true counterpart (a translation of a dataset with
+      ground truth, the sets ordered by pair: `eval/translation.py`).
+    better: 'lower' or 'higher' where one direction is better (the summary's best checkpoint).
     fakes: the paper's count of fakes. min_fakes(options): fewer cannot be scored at all.
     params: the `Options` fields its value depends on, stored in every row and part of its identity.
     check(n_real, n_fake, channels, options): why these inputs cannot be scored (None: they can),
@@ -82,6 +85,8 @@ class Metric:
     labels: bool = False
     splits: bool = False
     baseline: bool = True
+    paired: bool = False
+    better: str | None = None
     params: tuple[str, ...] = ()
     min_fakes: Callable[[Any], int] = lambda options: 2
     check: Callable[[int, int, int | None, Any], str | None] = lambda *inputs: None
@@ -147,6 +152,7 @@ def describe() -> str:
                 ("features", metric.features),
                 ("labelled fakes", metric.labels),
                 ("train+test splits", metric.splits),
+                ("pairs (translation with ground truth)", metric.paired),
             )
             if on
         ]

@@ -1,4 +1,5 @@
-"""What people look at: one plot per metric (`W/eval/<metric>.png`) and a printed summary."""
+"""What people look at: one plot per metric (`W/eval/<metric>.png`; a translation run's one per
+metric and direction, `W/eval/<metric>_<direction>.png`) and a printed summary."""
 
 from __future__ import annotations
 
@@ -21,23 +22,39 @@ SETTINGS = (
 )
 # A baseline is comparable with a curve where it was computed the same way (its counts are its own
 # and are printed in its label).
-BASELINE_SETTINGS = ("feature_network", "feature_weights", "resize", "seed", "params")
+BASELINE_SETTINGS = ("feature_network", "feature_weights", "resize", "seed", "params", "direction")
+# Baseline kinds: real_vs_real (the floor), identity (a translation run's untranslated images: the
+# ceiling training must beat).
+BASELINE_KINDS = ("real_vs_real", "identity")
 
 
 def settings(row: dict, fields: Sequence[str] = SETTINGS) -> tuple:
     return tuple(str(row.get(k)) for k in fields)
 
 
-def _baseline(rows: list[dict], like: dict) -> dict | None:
-    """The newest real-vs-real row of `like`'s metric computed like it."""
+def _baseline(rows: list[dict], like: dict, kind: str = "real_vs_real") -> dict | None:
+    """The newest `kind` baseline row of `like`'s metric (and direction) computed like it."""
     matches = [
         r
         for r in rows
-        if r["kind"] == "real_vs_real"
+        if r["kind"] == kind
         and r["metric"] == like["metric"]
         and settings(r, BASELINE_SETTINGS) == settings(like, BASELINE_SETTINGS)
     ]
     return matches[-1] if matches else None
+
+
+def _baselines(rows: list[dict], like: dict) -> list[dict]:
+    return [b for kind in BASELINE_KINDS if (b := _baseline(rows, like, kind)) is not None]
+
+
+def _curves(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """Checkpoint rows by (metric, direction): a translation run has a curve per direction."""
+    curves: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["kind"] == "checkpoint":
+            curves.setdefault((r["metric"], r.get("direction")), []).append(r)
+    return curves
 
 
 def _count(n) -> str:
@@ -45,7 +62,8 @@ def _count(n) -> str:
 
 
 def baseline_label(row: dict) -> str:
-    return f"real vs real: {row['real']} ({_count(row['n_real'])}) vs {row['fake']} ({_count(row['n_fake'])})"
+    what = "identity" if row["kind"] == "identity" else "real vs real"
+    return f"{what}: {row['real']} ({_count(row['n_real'])}) vs {row['fake']} ({_count(row['n_fake'])})"
 
 
 def plot_metrics(rows: list[dict], directory: str) -> list[str]:
@@ -61,12 +79,10 @@ def plot_metrics(rows: list[dict], directory: str) -> list[str]:
 
     rows = [r for r in rows if r.get("value") is not None]
     paths = []
-    for metric in dict.fromkeys(r["metric"] for r in rows if r["kind"] == "checkpoint"):
-        series = [r for r in rows if r["kind"] == "checkpoint" and r["metric"] == metric]
+    for (metric, direction), series in _curves(rows).items():
         newest = series[-1]
         by_step = {r["step"]: r for r in series if settings(r) == settings(newest)}
         steps = sorted(by_step)
-        baseline = _baseline(rows, newest)
         fig = Figure(figsize=(6.4, 4.0), dpi=100)
         ax = fig.add_subplot()
         for i, name in enumerate(by_step[steps[-1]]["values"]):
@@ -79,19 +95,24 @@ def plot_metrics(rows: list[dict], directory: str) -> list[str]:
             reals = by_step[steps[-1]].get("real_value")
             if i == 0 and reals is not None:
                 ax.axhline(reals, color=color, linestyle=":", label=f"reals ({newest['real']})")
-            if baseline is not None and name in baseline["values"]:
-                # The first line names the sets and their counts; the rest only which line it is.
-                label = f"{name}: {baseline_label(baseline) if i == 0 else 'real vs real'}"
-                ax.axhline(baseline["values"][name], color=color, linestyle="--", label=label)
+            for baseline, style in zip(_baselines(rows, newest), ("--", "-.")):
+                if name in baseline["values"]:
+                    # The first line names the sets and their counts; the rest only which line.
+                    what = baseline_label(baseline) if i == 0 else baseline["kind"]
+                    ax.axhline(baseline["values"][name], color=color, linestyle=style,
+                               label=f"{name}: {what}")  # fmt: skip
         network = f", {newest['feature_network']}" if newest["feature_network"] else ""
         counts = f"{_count(newest['n_fake'])} fakes vs {_count(newest['n_real'])}"
-        ax.set_title(f"{metric}{network}: {counts} {newest['real']}")
+        title = f"{metric} {direction}" if direction else metric
+        ax.set_title(f"{title}{network}: {counts} {newest['real']}")
         ax.set_xlabel("step")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
         fig.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.12)  # tight_layout: ~0.1 s
-        path = os.path.join(directory, f"{metric}.png")
+        path = os.path.join(
+            directory, f"{metric}_{direction}.png" if direction else f"{metric}.png"
+        )
         tmp = f"{path}.tmp.png"
         fig.savefig(tmp)
         os.replace(tmp, path)
@@ -99,23 +120,37 @@ def plot_metrics(rows: list[dict], directory: str) -> list[str]:
     return paths
 
 
+def best_row(series: list[dict], better: str | None) -> dict | None:
+    """The checkpoint row with the best value (`better`: 'lower' or 'higher'; None: no best)."""
+    if better not in ("lower", "higher"):
+        return None
+    sign = 1 if better == "lower" else -1
+    return min(series, key=lambda r: (sign * r["value"], r["step"]))
+
+
 def print_summary(rows: list[dict], metrics: Sequence[str]) -> None:
-    """The last checkpoint's numbers next to the real-vs-real baseline, one line per metric
-    (rows without a value, of unreadable checkpoints, are left out)."""
+    """The last checkpoint's numbers next to the baselines, one line per metric (and direction),
+    and the best checkpoint where the metric has a better direction and it is not the last (papers
+    after CycleGAN report the best). Rows without a value (unreadable checkpoints) are left out."""
+    from jaxgan.eval import registry
+
     rows = [r for r in rows if r.get("value") is not None]
+    curves = _curves(rows)
     for metric in metrics:
-        checkpoints = [r for r in rows if r["kind"] == "checkpoint" and r["metric"] == metric]
-        if not checkpoints:
-            continue
-        last = max(reversed(checkpoints), key=lambda r: r["step"])  # the newest row of that step
-        line = (
-            f"step {last['step']}: {metric} = {last['value']:.4g} (n_fake={_count(last['n_fake'])})"
-        )
-        if last.get("real_value") is not None:
-            line += f" (reals: {last['real_value']:.4g})"
-        baseline = _baseline(rows, last)
-        if baseline is not None:
-            line += f"; {baseline_label(baseline)}: {baseline['value']:.4g}"
-        if last.get("warning"):
-            line += f"  [{last['warning']}]"
-        print(line, flush=True)
+        for (name, direction), series in curves.items():
+            if name != metric:
+                continue
+            last = max(reversed(series), key=lambda r: r["step"])  # the newest row of that step
+            series = [r for r in series if settings(r) == settings(last)]
+            label = f"{metric} {direction}" if direction else metric
+            line = f"step {last['step']}: {label} = {last['value']:.4g} (n_fake={_count(last['n_fake'])})"
+            if last.get("real_value") is not None:
+                line += f" (reals: {last['real_value']:.4g})"
+            best = best_row(series, registry.get(metric).better)
+            if best is not None and best["step"] != last["step"]:
+                line += f"; best: {best['value']:.4g} at step {best['step']}"
+            for baseline in _baselines(rows, last):
+                line += f"; {baseline_label(baseline)}: {baseline['value']:.4g}"
+            if last.get("warning"):
+                line += f"  [{last['warning']}]"
+            print(line, flush=True)

@@ -2,13 +2,15 @@
 
 A row is one JSON object per line; `value` is the headline number, `values` all numbers of the
 metric:
-  {"kind": "checkpoint" | "real_vs_real" | "sets", "step": int | null, "metric": "fid",
+  {"kind": "checkpoint" | "real_vs_real" | "identity" | "sets", "step": int | null, "metric": "fid",
    "value": 3.2, "std": null, "values": {"fid": 3.2}, "real_value": null,
    "real": "mnist5k:train", "fake": "ema_params@2000", "n_real": 4000, "n_fake": 50000,
-   "feature_network": "mnist_cnn" | "fashion_cnn" | "inception_v3" | null (pixel metrics),
+   "feature_network": "mnist_cnn" | "fashion_cnn" | "emoji_cnn" | "inception_v3" | null (pixel
+   metrics),
    "feature_weights": "sha256:…" | null, "resize": "tf1_bilinear_299" | "pil_bicubic_299" | "none"
    | "pil_lanczos_32", "feature_code": 1 | null, "params": {"kid_subsets": 100, ...}, "seed": 0,
-   "protocol": {"fakes": 50000, "source": "TTUR ..."}, "warning": "..." (only where the row departs
+   "direction": "AtoB" | "BtoA" (translation runs only), "protocol": {"fakes": 50000, "source":
+   "TTUR ..."}, "warning": "..." (only where the row departs
    from its paper's protocol), "sample_batch_size": 200, "wall_time_s": 0.4, "sample_time_s": 3.1,
    "feature_time_s": 0.8, "timestamp": "2025-01-01T00:00:00Z", "details": {...}}
 Each metric's `details` is documented where it is registered (`eval/metrics.py`,

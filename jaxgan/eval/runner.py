@@ -1,8 +1,10 @@
 """The evaluator's two jobs: score a run's checkpoints (`evaluate_workdir`, StyleGAN2-ADA's
 `calc_metrics.py` / PGGAN's `evaluate_metrics`, metrics.md §9), or two image sets (`evaluate_sets`).
 
-Workdir mode reads `W/config.json`, samples every checkpoint asked for (`eval/sampling.py`) and
-scores it against the real split; rows go to `W/eval/metrics.jsonl` (`eval/results.py`), a row
+Workdir mode reads `W/config.json` and drives the run's *job* over its checkpoints: for a GAN
+(`LatentEvaluation`) that samples every checkpoint asked for (`eval/sampling.py`) and scores it
+against the real split; for a method with a `translator` (`eval/translation.py`) it translates
+each domain's test images and scores them against the other domain's. Each job's rows go to `W/eval/metrics.jsonl` (`eval/results.py`), a row
 already there is skipped unless `force`, which replaces it. With `baseline` the real-vs-real
 numbers (train split vs test split, same code and network) are rows too. `watch` keeps polling for
 new checkpoints until the one the run loop marks `done` is scored, or `watch_timeout` seconds pass
@@ -21,6 +23,8 @@ from absl import logging
 from jaxgan.eval import imagesets, registry, report, results, sampling, scoring
 from jaxgan.eval.options import Options
 
+DEFAULT_METRICS = ("fid", "kid", "is", "swd", "ms_ssim", "pr")  # a GAN run's; see job_for
+
 
 def _log_row(row: dict) -> None:
     if row["value"] is not None:  # an error row's warning was logged once for all its metrics
@@ -29,14 +33,21 @@ def _log_row(row: dict) -> None:
                      row["value"], row["real"], row["fake"], row["n_fake"])  # fmt: skip
 
 
-class WorkdirEvaluation:
-    """A run's real set, scorer, log and fake counts, and what is still to score."""
+class LatentEvaluation:
+    """A GAN run's job: its real set, scorer, log and fake counts, and what is still to score.
 
-    def __init__(self, workdir: str, metrics: Sequence[str], options: Options, force: bool):
-        from jaxgan import data, methods
+    The interface `evaluate_workdir` drives (`eval/translation.TranslationEvaluation` is the
+    other): metrics, log, params_entry, todo(step), score_baseline(), score_checkpoint(step,
+    params, meta, missing), error_rows(step, missing, reason), report().
+    """
 
+    def __init__(self, config, method, metrics, options: Options, force: bool, workdir: str):
+        from jaxgan import data
+
+        metrics = metrics or DEFAULT_METRICS
         self.metrics, self.options, self.force = registry.parse(metrics), options, force
-        self.config = config = sampling.load_config(workdir)
+        self.config = config
+        self.params_entry = method.eval_params
         dataset, resolution = config.data.dataset, config.data.resolution
         known_channels = config.data.channels or {"mnist5k": 1, "stacked_mnist5k": 3}.get(dataset)
         # Fail fast (missing Inception weights) before opening data or building anything heavy.
@@ -48,7 +59,6 @@ class WorkdirEvaluation:
         self.num_classes = source.num_classes
         self.channels = channels = config.data.channels or source.channels
         network = scoring.resolve_network(self.metrics, options, dataset, channels, resolution)
-        methods.get(config.method)  # an unknown method fails here, before any sampling
         self.real = imagesets.dataset_set(
             dataset, options.real_split, config.data.data_dir, resolution, channels,
             options.num_real, options.seed, source=source,
@@ -67,6 +77,7 @@ class WorkdirEvaluation:
         self.eval_dir = os.path.join(workdir, "eval")
         self.log = results.MetricsLog(os.path.join(self.eval_dir, "metrics.jsonl"))
         self.written: list[dict] = []
+        self.samplers = self.inputs = None
 
     def identity(self, kind, step, metric, fake_name, n_fake) -> dict:
         network = self.scorer.network_identity if metric.features else None
@@ -93,6 +104,8 @@ class WorkdirEvaluation:
 
     def score_baseline(self) -> None:
         """Real-vs-real rows: the reference split against `--baseline_split`, each set whole."""
+        if not self.options.baseline:
+            return
         baseline = baseline_set(self.config, self.options, self.scorer.resolution, self.channels)
         if baseline is None:
             return
@@ -109,8 +122,26 @@ class WorkdirEvaluation:
         identity = {"kind": "real_vs_real", "step": None}
         self.emit(self.scorer.rows(self.real, baseline, pending, identity, protocol=False))
 
-    def score_checkpoint(self, step, params, sample, inputs, missing) -> list[dict]:
-        z, labels, batch_size, mesh, start = inputs
+    def _sampling(self):
+        """(samplers, latents, labels, batch size, mesh): built on the first checkpoint scored."""
+        from jaxgan import parallel
+
+        if self.inputs is None:
+            mesh = parallel.make_mesh()
+            n_max = max(self.counts.values())
+            devices = mesh.devices.size
+            batch_size = -(-min(self.options.batch_size, n_max) // devices) * devices
+            z, labels = sampling.generation_inputs(
+                self.config, self.num_classes, n_max, batch_size, self.options.seed
+            )
+            self.samplers = sampling.Samplers(self.channels, self.num_classes, mesh)
+            self.inputs = (z, labels, batch_size, mesh)
+        return self.inputs
+
+    def score_checkpoint(self, step, params, meta, missing) -> list[dict]:
+        start = time.perf_counter()
+        z, labels, batch_size, mesh = self._sampling()
+        sample = self.samplers(sampling.checkpoint_config(meta, self.config), meta)
         n = max(self.counts[m.name] for m in missing)
         images = sampling.generate(sample, params, z, labels, n, batch_size, mesh)
         fake = imagesets.ImageSet.from_arrays(
@@ -128,10 +159,37 @@ class WorkdirEvaluation:
             rows.append(row)
         return rows
 
+    def error_rows(self, step: int, missing, reason: str) -> list[dict]:
+        fake_name = f"ema_params@{step}"
+        return [
+            results.error_row(
+                self.identity("checkpoint", step, m, fake_name, self.counts[m.name]), reason
+            )
+            for m in missing
+        ]
+
+    def report(self) -> None:
+        report.plot_metrics(self.log.rows, self.eval_dir)
+        report.print_summary(self.log.rows, [m.name for m in self.metrics])
+
+
+def job_for(workdir: str, metrics: Sequence[str] | None, options: Options, force: bool):
+    """The evaluation job of `workdir`'s method: a translator's (`eval/translation.py`) or the
+    latent GAN's. metrics None: the job's defaults."""
+    from jaxgan import methods
+
+    config = sampling.load_config(workdir)
+    method = methods.get(config.method)  # an unknown method fails here, before any sampling
+    if method.translator is not None:
+        from jaxgan.eval import translation
+
+        return translation.TranslationEvaluation(config, method, metrics, options, force, workdir)
+    return LatentEvaluation(config, method, metrics, options, force, workdir)
+
 
 def evaluate_workdir(
     workdir: str,
-    metrics: Sequence[str],
+    metrics: Sequence[str] | None,
     options: Options,
     steps: str = "all",
     force: bool = False,
@@ -140,22 +198,15 @@ def evaluate_workdir(
     watch_timeout: float = 0.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[dict]:
-    """Scores `workdir`'s checkpoints; returns the rows written (also in W/eval/metrics.jsonl)."""
+    """Scores `workdir`'s checkpoints; returns the rows written (also in W/eval/metrics.jsonl).
+    metrics None: the job's defaults (a GAN's `DEFAULT_METRICS`; a translation run's)."""
     from jaxgan import checkpoint, parallel
     from jaxgan import logging as run_logging
 
-    job = WorkdirEvaluation(workdir, metrics, options, force)
-    if options.baseline:
-        job.score_baseline()
-    mesh = parallel.make_mesh()
-    n_max = max(job.counts.values())
-    batch_size = -(-min(options.batch_size, n_max) // mesh.devices.size) * mesh.devices.size
-    samplers = sampling.Samplers(job.channels, job.num_classes, mesh)
-    z, labels = sampling.generation_inputs(
-        job.config, job.num_classes, n_max, batch_size, options.seed
-    )
+    job = job_for(workdir, metrics, options, force)
+    job.score_baseline()  # the real-vs-real rows where options.baseline; a translator's identity
     ckpt = checkpoint.Checkpointer(workdir, read_only=True)
-    replicated = parallel.replicated(mesh)
+    replicated = parallel.replicated(parallel.make_mesh())
     bar = run_logging.progress_bar(0, unit="ckpt", desc="evaluate") if options.progress else None
     scored: set[int] = set()  # scored, or found unreadable, by this call: not retried each poll
     metas: dict[int, dict] = {}
@@ -183,9 +234,8 @@ def evaluate_workdir(
                 bar.total += len(pending)
                 bar.refresh()
             for step, missing in pending:
-                start = time.perf_counter()
                 try:
-                    params, meta = ckpt.restore_state_entry(step, "ema_params", replicated)
+                    params, meta = ckpt.restore_state_entry(step, job.params_entry, replicated)
                 except checkpoint.UnreadableCheckpoint as e:
                     if step not in ckpt.all_steps():  # the trainer's keep_last rotation
                         logging.warning(
@@ -194,20 +244,11 @@ def evaluate_workdir(
                         continue
                     reason = " ".join(str(e).split())  # one line, whatever the libraries said
                     logging.warning("Checkpoint %d is unreadable, not scored: %s", step, reason)
-                    fake_name = f"ema_params@{step}"
-                    job.emit(
-                        results.error_row(
-                            job.identity("checkpoint", step, m, fake_name, job.counts[m.name]),
-                            reason,
-                        )
-                        for m in missing
-                    )
+                    job.emit(job.error_rows(step, missing, reason))
                     rows = []
                 else:
                     metas[step] = meta
-                    sample = samplers(sampling.checkpoint_config(meta, job.config), meta)
-                    inputs = (z, labels, batch_size, mesh, start)
-                    rows = job.score_checkpoint(step, params, sample, inputs, missing)
+                    rows = job.score_checkpoint(step, params, meta, missing)
                     del params
                     last_new = time.monotonic()
                     if watch:  # plots follow a live run; otherwise they are drawn once at the end
@@ -236,8 +277,7 @@ def evaluate_workdir(
         if bar is not None:
             bar.close()
         ckpt.close()
-    report.plot_metrics(job.log.rows, job.eval_dir)
-    report.print_summary(job.log.rows, [m.name for m in job.metrics])
+    job.report()
     return job.written
 
 
@@ -283,7 +323,8 @@ def evaluate_sets(
         and (real.labels is not None or "class_fid" not in [m.name for m in metrics])
     )
     counts = {m.name: fake.size for m in metrics}  # a given set is scored whole
-    scoring.check_metric_inputs(metrics, real.size, counts, labelled, options, channels)
+    # Paired metrics take the two sets in their order (folders: sorted file names) as the pairs.
+    scoring.check_metric_inputs(metrics, real.size, counts, labelled, options, channels, True)
     splits = None
     if any(m.splits for m in metrics):
         splits = imagesets.spec_splits(real_spec, resolution, channels, options)

@@ -28,7 +28,7 @@ def load_config(workdir: str):
 
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
-        raise FileNotFoundError(
+        raise errors.DataError(
             f"{path} not found: --workdir must be a training run's directory (jaxgan.main writes "
             f"config.json there before training)."
         )

@@ -168,12 +168,21 @@ def check_metric_inputs(
     labelled: bool,
     options: Options,
     channels: int | None = None,
+    paired: bool = False,
 ) -> None:
     """Errors a run would otherwise hit after minutes of sampling, raised before any work.
 
     n_fakes: metric name -> fakes it will score. labelled: whether the fakes come with the labels
-    they were generated for (workdir mode: the generator is class-conditional).
+    they were generated for (workdir mode: the generator is class-conditional). paired: whether
+    fake i has a true counterpart, real i (a translation run on a dataset with ground truth).
     """
+    needs_pairs = [m.name for m in metrics if m.paired]
+    if needs_pairs and not paired:
+        raise errors.ConfigError(
+            f"{', '.join(needs_pairs)} compare each fake with its true counterpart, which only a "
+            f"translation run's test images have (or two sets given in pair order); drop them "
+            f"from --metrics."
+        )
     for metric in metrics:
         needed, n_fake = metric.min_fakes(options), n_fakes[metric.name]
         problem = metric.check(n_real, n_fake, channels, options)

@@ -59,7 +59,8 @@ FORMAT_TAG = "jaxgan/classifier/v1"
 
 
 class MnistCNN(nn.Module):
-    """Small CNN for grayscale digits. x: float32 [N, 32, 32, 1] in [-1, 1].
+    """Small CNN for grayscale digits (or, as emoji_cnn, RGB emoji). x: float32 [N, 32, 32, C] in
+    [-1, 1].
 
     Returns {"features": [N, feature_dim] (post-ReLU), "logits": [N, num_classes]}.
     """
@@ -532,6 +533,7 @@ def load_params(path: str | os.PathLike, model: nn.Module) -> tuple[Any, dict]:
         info = json.loads(str(stored["__info__"]))
         arrays = {k: stored[k] for k in stored.files if not k.startswith("__")}
     resolution, channels = INPUT_SHAPES.get(info.get("preset"), (32, 1))
+    channels = info.get("channels", channels)  # a preset trained on other input (emoji_cnn: RGB)
     wrong = check_arrays(arrays, model, resolution, channels)
     if wrong:
         raise ValueError(
