@@ -4,7 +4,8 @@
 Workdir mode reads `W/config.json` and drives the run's *job* over its checkpoints: for a GAN
 (`LatentEvaluation`) that samples every checkpoint asked for (`eval/sampling.py`) and scores it
 against the real split; for a method with a `translator` (`eval/translation.py`) it translates
-each domain's test images and scores them against the other domain's. Each job's rows go to `W/eval/metrics.jsonl` (`eval/results.py`), a row
+each domain's test images and scores them against the other domain's. Each job's rows go to
+`W/eval/metrics.jsonl` (`eval/results.py`), a row
 already there is skipped unless `force`, which replaces it. With `baseline` the real-vs-real
 numbers (train split vs test split, same code and network) are rows too. `watch` keeps polling for
 new checkpoints until the one the run loop marks `done` is scored, or `watch_timeout` seconds pass
@@ -33,13 +34,26 @@ def _log_row(row: dict) -> None:
                      row["value"], row["real"], row["fake"], row["n_fake"])  # fmt: skip
 
 
-class LatentEvaluation:
-    """A GAN run's job: its real set, scorer, log and fake counts, and what is still to score.
+class Job:
+    """What `evaluate_workdir` drives over a run's checkpoints. A job has `metrics`, `log` (its
+    `results.MetricsLog`), `eval_dir`, `written` and `params_entry` (the state entry a checkpoint's
+    generators are restored from), and answers todo(step) (what checkpoint `step` lacks),
+    score_baseline(), score_checkpoint(step, params, meta, missing) and error_rows(step, missing,
+    reason). `LatentEvaluation` (a GAN's) and `translation.TranslationEvaluation` are the two."""
 
-    The interface `evaluate_workdir` drives (`eval/translation.TranslationEvaluation` is the
-    other): metrics, log, params_entry, todo(step), score_baseline(), score_checkpoint(step,
-    params, meta, missing), error_rows(step, missing, reason), report().
-    """
+    def emit(self, rows) -> None:
+        for row in rows:
+            self.log.write(row)
+            self.written.append(row)
+            _log_row(row)
+
+    def report(self) -> None:
+        report.plot_metrics(self.log.rows, self.eval_dir)
+        report.print_summary(self.log.rows, [m.name for m in self.metrics])
+
+
+class LatentEvaluation(Job):
+    """A GAN run's job: its real set, scorer, log and fake counts, and what is still to score."""
 
     def __init__(self, config, method, metrics, options: Options, force: bool, workdir: str):
         from jaxgan import data
@@ -95,12 +109,6 @@ class LatentEvaluation:
                 self.identity("checkpoint", step, m, fake_name, self.counts[m.name])
             )
         ]
-
-    def emit(self, rows) -> None:
-        for row in rows:
-            self.log.write(row)
-            self.written.append(row)
-            _log_row(row)
 
     def score_baseline(self) -> None:
         """Real-vs-real rows: the reference split against `--baseline_split`, each set whole."""
@@ -167,10 +175,6 @@ class LatentEvaluation:
             )
             for m in missing
         ]
-
-    def report(self) -> None:
-        report.plot_metrics(self.log.rows, self.eval_dir)
-        report.print_summary(self.log.rows, [m.name for m in self.metrics])
 
 
 def job_for(workdir: str, metrics: Sequence[str] | None, options: Options, force: bool):

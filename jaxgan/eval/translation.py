@@ -33,8 +33,9 @@ import numpy as np
 from absl import logging
 
 from jaxgan import errors
-from jaxgan.eval import imagesets, registry, report, results, scoring
+from jaxgan.eval import imagesets, registry, results, scoring
 from jaxgan.eval.options import Options
+from jaxgan.eval.runner import Job
 
 DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))  # (direction, source domain, target domain)
 DISTRIBUTION_METRICS = ("fid", "kid")
@@ -78,7 +79,7 @@ def ordered_by_pair(images_a, images_b, index_a, index_b):
     return order(images_a, index_a), order(images_b, index_b)
 
 
-class TranslationEvaluation:
+class TranslationEvaluation(Job):
     """A translation run's test sets, scorer and log (the job `eval/runner.py` drives)."""
 
     def __init__(self, config, method, metrics, options: Options, force: bool, workdir: str):
@@ -181,14 +182,6 @@ class TranslationEvaluation:
                 )
             )  # fmt: skip
         ]
-
-    def emit(self, rows) -> None:
-        from jaxgan.eval.runner import _log_row
-
-        for row in rows:
-            self.log.write(row)
-            self.written.append(row)
-            _log_row(row)
 
     def error_rows(self, step: int, missing, reason: str) -> list[dict]:
         return [
@@ -301,10 +294,6 @@ class TranslationEvaluation:
         if key not in self.translate:
             self.translate[key] = self.method.translator(config, self.mesh)
         return self.translate[key]
-
-    def report(self) -> None:
-        report.plot_metrics(self.log.rows, self.eval_dir)
-        report.print_summary(self.log.rows, [m.name for m in self.metrics])
 
 
 def device_batch(batch_size: int, n: int, mesh) -> int:
