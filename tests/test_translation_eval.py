@@ -21,8 +21,9 @@ from jaxgan.eval import features, fid, ms_ssim, registry, report, runner, scorin
 from jaxgan.eval.options import Options
 from jaxgan.translation import build_models
 
-# 2 test images per domain: FID's covariances are singular (the formula is still what is compared).
-pytestmark = pytest.mark.filterwarnings("ignore:features. N=2 samples")
+# 2 test and 5 train images per domain: FID's covariances are singular (the formula is still
+# what is compared).
+pytestmark = pytest.mark.filterwarnings("ignore:features. N=[25] samples")
 # The evaluator translates on 8 devices, the reference on one: a pixel may round to the next level.
 LEVEL = 1 / 255
 
