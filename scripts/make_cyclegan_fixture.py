@@ -16,6 +16,15 @@ weight[i]) and biases N(0, 0.1²) (the
 reference's N(0, 0.02) and zero biases would leave the bias mapping untested), rounded to float32
 and stored so; the forward passes run in float64 on those exact values.
 
+One training iteration (`one_step.npz`): CycleGANModel.optimize_parameters as the reference writes
+it (forward, backward_G with D_A/D_B frozen, G's optimizer step, then backward_D_basic ×0.5 on the
+same forward's detached fakes, D's step) in float64 on G_A, G_B (width 4, 1 block) and D_A, D_B
+(width 4, 1 layer) from the weights above, on two uint8 16×16 images per domain, LSGAN, λ 10,
+identity 0.5, a 0-image pool (ImagePool(0) returns its input). SGD(lr 0.1), not Adam: a conv bias
+before instance norm has a zero gradient up to rounding, which Adam's first step (g/|g|) turns into
+±lr in either implementation. Stored: the images, every network's state_dict before and after,
+and the losses the reference logs (G_A, G_B, cycle_A, cycle_B, idt_A, idt_B, D_A, D_B).
+
 Writes tests/fixtures/cyclegan/{generator,discriminator}.npz:
   state_dict/<key>  float32, each parameter as the reference's state_dict holds it
   input             float32 [N, C, H, W] in [-1, 1]
@@ -160,6 +169,64 @@ def main() -> None:
     _set_deterministic_weights(d, generator)
     d_input = torch.rand((2, 3, 32, 40), generator=generator) * 2 - 1
     _write(OUT / "discriminator.npz", d, d_input, width=4, num_layers=3)
+    one_step(torch.Generator().manual_seed(1), OUT / "one_step.npz")
+
+
+ONE_STEP_LR = 0.1
+
+
+def one_step(generator: torch.Generator, path: pathlib.Path) -> None:
+    """The fixture of one `optimize_parameters` iteration (module docstring)."""
+    nets = {name: resnet_generator(3, 3, width=4, num_blocks=1).double() for name in ("G_A", "G_B")}
+    nets.update({name: n_layer_discriminator(3, 4, 1).double() for name in ("D_A", "D_B")})
+    for net in nets.values():
+        _set_deterministic_weights(net, generator)
+    before = {f"{n}/{k}": v.numpy().copy() for n, net in nets.items()
+              for k, v in net.state_dict().items()}  # fmt: skip
+    pixels = {d: (torch.rand((2, 16, 16, 3), generator=generator) * 256).floor().to(torch.uint8)
+              for d in "AB"}  # fmt: skip
+    real_a, real_b = (pixels[d].double().permute(0, 3, 1, 2) / 127.5 - 1 for d in "AB")
+    g_a, g_b, d_a, d_b = (nets[n] for n in ("G_A", "G_B", "D_A", "D_B"))
+    mse, l1, lam, idt = nn.MSELoss(), nn.L1Loss(), 10.0, 0.5
+    g_opt = torch.optim.SGD([*g_a.parameters(), *g_b.parameters()], lr=ONE_STEP_LR)
+    d_opt = torch.optim.SGD([*d_a.parameters(), *d_b.parameters()], lr=ONE_STEP_LR)
+    # forward()
+    fake_b, fake_a = g_a(real_a), g_b(real_b)
+    rec_a, rec_b = g_b(fake_b), g_a(fake_a)
+    # backward_G with the critics frozen (set_requires_grad([D_A, D_B], False))
+    for net in (d_a, d_b):
+        net.requires_grad_(False)
+    pred_b, pred_a = d_a(fake_b), d_b(fake_a)
+    losses = {
+        "idt_A": l1(g_a(real_b), real_b) * lam * idt,
+        "idt_B": l1(g_b(real_a), real_a) * lam * idt,
+        "G_A": mse(pred_b, torch.ones_like(pred_b)),
+        "G_B": mse(pred_a, torch.ones_like(pred_a)),
+        "cycle_A": l1(rec_a, real_a) * lam,
+        "cycle_B": l1(rec_b, real_b) * lam,
+    }
+    g_opt.zero_grad()
+    sum(losses.values()).backward()
+    g_opt.step()
+    # backward_D_A, backward_D_B: the forward's fakes, detached, through a 0-image pool
+    for net in (d_a, d_b):
+        net.requires_grad_(True)
+    d_opt.zero_grad()
+    for name, net, real, fake in (("D_A", d_a, real_b, fake_b), ("D_B", d_b, real_a, fake_a)):
+        pred_real, pred_fake = net(real), net(fake.detach())
+        loss = 0.5 * (mse(pred_real, torch.ones_like(pred_real))
+                      + mse(pred_fake, torch.zeros_like(pred_fake)))  # fmt: skip
+        loss.backward()
+        losses[name] = loss
+    d_opt.step()
+    after = {f"{n}/{k}": v.numpy() for n, net in nets.items() for k, v in net.state_dict().items()}
+    arrays = {f"before/{k}": v for k, v in before.items()}
+    arrays.update({f"after/{k}": v for k, v in after.items()})
+    arrays.update({f"pixels/{d}": v.numpy() for d, v in pixels.items()})
+    arrays.update({f"loss/{k}": v.detach().numpy() for k, v in losses.items()})
+    np.savez_compressed(path, lr=ONE_STEP_LR, **arrays)
+    print(f"{path.name}: {len(arrays)} arrays; losses "
+          + ", ".join(f"{k} {v.item():.6f}" for k, v in losses.items()))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -147,67 +147,57 @@ def test_learning_rate_is_constant_then_linear_to_zero():
     np.testing.assert_allclose(np.asarray(jax.vmap(lr)(steps)), want, rtol=1e-4, atol=1e-12)
 
 
-def test_one_step_is_g_on_the_old_critics_then_d_on_the_pre_update_fakes():
-    """train_step against the reference's order composed by hand: G_A/G_B's step on the loss
-    through the old critics, then D_A/D_B's on the fakes of that same forward pass (the pools are
-    filling, so they pass the fakes through). In float64: tiny instance-normed nets amplify float32
-    rounding differently on each CPU."""
+def test_one_step_equals_the_reference_optimize_parameters():
+    """The jitted step against a PyTorch build of the reference's `optimize_parameters` (the
+    fixture of `scripts/make_cyclegan_fixture.py`): every loss term and every weight of the four
+    networks after one iteration, in float64, with SGD on both sides (the fixture says why)."""
     with jax.enable_x64(True):
-        _one_step_against_composition()
+        _one_step_against_the_reference()
 
 
-def _one_step_against_composition():
+def _one_step_against_the_reference():
     import optax
 
     from jaxgan import parallel
     from jaxgan.models import cyclegan
 
-    generator, critic = cyclegan.Generator(3, width=2, num_blocks=1), cyclegan.Discriminator(2, 1)
-    rng = np.random.RandomState(3)
-    pixels = {k: rng.randint(0, 256, (1, 2, 8, 8, 3)).astype(np.uint8) for k in "AB"}
-    batch = {k: jnp.asarray(v[0] / 127.5 - 1.0) for k, v in pixels.items()}  # to_float, float64
-    keys = jax.random.split(jax.random.key(0), 4)
-    as64 = lambda tree: jax.tree.map(lambda x: x.astype(jnp.float64), tree)  # noqa: E731
-    x32 = batch["A"].astype(jnp.float32)  # init in float32 (the layers' kernels), then cast
-    init = lambda net, key: as64(jax.jit(net.init)(key, x32)["params"])  # noqa: E731
-    g = {n: init(generator, k) for n, k in zip(("G_A", "G_B"), keys[:2])}
-    d = {n: init(critic, k) for n, k in zip(("D_A", "D_B"), keys[2:])}
-    # SGD, not the reference's Adam: a conv bias before instance norm has a zero gradient up to
-    # rounding, which Adam's first step (g / |g|) would turn into ±lr in either order of summation.
-    g_tx = d_tx = optax.sgd(0.5)
-    gan, weights = translation.gan_mode("lsgan"), translation.Weights()
+    fixture = np.load(pathlib.Path(__file__).parent / "fixtures" / "cyclegan" / "one_step.npz")
+
+    def networks(stage):
+        def state_dict(name):
+            prefix = f"{stage}/{name}/"
+            return {k[len(prefix) :]: fixture[k] for k in fixture.files if k.startswith(prefix)}
+
+        return (
+            {n: cyclegan.generator_params_from_torch(state_dict(n)) for n in ("G_A", "G_B")},
+            {n: cyclegan.discriminator_params_from_torch(state_dict(n)) for n in ("D_A", "D_B")},
+        )
+
+    (g, d), (want_g, want_d) = networks("before"), networks("after")
+    g, d = jax.tree.map(jnp.asarray, (g, d))
+    tx = optax.sgd(float(fixture["lr"]))
     state = {
-        "step": jnp.zeros((), jnp.int32), "rng": jax.random.key_data(jax.random.key(1)),
-        "g_params": g, "d_params": d, "g_opt": g_tx.init(g), "d_opt": d_tx.init(d),
-        "pool_a": translation.pool_init(50, (8, 8, 3), jnp.float64),
-        "pool_b": translation.pool_init(50, (8, 8, 3), jnp.float64),
+        "step": jnp.zeros((), jnp.int32), "rng": jax.random.key_data(jax.random.key(0)),
+        "g_params": g, "d_params": d, "g_opt": tx.init(g), "d_opt": tx.init(d),
+        "pool_a": translation.pool_init(0, (16, 16, 3), jnp.float64),
+        "pool_b": translation.pool_init(0, (16, 16, 3), jnp.float64),
     }  # fmt: skip
-    generate = lambda p, x: generator.apply({"params": p}, x)  # noqa: E731
-    criticize = lambda p, x: critic.apply({"params": p}, x)  # noqa: E731
-    g_loss = lambda g, d, a, b: translation.generator_loss(
-        g, d, generate, criticize, a, b, gan, weights
-    )  # noqa: E731
-    d_loss = lambda d, *images: translation.critic_loss(d, criticize, *images, gan)  # noqa: E731
-    g_grads, (fakes, _) = jax.jit(jax.grad(g_loss, has_aux=True))(g, d, batch["A"], batch["B"])
-    d_grads, _ = jax.jit(jax.grad(d_loss, has_aux=True))(
-        d, batch["A"], batch["B"], fakes["A"], fakes["B"]
-    )
-    want_g = optax.apply_updates(g, g_tx.update(g_grads, g_tx.init(g), g)[0])
-    want_d = optax.apply_updates(d, d_tx.update(d_grads, d_tx.init(d), d)[0])
     step = translation.make_train_step(
-        generator, critic, g_tx, d_tx, gan, weights, parallel.make_mesh(1)
-    )
-    new, metrics = step(jax.tree.map(jnp.copy, state), pixels)
+        cyclegan.Generator(3, 4, 1), cyclegan.Discriminator(4, 1), tx, tx,
+        translation.gan_mode("lsgan"), translation.Weights(), parallel.make_mesh(1),
+    )  # fmt: skip
+    pixels = {domain: fixture[f"pixels/{domain}"][None] for domain in "AB"}
+    new, metrics = step(state, pixels)
+    names = {"g_adv_a": "G_A", "g_adv_b": "G_B", "cycle_a": "cycle_A", "cycle_b": "cycle_B",
+             "idt_a": "idt_A", "idt_b": "idt_B", "d_a": "D_A", "d_b": "D_B"}  # fmt: skip
+    for ours, reference in names.items():
+        np.testing.assert_allclose(float(metrics[ours]), fixture[f"loss/{reference}"], rtol=1e-10)
     for got, want in ((new["g_params"], want_g), (new["d_params"], want_d)):
-        for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-            # float64 rounding; a wrong order (D on the post-update fakes, G through the new D)
-            # moves weights by ~1e-2.
-            assert x.dtype == jnp.float64
-            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(
-        np.asarray(new["pool_b"]["images"][:2]), np.asarray(fakes["B"]), atol=1e-12
-    )
-    assert int(new["pool_a"]["count"]) == 2 and int(new["step"]) == 1 and metrics["update_ok"] == 1
+        for (path, x), y in zip(
+            jax.tree_util.tree_leaves_with_path(got), jax.tree.leaves(want), strict=True
+        ):
+            # float64 rounding (weights move by ~1e-2 per step here: a wrong order shows).
+            np.testing.assert_allclose(np.asarray(x), y, rtol=1e-8, atol=1e-11, err_msg=str(path))
 
 
 def test_a_smoke_run_trains_draws_its_grid_and_resumes_exactly(
