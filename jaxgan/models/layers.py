@@ -243,6 +243,7 @@ class Conv2D(nn.Module):
     kernel_init: Initializer | None = None  # None: tflib He-uniform with this layer's stride
     runtime_scale: float = 1.0
     spectral_norm: bool = False
+    bias_init: Initializer = nn.initializers.zeros  # PyTorch's default needs the fan-in: nicegan
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -255,7 +256,7 @@ class Conv2D(nn.Module):
             kernel = kernel * self.runtime_scale
         y = conv2d(x, kernel, self.stride, self.padding)
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+            y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32)
         return y
 
 
