@@ -67,12 +67,13 @@ def baseline_label(row: dict) -> str:
 
 
 def plot_metrics(rows: list[dict], directory: str) -> list[str]:
-    """`<directory>/<metric>.png`: each metric's values vs step, baselines as horizontal lines.
+    """`<directory>/<metric>.png` (`<metric>_<direction>.png` for a translation run): each metric's
+    values vs step, baselines as horizontal lines.
 
     One line per entry of `values` (SWD: one per level and the average; pr: precision and recall),
     a band of ±std where the metric has one, the real-vs-real baseline dashed (labelled with its own
-    sample counts, which differ from the checkpoints'), and the reals' own value (IS, MS-SSIM,
-    accuracy) dotted. Only rows with the newest row's settings are drawn, so a changed
+    sample counts, which differ from the checkpoints'), a translation run's identity baseline
+    dash-dotted, and the reals' own value (IS, MS-SSIM, accuracy) dotted. Only rows with the newest row's settings are drawn, so a changed
     --num_samples starts a fresh curve. Rows without a value (unreadable checkpoints) are not drawn.
     """
     from matplotlib.figure import Figure  # no pyplot: no global backend state
@@ -95,7 +96,8 @@ def plot_metrics(rows: list[dict], directory: str) -> list[str]:
             reals = by_step[steps[-1]].get("real_value")
             if i == 0 and reals is not None:
                 ax.axhline(reals, color=color, linestyle=":", label=f"reals ({newest['real']})")
-            for baseline, style in zip(_baselines(rows, newest), ("--", "-.")):
+            for baseline in _baselines(rows, newest):
+                style = "-." if baseline["kind"] == "identity" else "--"
                 if name in baseline["values"]:
                     # The first line names the sets and their counts; the rest only which line.
                     what = baseline_label(baseline) if i == 0 else baseline["kind"]
