@@ -163,40 +163,24 @@ class TranslationEvaluation(Job):
             "direction": direction,
         }
 
+    def checkpoint_identity(self, step: int, direction: str, metric) -> dict:
+        """The identity of checkpoint `step`'s row of `metric` in `direction`."""
+        n_fake = self.counts[direction][metric.name]
+        fake_name = self.fake_name(direction, step)
+        return self.identity("checkpoint", step, direction, metric, None, fake_name, n_fake)
+
     def todo(self, step: int) -> list[tuple[str, registry.Metric]]:
         """(direction, metric) pairs checkpoint `step` has no row of (all with --force)."""
         return [
             (direction, m)
             for direction, _, _ in DIRECTIONS
             for m in self.metrics
-            if self.force
-            or not self.log.has(
-                self.identity(
-                    "checkpoint",
-                    step,
-                    direction,
-                    m,
-                    None,
-                    self.fake_name(direction, step),
-                    self.counts[direction][m.name],
-                )
-            )  # fmt: skip
+            if self.force or not self.log.has(self.checkpoint_identity(step, direction, m))
         ]
 
     def error_rows(self, step: int, missing, reason: str) -> list[dict]:
         return [
-            results.error_row(
-                self.identity(
-                    "checkpoint",
-                    step,
-                    direction,
-                    m,
-                    None,
-                    self.fake_name(direction, step),
-                    self.counts[direction][m.name],
-                ),
-                reason,
-            )  # fmt: skip
+            results.error_row(self.checkpoint_identity(step, direction, m), reason)
             for direction, m in missing
         ]
 
