@@ -11,7 +11,9 @@ from ml_collections import config_dict
 def run() -> ml_collections.ConfigDict:
     """The fields the run loop reads (jaxgan/loop.py), whatever the method."""
     c = ml_collections.ConfigDict()
-    c.method = "gan"  # a name of the registry, jaxgan/methods.py: gan | progressive | translation
+    c.method = (
+        "gan"  # a name of the registry, jaxgan/methods.py: gan | progressive | cyclegan | nicegan
+    )
     c.seed = 0
     c.num_steps = 100_000  # generator iterations
     c.max_minutes = 0.0  # > 0: stop (and checkpoint) after this much training wall time
@@ -32,6 +34,29 @@ def run() -> ml_collections.ConfigDict:
     c.init_from_networks = "g,d"
     c.init_from_skip = ""
     return c
+
+
+def translation() -> ml_collections.ConfigDict:
+    """An unpaired translation config (cyclegan, nicegan): `run()` and the two-domain data."""
+    c = run()
+    c.data = ml_collections.ConfigDict()
+    c.data.dataset = "folder:data/emoji"  # folder:PATH (trainA/ trainB/ testA/ testB/) | tfds:NAME
+    c.data.data_dir = config_dict.placeholder(str)
+    c.data.resolution = 64  # the crop size; training images are resized to 286/256 of it first
+    c.data.channels = 3
+    c.batch_size = 1
+    c.num_samples = 4  # test images of each domain in the sample grids
+    return c
+
+
+def translation_smoke(c: ml_collections.ConfigDict) -> None:
+    """A translation config's `:smoke` schedule: 3 steps of batch 2, every cadence 1, for tests."""
+    c.batch_size = 2
+    c.num_steps = 3
+    c.decay_steps = 2
+    c.num_samples = 2
+    c.log_every = c.sample_every = c.checkpoint_every = 1
+    c.keep_last = 2
 
 
 def base() -> ml_collections.ConfigDict:

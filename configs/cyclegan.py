@@ -9,7 +9,7 @@
 The reference (junyanz/pytorch-CycleGAN-and-pix2pix, ../shared/specs/translation.md §1): ResNet
 generators with instance norm, 70×70 PatchGAN critics, LSGAN, cycle λ 10 and identity 0.5·λ, a
 50-image history pool, Adam(2e-4, 0.5, 0.999) constant for n epochs then linearly to 0 over n more,
-batch 1. jaxgan/translation.py is the step, jaxgan/models/cyclegan.py the networks.
+batch 1. jaxgan/cyclegan.py is the step, jaxgan/models/cyclegan.py the networks.
 
 Presets:
   default      the emoji pair written by `jaxgan.data.prepare emoji` (Google -> Twitter style,
@@ -30,13 +30,8 @@ HORSE2ZEBRA_EPOCH = 1334  # max(|trainA|, |trainB|) = max(1,067 horses, 1,334 ze
 def get_config(preset: str = ""):
     if preset not in ("", "horse2zebra", "smoke"):
         raise ValueError(f"Unknown cyclegan preset {preset!r}: use '', 'horse2zebra' or 'smoke'.")
-    c = common.run()
-    c.method = "translation"
-    c.data = ml_collections.ConfigDict()
-    c.data.dataset = "folder:data/emoji"  # folder:PATH (trainA/ trainB/ testA/ testB/) | tfds:NAME
-    c.data.data_dir = ml_collections.config_dict.placeholder(str)
-    c.data.resolution = 64  # the crop size; training images are resized to 286/256 of it first
-    c.data.channels = 3
+    c = common.translation()
+    c.method = "cyclegan"
 
     c.model = ml_collections.ConfigDict()
     c.model.name = "cyclegan"
@@ -49,10 +44,8 @@ def get_config(preset: str = ""):
     c.lambda_a = c.lambda_b = 10.0  # cycle weights
     c.lambda_identity = 0.5  # identity weight, a fraction of the cycle weights (0: none)
     c.pool_size = 50
-    c.batch_size = 1
     c.optim = ml_collections.ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999, eps=1e-8))
-    c.decay_steps = 0  # the last iterations, over which lr falls linearly to 0 (see translation.py)
-    c.num_samples = 4  # test images of each domain in the sample grids
+    c.decay_steps = 0  # the last iterations, over which lr falls linearly to 0
 
     if preset == "":
         c.num_steps = 6000
@@ -72,10 +65,5 @@ def get_config(preset: str = ""):
         c.model.num_blocks = 1
         c.model.d_layers = 1
         c.pool_size = 3
-        c.batch_size = 2
-        c.num_steps = 3
-        c.decay_steps = 2
-        c.num_samples = 2
-        c.log_every = c.sample_every = c.checkpoint_every = 1
-        c.keep_last = 2
+        common.translation_smoke(c)
     return c

@@ -17,7 +17,7 @@ iterations after one compiled warm-up step (`compile_s`), on synthetic uint8 bat
 config's shape (no data is opened; the input pipeline is measured by the training run's own img/s).
 The method's step is the one `config.method` trains with: for a GAN (`train.py`) an iteration is
 n_critic critic batches and one generator batch, steps · n_critic · batch_size images; for
-translation (`translation.py`, CycleGAN) it is both generators' and both critics' update on one
+translation (`cyclegan.py`, `nicegan.py`) it is both generators' and both critics' update on one
 A and one B batch, steps · 2 · batch_size images, as `translation.Trainer.images_seen` counts.
 `benchmarks/torch_wgan_gp.py` and `benchmarks/torch_cyclegan.py` time the same iterations in
 PyTorch, printing the same last line. CycleGAN on this project's 2-core CPU (medians of 3, width
@@ -50,10 +50,10 @@ def bench_train(config, steps: int) -> dict:
     """One method's compiled train step on synthetic batches: the lines `--config` prints."""
     import jax
 
-    from jaxgan import parallel, train
+    from jaxgan import methods, parallel, train
 
     mesh = parallel.make_mesh(config.num_devices or None)
-    if config.method == "translation":
+    if methods.get(config.method).translator is not None:
         step_fn, state, batch, images_per_step = translation_step(config, mesh)
     else:
         step_fn, state, batch, images_per_step = gan_step(config, mesh)
@@ -117,27 +117,24 @@ def gan_step(config, mesh) -> tuple:
 
 
 def translation_step(config, mesh) -> tuple:
-    """(step_fn, state, batch, images per step) of `translation.py`: one A and one B image per
-    batch position, counted both, as `translation.Trainer.images_seen` does."""
-    from jaxgan import data, parallel, translation
+    """(step_fn, state, batch, images per step) of a translation method (its module's `build`):
+    one A and one B image per batch position, counted both, as `translation.Trainer.images_seen`
+    does."""
+    import importlib
 
-    channels = config.data.channels
-    shape = (config.data.resolution, config.data.resolution, channels)
-    generator, critic = translation.build_models(config, channels)
-    g_tx, d_tx = translation.make_optimizer(config), translation.make_optimizer(config)
-    state = translation.create_state(config, generator, critic, g_tx, d_tx, shape, mesh)
-    weights = translation.Weights(config.lambda_a, config.lambda_b, config.lambda_identity)
-    step_fn = translation.make_train_step(
-        generator, critic, g_tx, d_tx, translation.gan_mode(config.gan_mode), weights, mesh
-    )
+    from jaxgan import data, methods, parallel
+
+    model = importlib.import_module(methods.REGISTRY[config.method]).build(config, mesh)
     batch = data.to_global(
         {
-            domain: random_images(config.batch_size, config.data.resolution, channels, seed)[None]
+            domain: random_images(
+                config.batch_size, config.data.resolution, config.data.channels, seed
+            )[None]
             for seed, domain in enumerate("AB")
         },
         parallel.sharded_on(mesh, 1),
     )
-    return step_fn, state, batch, 2 * config.batch_size
+    return model.train_step, model.init_state(), batch, 2 * config.batch_size
 
 
 def bench_conv() -> dict:

@@ -173,30 +173,34 @@ class Checkpointer:
             return dict(meta)
 
     def restore_state_entry(
-        self, step: int, key: str, sharding: jax.sharding.Sharding
+        self, step: int, key: str | tuple[str, ...], sharding: jax.sharding.Sharding
     ) -> tuple[Any, dict]:
-        """Restores only `state[key]` (e.g. "ema_params") of checkpoint `step`, and its meta.
+        """Restores only `state[key]` (e.g. "ema_params") of checkpoint `step`, and its meta; for a
+        tuple of keys, {key: state[key]}.
 
         An Orbax partial restore: the structure and shapes come from the checkpoint's own metadata
-        (so no model has to be built first), and only that entry's arrays are read, placed with
+        (so no model has to be built first), and only those entries' arrays are read, placed with
         `sharding`. What the evaluator uses: the EMA generator without the critic or the optimizer
         states.
         """
+        keys = (key,) if isinstance(key, str) else tuple(key)
         with _reading(self.directory, step):
             handler = ocp.PyTreeCheckpointHandler()
             try:
                 stored = handler.metadata(epath.Path(self.directory) / str(step) / "state").tree
             finally:
                 handler.close()
-        if key not in stored:
+        missing = [k for k in keys if k not in stored]
+        if missing:
             raise KeyError(
-                f"Checkpoint {self.directory}/{step} has no state entry {key!r} "
+                f"Checkpoint {self.directory}/{step} has no state entry {missing[0]!r} "
                 f"(it has {sorted(stored)})."
             )
         abstract = {
-            key: jax.tree.map(
-                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), stored[key]
+            k: jax.tree.map(
+                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), stored[k]
             )
+            for k in keys
         }
         with _reading(self.directory, step):
             restored = self._manager.restore(
@@ -210,7 +214,8 @@ class Checkpointer:
                     meta=ocp.args.JsonRestore(),
                 ),
             )
-            return restored.state[key], dict(restored.meta)
+        entries = {k: restored.state[k] for k in keys}
+        return (entries[key] if isinstance(key, str) else entries), dict(restored.meta)
 
     def wait(self) -> None:
         self._manager.wait_until_finished()

@@ -3,7 +3,8 @@
 A method is a registry line here, a module that defines `METHOD`, a model file and a config. The
 run loop (`jaxgan/loop.py`) owns everything a run does around its steps; a method supplies only
 what differs, through a `Trainer` (its state, its compiled step for the current phase, its sample
-grid, its part of the checkpoint meta). The evaluator builds generators through `sampler`.
+grid, its part of the checkpoint meta). The evaluator builds generators through `sampler` (or a
+translation method's `translator`); translation methods share their Trainer (`translation.py`).
 Modules are imported only when their method is asked for, so `--help` and the other methods'
 runs do not pay for them.
 """
@@ -25,7 +26,9 @@ State = dict[str, Any]
 REGISTRY = {
     "gan": "jaxgan.train",
     "progressive": "jaxgan.progressive",
-    "translation": "jaxgan.translation",
+    "cyclegan": "jaxgan.cyclegan",
+    "nicegan": "jaxgan.nicegan",
+    "translation": "jaxgan.cyclegan",  # CycleGAN's name before NICE-GAN: its runs still evaluate
 }
 
 
@@ -80,7 +83,8 @@ class Method:
         -> images: a translation method's generator of one direction ('AtoB' or 'BtoA'), at any
         size its networks take; the evaluator scores it on each domain's test images and
         `jaxgan.translate` applies it to a folder.
-    eval_params: the entry of the checkpointed state that `sample` / `translate` take.
+    eval_params: the entry of the checkpointed state that `sample` / `translate` take, or a tuple
+        of entries, which they take as {entry: tree} (`Checkpointer.restore_state_entry`).
     is_conditional(config): whether G draws fakes for given labels (labelled metrics need it).
     safe_to_change: config fields (dotted) this method lets a resumed run change, besides the
         loop's own (`loop.SAFE_TO_CHANGE`).
@@ -91,7 +95,7 @@ class Method:
     is_conditional: Callable[[Any], bool]
     safe_to_change: tuple[str, ...] = ()
     translator: Callable[..., Callable] | None = None
-    eval_params: str = "ema_params"
+    eval_params: str | tuple[str, ...] = "ema_params"
 
 
 def get(name: str) -> Method:

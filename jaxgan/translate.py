@@ -1,4 +1,4 @@
-"""Applies a trained translation run (CycleGAN; NICE-GAN through the same hook) to a folder of images.
+"""Applies a trained translation run (CycleGAN, NICE-GAN) to a folder of images.
 
   python -m jaxgan.translate --workdir=runs/cyclegan --direction=AtoB --input=photos/ --output=out/
       [--step=latest|N] [--batch_size=8]
@@ -6,8 +6,9 @@
 As the reference's `test.py` with `--preprocess none` (specs/translation.md §1.9): every image is
 translated at its own size, except that a side which is not a multiple of 4 is resized (bicubic) to
 the nearest one, `round(side / 4) * 4` with Python's round, as `base_dataset.py::__make_power_2`
-does; the output has that size. The generator's two stride-2 steps need multiples of 4, and its
-reflection pads a side of at least 8 (`translation.translator`).
+does; the output has that size. Both methods halve the size twice on the way in (CycleGAN's
+generator, NICE-GAN's encoder) and double it twice on the way out, which needs multiples of 4, and
+their reflection pads need a side of at least 8.
 
 Input: the image files directly in --input (`sources.IMAGE_EXTENSIONS`; sorted by name), converted to
 the run's channels (transparent images composited on white first, as `jaxgan.data.prepare` writes

@@ -20,6 +20,11 @@ float32 and stored so, the forward passes in float64 on those exact values.
     in training mode (one power iteration per spectral norm, u updated).
   generator_light.npz: ngf 2, 2 blocks, light, a [2, 4, 4, 6] code in N(0, 1).
   generator_full.npz: ngf 2, 1 block, full at img_size 16, a [2, 4, 4, 4] code.
+  one_step.npz: three iterations of `NICE.py::train` (l.206-277: the D step, then the G step)
+    with ch 2, n_res 1, light, n_dis 6, two 48×48 images per domain and batch (48 is the least
+    size n_dis 6 takes), Adam(1e-3, (0.5, 0.999), weight_decay 1e-4) on both sides and the
+    reference's lr decay for iteration = 4 (the third update runs at lr/2). Weights as above;
+    the losses of each iteration and every parameter and u after the last (see one_step()).
 Keys:
   state_dict/<key>  float32, the state_dict before the forward (weight_u; weight_v left out)
   input             uint8 [N, 3, H, W] pixels (D) or float32 [N, C, h, w] code (G)
@@ -306,6 +311,91 @@ def main() -> None:
         name = "generator_light.npz" if light else "generator_full.npz"
         np.savez_compressed(OUT / name, **arrays)
         print(f"{name}: {len(arrays)} arrays, output {tuple(image.shape)}")
+    one_step(torch.Generator().manual_seed(1), OUT / "one_step.npz")
+
+
+ONE_STEP_LR, ONE_STEP_ITERATION, ONE_STEP_RUN = 1e-3, 4, 3
+
+
+def one_step(generator: torch.Generator, path: pathlib.Path) -> None:
+    """The fixture of `NICE.py::train`'s iterations (module docstring), written from spec §2.5-2.7."""
+    nets = {n: Discriminator(3, ndf=2, n_layers=6).double().train() for n in ("disA", "disB")}
+    nets.update(
+        {n: ResnetGenerator(4, 3, 2, 1, 48, light=True).double() for n in ("gen2A", "gen2B")}
+    )
+    for net in nets.values():
+        _set_deterministic_weights(net, generator)
+    # float32-exact values (_set_deterministic_weights), stored as float32
+    before = {f"{n}/{k}": v.float().numpy() for n, net in nets.items()
+              for k, v in net.state_dict().items() if not k.endswith("weight_v")}  # fmt: skip
+    pixels = {d: (torch.rand((ONE_STEP_RUN, 2, 48, 48, 3), generator=generator) * 256).floor()
+              .to(torch.uint8) for d in "AB"}  # fmt: skip
+    dis_a, dis_b, gen2a, gen2b = (nets[n] for n in ("disA", "disB", "gen2A", "gen2B"))
+    adam = dict(lr=ONE_STEP_LR, betas=(0.5, 0.999), weight_decay=1e-4)
+    g_optim = torch.optim.Adam([*gen2b.parameters(), *gen2a.parameters()], **adam)
+    d_optim = torch.optim.Adam([*dis_a.parameters(), *dis_b.parameters()], **adam)
+    mse, l1 = nn.MSELoss(), nn.L1Loss()
+    ones = lambda x: torch.ones_like(x)  # noqa: E731
+    zeros = lambda x: torch.zeros_like(x)  # noqa: E731
+    losses: dict[str, list] = {}
+    for step in range(1, ONE_STEP_RUN + 1):
+        if step > ONE_STEP_ITERATION // 2:  # NICE.py l.188-190
+            for optim in (g_optim, d_optim):
+                optim.param_groups[0]["lr"] -= ONE_STEP_LR / (ONE_STEP_ITERATION // 2)
+        real_a, real_b = (pixels[d][step - 1].double().permute(0, 3, 1, 2) / 127.5 - 1
+                          for d in "AB")  # fmt: skip
+        # Update D
+        d_optim.zero_grad()
+        real_la, real_ga, real_a_cam, _, real_a_z = dis_a(real_a)
+        real_lb, real_gb, real_b_cam, _, real_b_z = dis_b(real_b)
+        fake_a2b, fake_b2a = gen2b(real_a_z).detach(), gen2a(real_b_z).detach()
+        fake_la, fake_ga, fake_a_cam, _, _ = dis_a(fake_b2a)
+        fake_lb, fake_gb, fake_b_cam, _, _ = dis_b(fake_a2b)
+        d_loss_a = (mse(real_ga, ones(real_ga)) + mse(fake_ga, zeros(fake_ga))
+                    + mse(real_a_cam, ones(real_a_cam)) + mse(fake_a_cam, zeros(fake_a_cam))
+                    + mse(real_la, ones(real_la)) + mse(fake_la, zeros(fake_la)))  # fmt: skip
+        d_loss_b = (mse(real_gb, ones(real_gb)) + mse(fake_gb, zeros(fake_gb))
+                    + mse(real_b_cam, ones(real_b_cam)) + mse(fake_b_cam, zeros(fake_b_cam))
+                    + mse(real_lb, ones(real_lb)) + mse(fake_lb, zeros(fake_lb)))  # fmt: skip
+        (d_loss_a + d_loss_b).backward()
+        d_optim.step()
+        # Update G
+        g_optim.zero_grad()
+        _, _, _, _, real_a_z = dis_a(real_a)
+        _, _, _, _, real_b_z = dis_b(real_b)
+        fake_a2b, fake_b2a = gen2b(real_a_z), gen2a(real_b_z)
+        fake_la, fake_ga, fake_a_cam, _, fake_a_z = dis_a(fake_b2a)
+        fake_lb, fake_gb, fake_b_cam, _, fake_b_z = dis_b(fake_a2b)
+        fake_b2a2b, fake_a2b2a = gen2b(fake_a_z), gen2a(fake_b_z)
+        fake_a2a, fake_b2b = gen2a(real_a_z), gen2b(real_b_z)
+        terms = {
+            "g_adv_a": mse(fake_ga, ones(fake_ga))
+            + mse(fake_a_cam, ones(fake_a_cam))
+            + mse(fake_la, ones(fake_la)),
+            "g_adv_b": mse(fake_gb, ones(fake_gb))
+            + mse(fake_b_cam, ones(fake_b_cam))
+            + mse(fake_lb, ones(fake_lb)),
+            "cycle_a": 10 * l1(fake_a2b2a, real_a),
+            "cycle_b": 10 * l1(fake_b2a2b, real_b),
+            "recon_a": 10 * l1(fake_a2a, real_a),
+            "recon_b": 10 * l1(fake_b2b, real_b),
+        }
+        sum(terms.values()).backward()
+        g_optim.step()
+        terms.update(d_a=d_loss_a, d_b=d_loss_b)
+        for name, value in terms.items():
+            losses.setdefault(name, []).append(value.item())
+    after = {f"{n}/{k}": v.numpy() for n, net in nets.items()
+             for k, v in net.state_dict().items() if not k.endswith("weight_v")}  # fmt: skip
+    arrays = {f"before/{k}": v for k, v in before.items()}
+    arrays.update({f"after/{k}": v for k, v in after.items()})
+    arrays.update({f"pixels/{d}": v.numpy() for d, v in pixels.items()})
+    arrays.update({f"loss/{k}": np.asarray(v) for k, v in losses.items()})
+    np.savez_compressed(
+        path, lr=ONE_STEP_LR, iteration=ONE_STEP_ITERATION, weight_decay=1e-4, **arrays
+    )
+    print(f"{path.name}: {len(arrays)} arrays; last losses "
+          + ", ".join(f"{k} {v[-1]:.6f}" for k, v in losses.items()))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""README's CycleGAN figure: chosen test emoji of a translation run on the emoji pair, both ways,
-beside the true counterparts (which the training never saw paired).
+"""README's translation figures: chosen test emoji of translation runs on the emoji pair, both
+ways, beside the true counterparts (which the training never saw paired).
 
     python scripts/make_translation_figure.py --workdir=runs/cyclegan --data=data/emoji \\
         --out=docs/cyclegan_emoji.png [--names=1f600,1f638,...]
+    python scripts/make_translation_figure.py --workdir=runs/cyclegan,runs/nicegan ...
 
-Rows: Google (A), G_A(A) (to compare with the next row), Twitter (B), G_B(B) (to compare with the
-first row).
+Rows: Google (A), each run's A -> B (to compare with the next row), Twitter (B), each run's B -> A
+(to compare with the first row).
 Translations come from `python -m jaxgan.translate`'s `translate_folder` on the run's latest
 checkpoint.
 """
@@ -39,7 +40,7 @@ def translated_row(workdir, direction, folder, names, tmp):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--workdir", required=True, help="one run, or several separated by commas")
     parser.add_argument("--data", required=True, help="the prepared pair (trainA/ ... testB/)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--names", default=NAMES)
@@ -48,10 +49,13 @@ def main():
     read = lambda d: [np.asarray(Image.open(os.path.join(args.data, d, f"{n}.png")).convert("RGB"))
                       for n in names]  # noqa: E731  # fmt: skip
     a, b = read("testA"), read("testB")
-    with tempfile.TemporaryDirectory() as tmp:
-        a_to_b = translated_row(args.workdir, "AtoB", os.path.join(args.data, "testA"), names, tmp)
-        b_to_a = translated_row(args.workdir, "BtoA", os.path.join(args.data, "testB"), names, tmp)
-    rows = [a, a_to_b, b, b_to_a]
+    rows = {"AtoB": [a], "BtoA": [b]}
+    for workdir in args.workdir.split(","):
+        for direction, domain in (("AtoB", "testA"), ("BtoA", "testB")):
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = os.path.join(args.data, domain)
+                rows[direction].append(translated_row(workdir, direction, folder, names, tmp))
+    rows = rows["AtoB"] + rows["BtoA"]
     images = np.stack([im for row in rows for im in row]).astype(np.float32) / 127.5 - 1.0
     grid = run_logging.make_grid(images, columns=len(names))
     run_logging.save_png(args.out, grid)

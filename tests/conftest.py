@@ -76,12 +76,12 @@ def write_two_domain_folder(root, size=20, train=5, test=2):
     return root
 
 
-def _translation_smoke_config(root, num_steps=3):
-    """`configs/cyclegan.py:smoke` on `folder:root`, one device, a constant lr (num_steps may
+def _translation_smoke_config(root, num_steps=3, method="cyclegan"):
+    """`configs/<method>.py:smoke` on `folder:root`, one device, a constant lr (num_steps may
     change mid-run)."""
-    from configs import cyclegan
+    import importlib
 
-    c = cyclegan.get_config("smoke")
+    c = importlib.import_module(f"configs.{method}").get_config("smoke")
     c.data.dataset, c.tensorboard, c.num_devices = f"folder:{root}", False, 1
     c.num_steps, c.decay_steps = num_steps, 0
     return c
@@ -89,7 +89,8 @@ def _translation_smoke_config(root, num_steps=3):
 
 @pytest.fixture(scope="session")
 def translation_smoke_config():
-    """`translation_smoke_config(root, num_steps=3)`: the config `translation_run` trains."""
+    """`translation_smoke_config(root, num_steps=3, method='cyclegan')`: the config
+    `translation_run` trains (method: 'nicegan' for NICE-GAN's)."""
     return _translation_smoke_config
 
 

@@ -264,10 +264,15 @@ def test_user_errors_print_a_message_without_a_traceback(tmp_path):
 
 
 def test_the_registry_names_its_methods():
-    assert methods.get("gan").trainer.__module__ == "jaxgan.train"
-    assert methods.get("progressive").trainer.__module__ == "jaxgan.progressive"
-    assert methods.get("translation").trainer.__module__ == "jaxgan.translation"
-    with pytest.raises(
-        errors.ConfigError, match="config.method='pix2pix' .* gan, progressive, translation"
+    import importlib
+
+    for name, module in (
+        ("gan", "jaxgan.train"),
+        ("progressive", "jaxgan.progressive"),
+        ("cyclegan", "jaxgan.cyclegan"),
+        ("nicegan", "jaxgan.nicegan"),
+        ("translation", "jaxgan.cyclegan"),  # CycleGAN's runs from before NICE-GAN
     ):
+        assert methods.get(name) is importlib.import_module(module).METHOD
+    with pytest.raises(errors.ConfigError, match="config.method='pix2pix' .* gan, progressive, cy"):
         methods.get("pix2pix")

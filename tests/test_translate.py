@@ -17,7 +17,7 @@ from PIL import Image
 
 from jaxgan import errors, translate
 from jaxgan import logging as run_logging
-from jaxgan.translation import build_models
+from jaxgan.cyclegan import build_models
 
 LEVELS = 1  # grey levels a pixel may differ by (XLA float rounding across batch shapes)
 

@@ -17,9 +17,9 @@ from PIL import Image
 
 from jaxgan import errors
 from jaxgan import logging as run_logging
+from jaxgan.cyclegan import build_models
 from jaxgan.eval import features, fid, ms_ssim, registry, report, runner, scoring
 from jaxgan.eval.options import Options
-from jaxgan.translation import build_models
 
 # 2 test and 5 train images per domain: FID's covariances are singular (the formula is still
 # what is compared).

@@ -1,4 +1,4 @@
-"""CycleGAN's step pieces (jaxgan/translation.py) against the reference's definitions."""
+"""CycleGAN's step pieces (jaxgan/cyclegan.py) against the reference's definitions."""
 
 import pathlib
 
@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import errors, translation
+from jaxgan import cyclegan, errors, translation
+from jaxgan.models import cyclegan as cyclegan_networks
 
 
 class ReferencePool:
@@ -40,9 +41,9 @@ def _draws(key, n, size):
 
 def test_pool_fills_then_swaps_half_the_time_as_the_reference():
     size, shape = 3, (2, 2, 1)
-    pool = translation.pool_init(size, shape)
+    pool = cyclegan.pool_init(size, shape)
     reference = ReferencePool(size)
-    query = jax.jit(translation.pool_query)
+    query = jax.jit(cyclegan.pool_query)
     rng = np.random.RandomState(0)
     returned_old = kept_new = 0
     for i in range(12):
@@ -59,9 +60,9 @@ def test_pool_fills_then_swaps_half_the_time_as_the_reference():
 
 
 def test_a_zero_size_pool_passes_images_through():
-    pool = translation.pool_init(0, (2, 2, 3))
+    pool = cyclegan.pool_init(0, (2, 2, 3))
     images = jnp.arange(24.0).reshape(2, 2, 2, 3)
-    same_pool, out = translation.pool_query(pool, images, jax.random.key(0))
+    same_pool, out = cyclegan.pool_query(pool, images, jax.random.key(0))
     assert out is images and same_pool is pool
 
 
@@ -78,9 +79,9 @@ def test_generator_loss_equals_the_hand_computation_and_an_identity_generator_ha
     a, b = rng.randn(2, 4, 4, 3), rng.randn(2, 4, 4, 3)
     g = {"G_A": 1.5, "G_B": -0.5}
     d = {"D_A": 2.0, "D_B": 0.25}
-    weights = translation.Weights(cycle_a=10.0, cycle_b=7.0, identity=0.5)
-    gan = translation.gan_mode("lsgan")
-    loss, (fakes, terms) = translation.generator_loss(
+    weights = cyclegan.Weights(cycle_a=10.0, cycle_b=7.0, identity=0.5)
+    gan = cyclegan.gan_mode("lsgan")
+    loss, (fakes, terms) = cyclegan.generator_loss(
         g, d, generate, criticize, jnp.asarray(a), jnp.asarray(b), gan, weights
     )
     fake_b, fake_a = 1.5 * a, -0.5 * b
@@ -98,12 +99,12 @@ def test_generator_loss_equals_the_hand_computation_and_an_identity_generator_ha
     np.testing.assert_allclose(float(loss), sum(want.values()), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(fakes["B"]), fake_b, rtol=1e-6)
     identity = {"G_A": 1.0, "G_B": 1.0}
-    _, (_, terms) = translation.generator_loss(
+    _, (_, terms) = cyclegan.generator_loss(
         identity, d, generate, criticize, jnp.asarray(a), jnp.asarray(b), gan, weights
     )
     for name in ("cycle_a", "cycle_b", "idt_a", "idt_b"):
         assert float(terms[name]) == 0.0
-    _, (_, terms) = translation.generator_loss(
+    _, (_, terms) = cyclegan.generator_loss(
         g, d, generate, criticize, jnp.asarray(a), jnp.asarray(b), gan, weights._replace(identity=0)
     )
     assert "idt_a" not in terms
@@ -115,11 +116,11 @@ def test_critic_loss_is_half_the_reference_gan_loss_per_critic(mode):
     rng = np.random.RandomState(2)
     real_a, real_b, fake_a, fake_b = (rng.randn(3, 2, 2, 1) for _ in range(4))
     d = {"D_A": 1.5, "D_B": -2.0}
-    loss, terms = translation.critic_loss(
+    loss, terms = cyclegan.critic_loss(
         d,
         criticize,
         *map(jnp.asarray, (real_a, real_b, fake_a, fake_b)),
-        translation.gan_mode(mode),
+        cyclegan.gan_mode(mode),
     )
     score = lambda p, x: (p * x).mean(axis=(1, 2, 3))  # noqa: E731
     softplus = lambda x: np.log1p(np.exp(x))  # noqa: E731
@@ -136,7 +137,7 @@ def test_critic_loss_is_half_the_reference_gan_loss_per_critic(mode):
 
 def test_unknown_gan_mode_names_the_choices():
     with pytest.raises(errors.ConfigError, match="gan_mode='hinge'.*lsgan, vanilla, wgangp"):
-        translation.gan_mode("hinge")
+        cyclegan.gan_mode("hinge")
 
 
 def test_learning_rate_is_constant_then_linear_to_zero():
@@ -159,7 +160,6 @@ def _one_step_against_the_reference():
     import optax
 
     from jaxgan import parallel
-    from jaxgan.models import cyclegan
 
     fixture = np.load(pathlib.Path(__file__).parent / "fixtures" / "cyclegan" / "one_step.npz")
 
@@ -169,8 +169,14 @@ def _one_step_against_the_reference():
             return {k[len(prefix) :]: fixture[k] for k in fixture.files if k.startswith(prefix)}
 
         return (
-            {n: cyclegan.generator_params_from_torch(state_dict(n)) for n in ("G_A", "G_B")},
-            {n: cyclegan.discriminator_params_from_torch(state_dict(n)) for n in ("D_A", "D_B")},
+            {
+                n: cyclegan_networks.generator_params_from_torch(state_dict(n))
+                for n in ("G_A", "G_B")
+            },
+            {
+                n: cyclegan_networks.discriminator_params_from_torch(state_dict(n))
+                for n in ("D_A", "D_B")
+            },
         )
 
     (g, d), (want_g, want_d) = networks("before"), networks("after")
@@ -179,12 +185,12 @@ def _one_step_against_the_reference():
     state = {
         "step": jnp.zeros((), jnp.int32), "rng": jax.random.key_data(jax.random.key(0)),
         "g_params": g, "d_params": d, "g_opt": tx.init(g), "d_opt": tx.init(d),
-        "pool_a": translation.pool_init(0, (16, 16, 3), jnp.float64),
-        "pool_b": translation.pool_init(0, (16, 16, 3), jnp.float64),
+        "pool_a": cyclegan.pool_init(0, (16, 16, 3), jnp.float64),
+        "pool_b": cyclegan.pool_init(0, (16, 16, 3), jnp.float64),
     }  # fmt: skip
-    step = translation.make_train_step(
-        cyclegan.Generator(3, 4, 1), cyclegan.Discriminator(4, 1), tx, tx,
-        translation.gan_mode("lsgan"), translation.Weights(), parallel.make_mesh(1),
+    step = cyclegan.make_train_step(
+        cyclegan_networks.Generator(3, 4, 1), cyclegan_networks.Discriminator(4, 1), tx, tx,
+        cyclegan.gan_mode("lsgan"), cyclegan.Weights(), parallel.make_mesh(1),
     )  # fmt: skip
     pixels = {domain: fixture[f"pixels/{domain}"][None] for domain in "AB"}
     new, metrics = step(state, pixels)
