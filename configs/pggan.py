@@ -194,6 +194,7 @@ def _lsun256(c):
     c.data.resolution = 256
     c.data.flip = False  # bedroom and dog: the full set, no mirror (the 100k subsets mirror)
     c.batch_size = 16
+    c.model.mbstd_group_size = 16  # Theano Tstdeps 'all': one statistic over the minibatch of 16
     c.schedule.training_kimg = c.schedule.transition_kimg = 800.0
     c.schedule.total_kimg = 20000.0
     c.schedule.rampup_kimg = 40.0

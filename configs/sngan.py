@@ -51,6 +51,7 @@ def get_config(preset: str = ""):
         c.model.g_width, c.model.d_width = 256, 128
         c.num_steps = 50_000
         c.ema_decay = 0.0  # the reference samples from the trained generator itself
+        c.data.dequantize = True  # datasets/cifar10.py::get_example: x/128 - 1 + U(0, 1/128)
     else:
         raise ValueError(f"Unknown sngan preset {preset!r}: use '', 'cifar10' or 'smoke'.")
     return c

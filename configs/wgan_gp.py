@@ -46,11 +46,15 @@ def get_config(preset: str = ""):
         c.data.dataset = "tfds:cifar10"
         c.data.dequantize = True
         c.g_batch_size = 128
+        # gan_cifar_resnet.py samples from the trained G (no EMA): its Inception score compares
+        # with this; --config.ema_decay=0.999 trains (and evaluates) an EMA generator instead.
+        c.ema_decay = 0.0
     elif preset == "resnet64":
         c.data.dataset = "folder:data/images64"
         c.data.resolution = 64
         c.model.g_width = c.model.d_width = 64
         c.optim.g_lr = c.optim.d_lr = 1e-4
+        c.optim.decay = "constant"  # gan_64x64.py keeps Adam(1e-4) constant (no lib.decay)
         c.num_steps = 200_000
     else:
         raise ValueError(

@@ -95,7 +95,9 @@ def guard_update(train_step):
         keys = sorted(new_state)
         finite = {k: _all_finite(new_state[k]) for k in keys}
         ok = _all_finite(metrics) & jnp.all(jnp.stack([jnp.asarray(finite[k]) for k in keys]))
-        kept = jax.tree.map(lambda new, old: jnp.where(ok, new, old), new_state, state)
+        # One conditional, not a select per leaf: XLA fuses a per-leaf select into each leaf's
+        # producer, which made NICE-GAN's smoke step compile in 50 s instead of 13.
+        kept = jax.lax.cond(ok, lambda: new_state, lambda: state)
         kept["step"] = new_state["step"]
         mask = sum(
             (~jnp.asarray(finite[k])).astype(jnp.float32) * 2.0**i for i, k in enumerate(keys)

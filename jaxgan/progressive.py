@@ -21,8 +21,9 @@ A method on the shared run loop (`jaxgan/loop.py`), reusing the GAN method's pie
   beside `D_train_op`), then one generator update — or, with `simultaneous_updates` (Theano's
   `separate_funcs=False`, the CIFAR-10 run), G and D updated together from the same fakes.
 * Losses: WGAN-GP (λ 10, γ = `penalties.wgan_gp.target`) + ε-drift 0.001 through
-  `jaxgan.penalties`, or the LSGAN variant of App. B (`loss='pggan_lsgan'`) with the adaptive
-  multiplicative noise in D. AC-GAN terms (D on reals and fakes, G on fakes) when `model.ac_head`.
+  `jaxgan.penalties`, the gradient taken w.r.t. the final-resolution images as the references
+  take it (`full_resolution_penalty`), or the LSGAN variant of App. B (`loss='pggan_lsgan'`) with
+  the adaptive multiplicative noise in D. AC-GAN terms (D on reals and fakes, G on fakes) when `model.ac_head`.
 
 Checkpoint meta (beside the loop's): `data_cursor`, `cur_nimg` (real images shown), `lod`; a run
 resumed mid-fade continues at the same lod and stage.
@@ -340,6 +341,23 @@ def reset_optimizers(state: State, tx: optax.GradientTransformation, mesh) -> St
 # ----------------------------------------------------------------------------------------------
 
 
+def full_resolution_penalty(penalty, critic_fn, reals, fakes, real_scores, key, factor: int):
+    """`penalty` as the references take it: w.r.t. the *final-resolution* images, while the
+    networks run at the stage resolution, `factor` = final / stage resolution = 2^floor(lod).
+
+    TF `D_wgangp_acgan` differentiates D w.r.t. full-resolution mixed images (reals upscaled by
+    UpscaleLOD, G's output upscaled, D's first op a box downscale by 2^floor(lod)); the Theano
+    code repeats the reals by 2^min_lod for the same reason. With x = nearest-upscale(y) and D
+    seeing box-downscale(x) = y, ‖∇ₓD‖ = ‖∇_y D‖ / factor: the critic may be `factor` times
+    steeper at a coarse stage than the target γ says (8× at 4×4 for CIFAR-10). The same numbers
+    without full-resolution arrays: the penalty sees factor·y and the critic of y'/factor, whose
+    input gradient is ∇_y D / factor; a power-of-two scaling, exact in floating point.
+    """
+    return penalty(
+        lambda images: critic_fn(images / factor), factor * reals, factor * fakes, real_scores, key
+    )
+
+
 def make_train_step(config, generator, critic, tx, num_classes: int, mesh, stage: Stage):
     """`train_step(state, batch, inputs) -> (state, metrics)` for one stage, jitted.
 
@@ -354,7 +372,7 @@ def make_train_step(config, generator, critic, tx, num_classes: int, mesh, stage
     conditional_g = generator.num_classes > 0
     noisy = uses_noise(config)
     batch_sharding = parallel.sharded_on(mesh, 0)
-    r = stage.res_log2
+    r, final_log2 = stage.res_log2, progan.resolution_log2(config.data.resolution)
 
     def shard_batch(x):
         return jax.lax.with_sharding_constraint(x, batch_sharding)
@@ -384,7 +402,9 @@ def make_train_step(config, generator, critic, tx, num_classes: int, mesh, stage
         total = terms["adversarial"]
         fn = lambda images: critic_fn(d_params, images, alpha, strength, fake_key)[0]
         for (name, weight, penalty), k in zip(penalty_terms, penalty_keys):
-            terms[name] = penalty(fn, reals, fakes, real_scores, k)
+            terms[name] = full_resolution_penalty(
+                penalty, fn, reals, fakes, real_scores, k, factor=2 ** (final_log2 - r)
+            )
             total = total + weight * terms[name]
         if critic.num_classes:  # D_wgangp_acgan: class loss on reals (and on fakes)
             terms["ac"] = losses.classification(real_logits, labels)

@@ -307,3 +307,35 @@ def test_cifar10_preset_is_the_theano_run():
     assert c.penalties.drift.weight == 0.001 and c.model.mbstd_group_size == 16
     assert (c.optim.b1, c.optim.b2, c.optim.eps, c.optim.g_lr) == (0.0, 0.99, 1e-8, 1e-3)
     assert c.ema_decay == 0.999 and not c.ema_warmup
+
+
+@pytest.mark.parametrize("name", ["wgan_gp", "r1"])
+def test_the_penalty_is_taken_at_the_final_resolution_as_the_references_take_it(name):
+    """`full_resolution_penalty` at a 4×4 stage of a 16×16 run equals the TF construction done
+    literally (reals and fakes nearest-upscaled ×4, a critic that box-downscales its input first),
+    and differs from the penalty taken at the stage resolution (what jaxgan did before)."""
+    from jaxgan import penalties
+
+    rng = np.random.default_rng(0)
+    weights = rng.normal(size=(4 * 4 * 3, 5))
+
+    def critic(images):  # any smooth function of the stage-resolution images
+        return jnp.sum(jnp.tanh(images.reshape(images.shape[0], -1) @ weights), axis=-1)
+
+    with jax.enable_x64(True):
+        reals, fakes = (jnp.asarray(rng.uniform(-1, 1, (6, 4, 4, 3))) for _ in range(2))
+        key = jax.random.key(3)
+        penalty = penalties.get(name)  # wgan_gp with γ = 1
+        ours = progressive.full_resolution_penalty(
+            penalty, critic, reals, fakes, None, key, factor=4
+        )
+        literal = penalty(
+            lambda x: critic(layers.downsample_mean(x, 4)),
+            layers.upsample_nearest(reals, 4),
+            layers.upsample_nearest(fakes, 4),
+            None,
+            key,
+        )
+        at_stage = penalty(critic, reals, fakes, None, key)
+    np.testing.assert_allclose(float(ours), float(literal), rtol=1e-12)
+    assert abs(float(ours) - float(at_stage)) > 0.1 * abs(float(at_stage))
