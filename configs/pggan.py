@@ -13,8 +13,8 @@ Presets (specs/pggan_wgan_transfer_dcgan.md §1.5):
             narrow networks (fmap_base 256, fmap_max 64, z 64) and the paper's losses, optimiser,
             EMA and schedule shape, scaled to a 2-core CPU: 15 kimg at 4x4, then per resolution
             15 kimg fading in + 15 stabilising, 30 more at 32x32 (120 kimg). Measured on 2 idle
-            cores: ~3500 / 690 / 250 / 130 img/s at 4 / 8 / 16 / 32, 9 min 8 s in all with the
-            four compiles (one per resolution); on busy cores twice that. The EMA uses the warm-up (`ema_warmup`):
+            cores: 5 min 32 s in all with the four compiles (one per resolution); on busy cores
+            twice that. The EMA uses the warm-up (`ema_warmup`):
             a plain 0.999 average of ~3,500 steps would still show the random init.
             Expected: recognisable digits at 32x32; `resolutions/` holds one grid per resolution.
             Equal-time comparison without growing (the issue's acceptance):
