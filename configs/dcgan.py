@@ -10,6 +10,8 @@ N(0, 0.02) init, BatchNorm in both networks except the critic's first layer, no 
 
 Presets:
   default   mnist5k at 32x32, ngf = ndf = 32. Expected: digits; README.md gives measured numbers.
+            Its critic as a feature extractor and its latent space (walks, arithmetic): README's
+            "DCGAN's representations" (`jaxgan.experiments dcgan_features`, `jaxgan.interpolate`).
   ac        the DCGAN baseline of "How good is my GAN?" on mnist5k: class-conditional generator
             (per-class BatchNorm) and an AC head on the critic, TF-GAN's AC-GAN loss (class loss on
             real and fake images for the critic, weight 1; on fakes for the generator, weight 0.1),

@@ -19,7 +19,7 @@ import logging as std_logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
@@ -228,3 +228,42 @@ class Checkpointer:
 def abstract_like(tree: Any, sharding: jax.sharding.Sharding) -> Any:
     """ShapeDtypeStructs of `tree` (arrays or structs), all placed with `sharding`."""
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+
+
+def select_step(available: Sequence[int], step: str | int | None, directory: str) -> int:
+    """'latest' (or None) or a saved step (an int or its digits) -> the step; an error that lists
+    the saved ones."""
+    if not available:
+        raise errors.CheckpointError(
+            f"No checkpoints in {directory}: train the run first (python -m jaxgan.main)."
+        )
+    if step is None or step == "latest":
+        return available[-1]
+    try:
+        wanted = int(step)
+    except ValueError:
+        raise errors.ConfigError(
+            f"--step={step!r}: expected 'latest' or a checkpoint step, one of {list(available)}."
+        ) from None
+    if wanted not in available:
+        raise errors.ConfigError(
+            f"--step={wanted}: there is no checkpoint {wanted} in {directory}; it has "
+            f"{list(available)} (older ones are rotated out by keep_last)."
+        )
+    return wanted
+
+
+def restore_params(
+    workdir: str, entry: str | tuple[str, ...], step: str | int | None, mesh
+) -> tuple[Any, dict, int]:
+    """(params, meta, step): state entry `entry` (`Checkpointer.restore_state_entry`) of
+    checkpoint `step` ('latest', None or a saved step) of a run, replicated on the mesh."""
+    from jaxgan import parallel
+
+    ckpt = Checkpointer(workdir, read_only=True)
+    try:
+        chosen = select_step(ckpt.all_steps(), step, ckpt.directory)
+        params, meta = ckpt.restore_state_entry(chosen, entry, parallel.replicated(mesh))
+    finally:
+        ckpt.close()
+    return params, meta, chosen

@@ -4,6 +4,8 @@
   python -m jaxgan.experiments augmentation --workdir=W --subset_runs=W10,W25 [--num_generated=0]
   python -m jaxgan.experiments transfer --workdir=OUT --table=size|network|source|conditional|fewshot
       (Transferring GANs' tables: jaxgan/transfer_experiments.py)
+  python -m jaxgan.experiments dcgan_features --workdir=W --target=DATASET [--labels=100,1000,0]
+      (DCGAN's critic as a feature extractor, Tables 1-2: jaxgan/representations.py)
   common: [--checkpoint=latest|STEP] [--classifier_recipe=auto] [--classifier_steps=0]
       [--classifier_seed=0] [--seed=0] [--batch_size=200] [--real_split=train]
       [--baseline_split=test]
@@ -60,7 +62,7 @@ from jaxgan.eval.options import Options
 
 FLAGS = flags.FLAGS
 
-EXPERIMENTS = ("diversity", "augmentation", "transfer")
+EXPERIMENTS = ("diversity", "augmentation", "transfer", "dcgan_features")
 
 
 class _Setup:
@@ -327,6 +329,15 @@ def main(argv):
                 [int(s) for s in FLAGS.train_seeds], FLAGS.sources, FLAGS.freeze_blocks,
             )  # fmt: skip
             print(transfer_experiments.markdown(table), flush=True)
+        elif argv[1] == "dcgan_features":
+            from jaxgan import representations
+
+            table = representations.dcgan_features(
+                FLAGS.workdir, FLAGS.target, [int(n) for n in FLAGS.labels],
+                [int(s) for s in FLAGS.label_seeds], FLAGS.validation, FLAGS.checkpoint,
+                FLAGS.kmeans_centroids, FLAGS.batch_size,
+            )  # fmt: skip
+            print(representations.markdown(table), flush=True)
         else:
             table = augmentation(
                 FLAGS.workdir, FLAGS.subset_runs, FLAGS.num_generated, options, FLAGS.checkpoint
@@ -364,7 +375,7 @@ def define_flags() -> None:
     flags.DEFINE_string(
         "source", None, "transfer: the source run (default: WORKDIR/source, trained)."
     )
-    flags.DEFINE_string("target", "fashion_mnist", "transfer: the target dataset.")
+    flags.DEFINE_string("target", "fashion_mnist", "transfer, dcgan_features: the target dataset.")
     flags.DEFINE_enum(
         "table", "size", list(transfer_experiments.TABLES),
         "transfer: which table (jaxgan/transfer_experiments.py says what each trains).",
@@ -378,6 +389,18 @@ def define_flags() -> None:
         "sources", ["mnist5k", "fashion_mnist:class=0"], "transfer --table=source: source datasets."
     )
     flags.DEFINE_integer("freeze_blocks", 1, "transfer --table=fewshot: FreezeD's frozen blocks.")
+    flags.DEFINE_list(
+        "labels", ["100", "1000", "0"], "dcgan_features: labelled target images N (0: all)."
+    )
+    flags.DEFINE_list(
+        "label_seeds", ["0", "1", "2"], "dcgan_features: seeds of the labelled draws."
+    )
+    flags.DEFINE_integer(
+        "validation", 1000, "dcgan_features: class-balanced train images held out to choose C."
+    )
+    flags.DEFINE_integer(
+        "kmeans_centroids", 800, "dcgan_features: K of the k-means baseline (4K features)."
+    )
 
 
 if __name__ == "__main__":

@@ -169,41 +169,6 @@ def load_translation_config(workdir: str):
     return config, method
 
 
-def select_step(available: Sequence[int], step: str | int, directory: str) -> int:
-    """'latest' or a saved step (an int or its digits) -> the step; an error listing the saved ones."""
-    if not available:
-        raise errors.CheckpointError(
-            f"No checkpoints in {directory}: train the run first (python -m jaxgan.main)."
-        )
-    if step == "latest":
-        return available[-1]
-    try:
-        wanted = int(step)
-    except ValueError:
-        raise errors.ConfigError(
-            f"--step={step!r}: expected 'latest' or a checkpoint step, one of {list(available)}."
-        ) from None
-    if wanted not in available:
-        raise errors.ConfigError(
-            f"--step={wanted}: there is no checkpoint {wanted} in {directory}; it has "
-            f"{list(available)} (older ones are rotated out by keep_last)."
-        )
-    return wanted
-
-
-def restore_params(workdir: str, entry: str, step: str | int, mesh) -> tuple[dict, dict, int]:
-    """(params, meta, step): state entry `entry` of checkpoint `step`, replicated on the mesh."""
-    from jaxgan import checkpoint, parallel
-
-    ckpt = checkpoint.Checkpointer(workdir, read_only=True)
-    try:
-        chosen = select_step(ckpt.all_steps(), step, ckpt.directory)
-        params, meta = ckpt.restore_state_entry(chosen, entry, parallel.replicated(mesh))
-    finally:
-        ckpt.close()
-    return params, meta, chosen
-
-
 # ----------------------------------------------------------------------------------------------
 # Translating.
 # ----------------------------------------------------------------------------------------------
@@ -224,8 +189,8 @@ def translate_folder(
     Every input is checked (readable, large enough, no two with one output name) before the
     checkpoint is read, so a bad folder fails in a second, not after a restore and a compile.
     """
+    from jaxgan import checkpoint, parallel, translation
     from jaxgan import logging as run_logging
-    from jaxgan import parallel, translation
     from jaxgan.eval import sampling
     from jaxgan.eval.translation import device_batch, translate_images
 
@@ -240,7 +205,7 @@ def translate_folder(
     sizes = {path: translation_size(path, *original[path]) for path in paths}  # (height, width)
 
     mesh = parallel.make_mesh()
-    params, meta, step = restore_params(workdir, method.eval_params, step, mesh)
+    params, meta, step = checkpoint.restore_params(workdir, method.eval_params, step, mesh)
     network_config = sampling.checkpoint_config(meta, config)
     translate = method.translator(network_config, mesh)
     channels = network_config.data.channels

@@ -167,19 +167,7 @@ def sample_checkpoint(
     samplers = samplers or Samplers(channels, source.num_classes, mesh)
     devices = mesh.devices.size
     batch_size = -(-min(batch_size, n) // devices) * devices
-    ckpt = checkpoint.Checkpointer(workdir, read_only=True)
-    try:
-        available = ckpt.all_steps()
-        if not available:
-            raise FileNotFoundError(f"No checkpoints in {ckpt.directory}.")
-        step = available[-1] if step == "latest" else int(step)
-        if step not in available:
-            raise errors.ConfigError(
-                f"Checkpoint {step} is not in {ckpt.directory} (has {available})."
-            )
-        params, meta = ckpt.restore_state_entry(step, "ema_params", parallel.replicated(mesh))
-    finally:
-        ckpt.close()
+    params, meta, step = checkpoint.restore_params(workdir, "ema_params", step, mesh)
     sample = samplers(checkpoint_config(meta, config), meta)
     z, labels = generation_inputs(config, source.num_classes, n, batch_size, seed)
     images = generate(sample, params, z, labels, n, batch_size, mesh)

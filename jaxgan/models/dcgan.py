@@ -81,12 +81,16 @@ class Critic(nn.Module):
             x
         )
         x = nn.leaky_relu(x, 0.2)
+        # Each block's output, for the feature experiments (`jaxgan.representations`); a no-op
+        # unless the caller makes "intermediates" mutable.
+        self.sow("intermediates", "features", x)
         for i in range(1, n):
             features *= 2
             x = layers.Conv2D(
                 features, 4, 2, 1, use_bias=False, kernel_init=_CONV_INIT, name=f"Conv{i}"
             )(x)
             x = nn.leaky_relu(self._normalize(x, f"Norm{i}"), 0.2)
+            self.sow("intermediates", "features", x)
         score = layers.Conv2D(
             1, 4, 1, "VALID", use_bias=False, kernel_init=_CONV_INIT, name="Output"
         )(x)

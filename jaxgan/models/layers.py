@@ -295,11 +295,17 @@ class BatchNorm(nn.Module):
     epsilon: float = 1e-5
     scale_init: Initializer = nn.initializers.ones
 
-    @nn.compact
-    def __call__(self, x: Array, labels: Array | None = None) -> Array:
+    def statistics(self, x: Array) -> tuple[Array, Array]:
+        """The batch's per-channel (mean, variance) over (N, H, W). A method of its own so that a
+        caller may read or replace them (`nn.intercept_methods`): `jaxgan.representations` freezes
+        them to make a critic's features one image's alone."""
         axes = tuple(range(x.ndim - 1))
         mean = jnp.mean(x, axis=axes)
-        var = jnp.mean(jnp.square(x - mean), axis=axes)
+        return mean, jnp.mean(jnp.square(x - mean), axis=axes)
+
+    @nn.compact
+    def __call__(self, x: Array, labels: Array | None = None) -> Array:
+        mean, var = self.statistics(x)
         y = (x - mean) * lax.rsqrt(var + self.epsilon)
         c = x.shape[-1]
         if self.num_classes:
@@ -314,6 +320,29 @@ class BatchNorm(nn.Module):
         scale = self.param("scale", self.scale_init, (c,), jnp.float32)
         offset = self.param("offset", nn.initializers.zeros, (c,), jnp.float32)
         return y * scale + offset
+
+
+def batchnorm_statistics(frozen: dict | None = None, recorded: dict | None = None):
+    """An `nn.intercept_methods` interceptor of every `BatchNorm.statistics` call.
+
+    With `frozen` ({module path: (mean, var)}) each BatchNorm normalises with its entry instead of
+    its batch's: an image's output is then its own, not its batch's (a critic's features, a latent
+    walk's frames). Otherwise each layer's batch statistics are written to `recorded`: run a
+    reference batch through the model once to fill it. Inside `jax.jit` both must be traced with
+    the interceptor active; an already-compiled function ignores it.
+    """
+
+    def interceptor(next_fun, args, kwargs, context):
+        module = context.module
+        if context.method_name != "statistics" or not isinstance(module, BatchNorm):
+            return next_fun(*args, **kwargs)
+        path = "/".join(module.path)
+        if frozen is not None:
+            return frozen[path]
+        recorded[path] = next_fun(*args, **kwargs)
+        return recorded[path]
+
+    return interceptor
 
 
 class LayerNorm(nn.Module):
