@@ -5,6 +5,7 @@
   python -m jaxgan.bench --features=mnist_cnn [--num_images=10000]  # features_img_per_s
   python -m jaxgan.bench --features=inception_v3 [--num_images=500 --image_size=32]
   python -m jaxgan.bench --conv                                     # conv formulations, ms/step
+  python -m jaxgan.bench --data=prepared:DIR [--batch_size=64]       # data_img_per_s, host input
   JAXGAN_CONV_IMPL=patches python -m jaxgan.bench --config=...     # a whole step, one formulation
 
 `--conv` times a gradient-penalty step of two small critics per formulation: the strided stack is
@@ -253,8 +254,35 @@ def bench_features(
     }
 
 
+def bench_data(dataset: str, resolution: int, batch_size: int, num_images: int) -> dict:
+    """Host input throughput: `data.Batches` over `dataset` (the training stream: shuffled
+    indices, fitted uint8 batches) for `num_images` images after one warm-up batch."""
+    from jaxgan import data
+
+    source = data.open_source(dataset, "train")
+    shape = getattr(source, "images", None)
+    resolution = resolution or (shape.shape[1] if shape is not None else 64)
+    batches = data.Batches(source, batch_size, resolution, source.channels, seed=0)
+    try:
+        next(batches)
+        start, seen = time.perf_counter(), 0
+        while seen < num_images:
+            seen += next(batches)["image"].shape[1]
+        seconds = time.perf_counter() - start
+    finally:
+        batches.close()
+    return {"images": seen, "resolution": resolution, "data_img_per_s": round(seen / seconds)}
+
+
 def main(argv):
     del argv
+    if FLAGS.data:
+        result = bench_data(
+            FLAGS.data, FLAGS.data_resolution, FLAGS.batch_size or 64, FLAGS.num_images or 50_000,
+        )  # fmt: skip
+        for name, value in result.items():
+            print(f"{name}: {value}")
+        return
     if FLAGS.features:
         if FLAGS.features not in FEATURE_DEFAULTS:
             raise app.UsageError(
@@ -302,6 +330,12 @@ def define_flags() -> None:
     flags.DEFINE_integer("num_devices", 0, "Devices to shard feature batches over (0: all).")
     flags.DEFINE_bool(
         "conv", False, "Time the two convolution formulations on a WGAN-GP critic step."
+    )
+    flags.DEFINE_string(
+        "data", None, "Time the input stream of a dataset string instead (e.g. prepared:DIR)."
+    )
+    flags.DEFINE_integer(
+        "data_resolution", 0, "--data: batches' resolution (0: a prepared dataset's own, else 64)."
     )
 
 

@@ -335,3 +335,79 @@ def test_per_class_subset_of_a_tfds_dataset_reads_its_labels():
         assert len(subset) == 20 and np.bincount(subset.labels).tolist() == [2] * 10
         np.testing.assert_array_equal(subset.labels, whole.labels[index])
         np.testing.assert_array_equal(subset[3][0], whole[int(index[3])][0])
+
+
+# ----------------------------------------------------------------------------------------------
+# Prepared datasets (`python -m jaxgan.data.prepare DATASET --resolution=R --out=DIR`).
+# ----------------------------------------------------------------------------------------------
+
+
+def _write_sized_folder(root):
+    """Two classes of RGB PNGs of several sizes (so every image is cropped and resized)."""
+    rng = np.random.RandomState(0)
+    for i in range(9):
+        size = (20 + 3 * i, 17 + 2 * i)
+        pixels = rng.randint(0, 256, (*size, 3)).astype(np.uint8)
+        os.makedirs(root / f"class{i % 2}", exist_ok=True)
+        Image.fromarray(pixels).save(root / f"class{i % 2}" / f"{i}.png")
+
+
+def test_a_prepared_folder_holds_each_image_as_training_fits_it(tmp_path):
+    from jaxgan.data import prepare
+
+    _write_sized_folder(tmp_path / "images")
+    out = str(tmp_path / "prepared")
+    manifest = prepare.prepare_dataset(f"folder:{tmp_path / 'images'}", out, resolution=16)
+    assert manifest["splits"] == {"train": 9} and manifest["num_classes"] == 2
+    assert manifest["channels"] == 3 and not os.path.exists(out + f".tmp-{os.getpid()}")
+    folder = data.open_source(f"folder:{tmp_path / 'images'}")
+    ready = data.open_source(f"prepared:{out}")
+    assert isinstance(ready.images, np.memmap) and ready.images.shape == (9, 16, 16, 3)
+    for i in range(9):
+        image, label = folder[i]
+        np.testing.assert_array_equal(ready[i][0], data.fit_image(image, 16, 3))
+        assert ready[i][1] == label
+    with pytest.raises(errors.ConfigError, match="exists"):
+        prepare.prepare_dataset(f"folder:{tmp_path / 'images'}", out, resolution=16)
+    with pytest.raises(errors.ConfigError, match="not 'test'"):
+        data.open_source(f"prepared:{out}:test")
+
+
+def test_prepared_batches_are_the_folders_batches_and_resume_exactly(tmp_path):
+    from jaxgan.data import prepare
+
+    _write_sized_folder(tmp_path / "images")
+    out = str(tmp_path / "prepared")
+    prepare.prepare_dataset(f"folder:{tmp_path / 'images'}", out, resolution=16)
+
+    def stream(dataset, cursor=0):
+        source = data.open_source(dataset)
+        return data.Batches(
+            source, 4, 16, 3, seed=5, cursor=cursor, process_index=0, process_count=1
+        )
+
+    folder, ready = stream(f"folder:{tmp_path / 'images'}"), stream(f"prepared:{out}")
+    assert ready._stored_as_fitted and not folder._stored_as_fitted
+    batches = [next(ready) for _ in range(5)]  # 20 images: three epochs of 9
+    for batch in batches:
+        expected = next(folder)
+        np.testing.assert_array_equal(batch["image"], expected["image"])
+        np.testing.assert_array_equal(batch["label"], expected["label"])
+    resumed = stream(f"prepared:{out}", cursor=12)
+    np.testing.assert_array_equal(next(resumed)["image"], batches[3]["image"])
+    folder.close()
+
+
+def test_a_prepared_dataset_keeps_its_splits_and_parses_paths_with_colons(tmp_path):
+    from jaxgan.data import prepare
+
+    out = str(tmp_path / "a:b")
+    prepare.prepare_dataset("mnist5k", out, resolution=32)
+    for split in ("train", "test"):
+        ready, original = data.open_source(f"prepared:{out}:{split}"), sources.mnist5k(split)
+        np.testing.assert_array_equal(ready.images, original.images)
+        np.testing.assert_array_equal(ready.labels, original.labels)
+    assert data.parse(f"prepared:{out}:test") == ("prepared", out, "test")
+    assert data.parse(f"prepared:{out}") == ("prepared", out, None)
+    with pytest.raises(errors.DataError, match="prepared.json not found"):
+        data.open_source(f"prepared:{tmp_path}")

@@ -1,6 +1,11 @@
-"""Prepared datasets: written once as image folders, then read by `folder:DIR`.
+"""Prepared datasets, written once.
 
+  python -m jaxgan.data.prepare DATASET --resolution=R --out=DIR [--channels=C]
   python -m jaxgan.data.prepare emoji --out=DIR [--google=TGZ --twitter=TGZ] [--size=64]
+
+DATASET (any dataset string: folder:PATH, tfds:NAME, fashion_mnist, ...): every image fitted to
+R x R once, as PGGAN's and StyleGAN2-ADA's dataset tools do, into uint8 .npy arrays that training
+reads memory-mapped as `prepared:DIR` (`prepare_dataset`): no decoding or resizing per step.
 
 emoji: an offline, real, *paired* translation dataset (issue 14 item 5). The same emoji drawn in two
 artistic styles, Google's Noto (Apache-2.0) as domain A and Twitter's Twemoji (CC-BY 4.0) as
@@ -267,24 +272,82 @@ DATASETS = {"emoji": prepare_emoji}
 FLAGS = flags.FLAGS
 
 
+def prepare_dataset(
+    dataset: str, out: str, resolution: int, channels: int = 0, chunk: int = 1000
+) -> dict:
+    """Writes `dataset` (any dataset string) at `resolution` as a prepared dataset, read back by
+    `prepared:OUT`: OUT/<split>/images.npy (uint8 [N, R, R, C], each image `fit_image`-ed as
+    training would fit it), OUT/<split>/labels.npy (int32 [N]) and OUT/prepared.json. Splits train
+    and test (a folder: train only), in source order. Written into a temporary folder renamed at
+    the end: a killed run leaves no half-prepared OUT. Returns the manifest."""
+    import concurrent.futures
+
+    from jaxgan import data
+    from jaxgan.data import sources
+
+    if os.path.exists(out):
+        raise errors.ConfigError(f"--out={out} exists; prepare into a new folder.")
+    kind = data.parse(dataset)[0]
+    splits = ("train",) if kind == "folder" else ("train", "test")
+    tmp = f"{out}.tmp-{os.getpid()}"
+    manifest = {"dataset": dataset, "resolution": resolution, "splits": {}}
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for split in splits:
+            source = data.open_source(dataset, split, None, channels or None)
+            channels = channels or source.channels
+            os.makedirs(os.path.join(tmp, split))
+            images = np.lib.format.open_memmap(
+                os.path.join(tmp, split, sources.PREPARED_IMAGES), "w+", np.uint8,
+                (len(source), resolution, resolution, channels),
+            )  # fmt: skip
+            labels = np.empty(len(source), np.int32)
+            for start in range(0, len(source), chunk):
+                index = np.arange(start, min(start + chunk, len(source)))
+                batch, labels[index] = sources.fetch(source, index, pool)
+                images[index] = list(
+                    pool.map(lambda im: data.fit_image(im, resolution, channels), batch)
+                )
+            images.flush()
+            del images
+            np.save(os.path.join(tmp, split, sources.PREPARED_LABELS), labels)
+            manifest["splits"][split] = len(source)
+            manifest["num_classes"] = source.num_classes
+    manifest["channels"] = channels
+    with open(os.path.join(tmp, sources.PREPARED_MANIFEST), "w") as f:
+        json.dump(manifest, f, indent=1)
+    os.replace(tmp, out)
+    return manifest
+
+
 def main(argv):
-    if len(argv) != 2 or argv[1] not in DATASETS:
+    if len(argv) != 2:
         raise app.UsageError(
             f"Name one dataset to prepare: python -m jaxgan.data.prepare "
-            f"{{{','.join(DATASETS)}}} --out=DIR (got {' '.join(argv[1:]) or 'none'})."
+            f"{{{','.join(DATASETS)}}} --out=DIR, or python -m jaxgan.data.prepare DATASET "
+            f"--resolution=R --out=DIR (got {' '.join(argv[1:]) or 'none'})."
         )
     try:
-        manifest = DATASETS[argv[1]](
-            FLAGS.out, FLAGS.google, FLAGS.twitter, FLAGS.size, FLAGS.cache_dir
-        )
+        if argv[1] in DATASETS:
+            manifest = DATASETS[argv[1]](
+                FLAGS.out, FLAGS.google, FLAGS.twitter, FLAGS.size, FLAGS.cache_dir
+            )
+            summary = {**manifest["counts"], "only_in": manifest["only_in"]}
+        else:
+            if not FLAGS.resolution:
+                raise errors.ConfigError(
+                    f"Preparing {argv[1]} needs --resolution=R (the training resolution)."
+                )
+            summary = prepare_dataset(argv[1], FLAGS.out, FLAGS.resolution, FLAGS.channels)
     except errors.UserError as e:  # bad input: the message says what to do
         sys.exit(f"{type(e).__name__}: {e}")
-    print(json.dumps({"out": FLAGS.out, **manifest["counts"], "only_in": manifest["only_in"]}))
+    print(json.dumps({"out": FLAGS.out, **summary}))
 
 
 def define_flags() -> None:
     """Registered only when run as a program: importing this module defines no global flags."""
-    flags.DEFINE_string("out", None, "Folder to write trainA/ trainB/ testA/ testB/ into.")
+    flags.DEFINE_string(
+        "out", None, "Folder to write (DATASET: prepared.json, train/, test/; emoji: trainA/ ...)."
+    )
     flags.DEFINE_string(
         "google", None, "emoji: emoji-datasource-google tarball (default: npm pack)."
     )
@@ -293,6 +356,8 @@ def define_flags() -> None:
     )
     flags.DEFINE_integer("size", EMOJI_SIZE, f"Image size (at most {EMOJI_SIZE}).")
     flags.DEFINE_string("cache_dir", DEFAULT_CACHE_DIR, "Where `npm pack` puts the tarballs.")
+    flags.DEFINE_integer("resolution", 0, "DATASET: the training resolution to write at.")
+    flags.DEFINE_integer("channels", 0, "DATASET: channels to write (0: the source's).")
     flags.mark_flag_as_required("out")
 
 

@@ -12,6 +12,9 @@ Dataset strings (config `data.dataset`): `DATASET[:n=K | :class=C]`, DATASET one
                         or, without one, where Debian's `dataset-fashion-mnist` installs them.
   tfds:NAME[:SPLIT]     a *prepared* TFDS dataset read through `tfds.data_source` (ArrayRecord, no
                         TensorFlow import) from `data.data_dir` or $TFDS_DATA_DIR.
+  prepared:DIR[:SPLIT]  a dataset written once at its training resolution by `python -m
+                        jaxgan.data.prepare DATASET --resolution=R --out=DIR` (uint8 .npy arrays,
+                        memory-mapped): the format to feed an accelerator from.
   folder:PATH           image files under PATH read with PIL; sub-folders are classes (sorted names
                         -> labels 0..K-1), files directly in PATH get label 0. Unreadable files are
                         skipped, counted and reported.
@@ -84,6 +87,33 @@ class ArraySource:
 
     def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.images[indices], self.labels[indices]
+
+
+# A prepared dataset (`jaxgan.data.prepare`): DIR/prepared.json and DIR/<split>/{images,labels}.npy.
+PREPARED_MANIFEST, PREPARED_IMAGES, PREPARED_LABELS = "prepared.json", "images.npy", "labels.npy"
+
+
+def prepared(folder: str, split: str = "train") -> ArraySource:
+    """A prepared dataset's split: images uint8 [N, R, R, C] memory-mapped (a batch reads only its
+    rows' pages), labels int32 [N] in memory."""
+    import json
+
+    manifest_path = os.path.join(folder, PREPARED_MANIFEST)
+    if not os.path.exists(manifest_path):
+        raise errors.DataError(
+            f"{manifest_path} not found: prepared:DIR names a folder written by python -m "
+            f"jaxgan.data.prepare DATASET --resolution=R --out=DIR."
+        )
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    if split not in manifest["splits"]:
+        raise errors.ConfigError(
+            f"prepared:{folder} has splits {sorted(manifest['splits'])}, not {split!r} (a folder "
+            f"dataset is prepared as one 'train' split)."
+        )
+    images = np.load(os.path.join(folder, split, PREPARED_IMAGES), mmap_mode="r")
+    labels = np.load(os.path.join(folder, split, PREPARED_LABELS))
+    return ArraySource(images, labels, num_classes=manifest["num_classes"])
 
 
 def pad_digits(digits: np.ndarray) -> np.ndarray:
@@ -477,9 +507,13 @@ def parse(dataset: str) -> tuple[str, str, str | None]:
         return kind, name, split or None
     if kind == "folder" and rest:
         return kind, rest, None
+    if kind == "prepared" and rest:  # the path may hold colons: only a last known split is one
+        path, colon, split = rest.rpartition(":")
+        return (kind, path, split) if colon and split in ("train", "test") else (kind, rest, None)
     raise errors.ConfigError(
         f"Unknown dataset {dataset!r}. Use 'mnist5k', 'stacked_mnist5k', 'fashion_mnist', "
-        f"'tfds:NAME[:SPLIT]' (a prepared TFDS dataset) or 'folder:PATH' (a folder of images, "
+        f"'tfds:NAME[:SPLIT]' (a prepared TFDS dataset), 'prepared:DIR[:SPLIT]' (python -m "
+        f"jaxgan.data.prepare) or 'folder:PATH' (a folder of images, "
         f"class sub-folders as labels), each optionally followed by ':n=K' (K images of every "
         f"class of the train split)."
     )
@@ -503,6 +537,8 @@ def open_source(
         source = fashion_mnist(split, data_dir)
     elif kind == "tfds":
         source = TFDSSource(name, split, data_dir)
+    elif kind == "prepared":
+        source = prepared(name, split)
     else:
         source = FolderSource(name, channels)
     only_class = parse_class(dataset)[1]
