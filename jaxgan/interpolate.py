@@ -32,6 +32,7 @@ keeps its start's class, the arithmetic result takes c's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 
@@ -98,7 +99,6 @@ class CheckpointGenerator:
     of its own latent (BatchNorm statistics frozen, see the module docstring)."""
 
     def __init__(self, workdir: str, step: int | None = None, batch_size: int = 64):
-        import jax
 
         from jaxgan import checkpoint, data, errors, methods, parallel
         from jaxgan.eval import sampling
@@ -126,7 +126,6 @@ class CheckpointGenerator:
         self.conditional = sampling.generator_is_conditional(config)
         self.z_dim, self.batch_size = config.model.z_dim, batch_size
         self._frozen = self._record_statistics()
-        self._jax = jax
 
     def latents(self, n: int, seed: int) -> np.ndarray:
         """[n, z_dim]: the run's latent distribution drawn from `seed` (`train.sample_latents`)."""
@@ -141,32 +140,31 @@ class CheckpointGenerator:
         indices = np.asarray(indices, np.int32)
         return indices % self.num_classes if self.conditional else np.zeros_like(indices)
 
-    def _record_statistics(self) -> dict:
-        """Every BatchNorm's statistics on the reference latents ({} for a generator without)."""
+    def _eager_batchnorm(self, **statistics):
+        """A context in which the sampler runs eagerly with `layers.batchnorm_statistics(
+        **statistics)` intercepting its BatchNorm layers: the registry's sampler is already jitted,
+        and a compiled function would not see the interceptor (nor could traced statistics leave it)."""
         import flax.linen as nn
         import jax
 
         from jaxgan.models import layers
 
+        scope = contextlib.ExitStack()
+        scope.enter_context(jax.disable_jit())
+        scope.enter_context(nn.intercept_methods(layers.batchnorm_statistics(**statistics)))
+        return scope
+
+    def _record_statistics(self) -> dict:
+        """Every BatchNorm's statistics on the reference latents ({} for a generator without)."""
+        import jax
+
         z = self.latents(STATISTICS_LATENTS, STATISTICS_SEED)
-        labels = self.labels(np.arange(STATISTICS_LATENTS))
         recorded: dict = {}
-        # Eager: the registry's sampler is already jitted, and a compiled function would not see
-        # the interceptor (nor could traced statistics leave it).
-        with (
-            jax.disable_jit(),
-            nn.intercept_methods(layers.batchnorm_statistics(recorded=recorded)),
-        ):
-            self._sample(self.params, z, labels)
+        with self._eager_batchnorm(recorded=recorded):
+            self._sample(self.params, z, self.labels(np.arange(STATISTICS_LATENTS)))
         return jax.device_get(recorded)
 
     def __call__(self, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        import contextlib
-
-        import flax.linen as nn
-
-        from jaxgan.models import layers
-
         z, labels = np.asarray(z, np.float32), np.asarray(labels, np.int32)
         out = []
         for begin in range(0, len(z), self.batch_size):
@@ -177,14 +175,11 @@ class CheckpointGenerator:
             pad = self.batch_size - len(batch_z)  # full batches: the jitted path compiles once
             batch_z = np.concatenate([batch_z, np.zeros((pad, self.z_dim), np.float32)])
             batch_y = np.concatenate([batch_y, np.zeros((pad,), np.int32)])
-            if self._frozen:
-                scope = contextlib.ExitStack()
-                scope.enter_context(self._jax.disable_jit())
-                scope.enter_context(
-                    nn.intercept_methods(layers.batchnorm_statistics(frozen=self._frozen))
-                )
-            else:
-                scope = contextlib.nullcontext()
+            scope = (
+                self._eager_batchnorm(frozen=self._frozen)
+                if self._frozen
+                else contextlib.nullcontext()  # no BatchNorm: the jitted sampler as it is
+            )
             with scope:
                 images = self._sample(self.params, batch_z, batch_y)
             out.append(np.asarray(images, np.float32)[: self.batch_size - pad])
@@ -294,10 +289,10 @@ def make_walk(
     """`walk`: the PNG (one walk per row) and the GIF (all walks forward and back); their paths."""
     from jaxgan import logging as run_logging
 
-    generator = CheckpointGenerator(workdir, step, batch_size)
     pairs = list(pairs or [(2 * r, 2 * r + 1) for r in range(8)])
-    z = generator.latents(count, seed)
     _check_indices([i for pair in pairs for i in pair], count, "pairs")
+    generator = CheckpointGenerator(workdir, step, batch_size)
+    z = generator.latents(count, seed)
     walks = np.concatenate([interpolate_latents(z[i], z[j], steps, space) for i, j in pairs])
     labels = np.repeat(generator.labels([i for i, _ in pairs]), steps)
     images = generator(walks, labels)
