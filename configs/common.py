@@ -27,6 +27,9 @@ def run() -> ml_collections.ConfigDict:
     # A non-finite update is never applied; then 'stop' (name the step and a finite checkpoint) or
     # 'skip' (count it and go on, as PGGAN's TF code does).
     c.nonfinite = "stop"
+    # The networks' arithmetic in a train step: float32 | bfloat16 (activations bf16; parameters,
+    # optimizer state, normalisation statistics and losses stay float32: jaxgan/precision.py).
+    c.compute_dtype = "float32"
     # Start a fresh run from a pretrained one (Transferring GANs; jaxgan/transfer.py): WORKDIR[:STEP],
     # which networks ('g' with its EMA, 'd', or 'g,d'), and fnmatch patterns of parameter paths to
     # initialise fresh instead (e.g. 'd_params/Output/*').

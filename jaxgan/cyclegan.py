@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxgan import data, errors, losses, parallel, translation
+from jaxgan import data, errors, losses, parallel, precision, translation
 from jaxgan.models import cyclegan as networks
 from jaxgan.translation import l1
 
@@ -164,16 +164,20 @@ def make_train_step(
     gan: losses.Loss,
     weights: Weights,
     mesh,
+    compute_dtype=jnp.float32,
 ) -> Callable[[State, dict], tuple[State, dict]]:
     """The jitted `train_step(state, {'A': uint8 [1, N, H, W, C], 'B': ...}) -> (state, metrics)`.
 
     state: {step, rng, g_params {G_A, G_B}, d_params {D_A, D_B}, g_opt, d_opt, pool_a, pool_b}.
     optimize_parameters (spec §1.5): G_A and G_B step jointly on `generator_loss` (one Adam over
     both, as the reference chains their parameters), then D_A and D_B on `critic_loss`, judging
-    the fakes of the forward pass before G's update, through the pools.
+    the fakes of the forward pass before G's update, through the pools. The networks compute in
+    `compute_dtype` (`jaxgan/precision.py`); parameters, optimizers, losses and pools stay float32.
     """
-    generate = lambda params, x: generator.apply({"params": params}, x)  # noqa: E731
-    criticize = lambda params, x: critic.apply({"params": params}, x)  # noqa: E731
+    generator_apply = precision.in_compute_dtype(generator.apply, compute_dtype)
+    critic_apply = precision.in_compute_dtype(critic.apply, compute_dtype)
+    generate = lambda params, x: generator_apply({"params": params}, x)  # noqa: E731
+    criticize = lambda params, x: critic_apply({"params": params}, x)  # noqa: E731
 
     def train_step(state: State, batch: dict) -> tuple[State, dict]:
         key = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
@@ -266,7 +270,7 @@ def build(config: ml_collections.ConfigDict, mesh) -> translation.Model:
     generator, critic = build_models(config, d.channels)
     g_tx, d_tx = make_optimizer(config), make_optimizer(config)
     weights = Weights(config.lambda_a, config.lambda_b, config.lambda_identity)
-    apply = jax.jit(
+    apply = jax.jit(  # float32 whatever config.compute_dtype: evaluation and sample grids
         lambda params, x: generator.apply({"params": params}, x),
         out_shardings=parallel.replicated(mesh),
     )
@@ -274,7 +278,14 @@ def build(config: ml_collections.ConfigDict, mesh) -> translation.Model:
     return translation.Model(
         init_state=lambda: create_state(config, generator, critic, g_tx, d_tx, image_shape, mesh),
         train_step=make_train_step(
-            generator, critic, g_tx, d_tx, gan_mode(config.gan_mode), weights, mesh
+            generator,
+            critic,
+            g_tx,
+            d_tx,
+            gan_mode(config.gan_mode),
+            weights,
+            mesh,
+            precision.compute_dtype(config),
         ),
         translate=lambda g_params, images, direction: apply(
             g_params[GENERATOR_OF[translation.check_direction(direction)]], images

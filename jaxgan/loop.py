@@ -40,7 +40,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxgan import checkpoint, errors, methods, parallel, transfer
+from jaxgan import checkpoint, errors, methods, parallel, precision, transfer
 from jaxgan import logging as run_logging
 
 State = dict[str, Any]
@@ -60,6 +60,7 @@ SAFE_TO_CHANGE = frozenset(
         "tensorboard",
         "num_devices",
         "nonfinite",
+        "compute_dtype",  # the state is float32 either way (jaxgan/precision.py)
         "data.data_dir",
         "optim.g_lr",
         "optim.d_lr",
@@ -312,6 +313,7 @@ class Preemption:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State:
     """Trains `config` in `workdir`, resuming from its newest readable checkpoint if it has one."""
     method = methods.get(config.method)
+    precision.compute_dtype(config)  # a bad value fails here, before anything is built
     if config.nonfinite not in ("stop", "skip"):
         raise errors.ConfigError(
             f"config.nonfinite={config.nonfinite!r}: expected 'stop' or 'skip'."

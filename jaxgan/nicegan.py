@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxgan import data, errors, losses, parallel, translation
+from jaxgan import data, errors, losses, parallel, precision, translation
 from jaxgan.models import layers
 from jaxgan.models import nicegan as networks
 
@@ -59,14 +59,21 @@ class Networks(NamedTuple):
     generate: Callable  # (params, code) -> images
 
 
-def make_networks(generator: nn.Module, discriminator: nn.Module) -> Networks:
+def make_networks(
+    generator: nn.Module, discriminator: nn.Module, compute_dtype=jnp.float32
+) -> Networks:
+    """The networks computing in `compute_dtype` (`jaxgan/precision.py`): their parameters, u,
+    outputs and the losses stay float32."""
+    generator_apply = precision.in_compute_dtype(generator.apply, compute_dtype)
+    discriminator_apply = precision.in_compute_dtype(discriminator.apply, compute_dtype)
+
     def discriminate(params, u, images):
-        out, variables = discriminator.apply(
+        out, variables = discriminator_apply(
             {"params": params, SPECTRAL: u}, images, mutable=[SPECTRAL]
         )
         return out, variables[SPECTRAL]
 
-    return Networks(discriminate, lambda params, code: generator.apply({"params": params}, code))
+    return Networks(discriminate, lambda params, code: generator_apply({"params": params}, code))
 
 
 def _adversarial(gan: losses.Loss, real, fake) -> jax.Array:
@@ -238,7 +245,8 @@ def make_translator(generator: nn.Module, discriminator: nn.Module, mesh) -> Cal
     encoder in evaluation mode (u read, not advanced), then the target's decoder, as the
     reference's `test()`. PyTorch's eval mode divides by σ = uᵀWv with its stored u and v; here
     one power iteration from the stored u recomputes v first (the layer keeps no v), which agrees
-    with it to the power iteration's convergence."""
+    with it to the power iteration's convergence. In float32 whatever config.compute_dtype
+    (evaluation and sample grids)."""
 
     @functools.partial(jax.jit, static_argnums=2, out_shardings=parallel.replicated(mesh))
     def apply(params, images, direction):
@@ -264,7 +272,7 @@ def build(config: ml_collections.ConfigDict, mesh) -> translation.Model:
     generator, discriminator = build_models(config)
     g_tx, d_tx = make_optimizer(config), make_optimizer(config)
     weights = Weights(config.adv_weight, config.cycle_weight, config.recon_weight)
-    nets = make_networks(generator, discriminator)
+    nets = make_networks(generator, discriminator, precision.compute_dtype(config))
     return translation.Model(
         init_state=lambda: create_state(config, generator, discriminator, g_tx, d_tx, mesh),
         train_step=make_train_step(nets, g_tx, d_tx, translation.least_squares(), weights, mesh),

@@ -45,7 +45,18 @@ import numpy as np
 import optax
 from absl import logging
 
-from jaxgan import checkpoint, data, errors, loop, losses, methods, parallel, penalties, train
+from jaxgan import (
+    checkpoint,
+    data,
+    errors,
+    loop,
+    losses,
+    methods,
+    parallel,
+    penalties,
+    precision,
+    train,
+)
 from jaxgan import logging as run_logging
 from jaxgan.models import layers, progan
 
@@ -373,6 +384,11 @@ def make_train_step(config, generator, critic, tx, num_classes: int, mesh, stage
     noisy = uses_noise(config)
     batch_sharding = parallel.sharded_on(mesh, 0)
     r, final_log2 = stage.res_log2, progan.resolution_log2(config.data.resolution)
+    # The networks compute in config.compute_dtype (alpha and the noise strength cast with their
+    # inputs); params, optimizer and losses stay float32.
+    dtype = precision.compute_dtype(config)
+    generator_apply = precision.in_compute_dtype(generator.apply, dtype)
+    critic_apply = precision.in_compute_dtype(critic.apply, dtype)
 
     def shard_batch(x):
         return jax.lax.with_sharding_constraint(x, batch_sharding)
@@ -380,10 +396,10 @@ def make_train_step(config, generator, critic, tx, num_classes: int, mesh, stage
     def generate(g_params, key, labels, alpha):
         z = shard_batch(train.sample_latents(config, key, labels.shape[0]))
         alpha = alpha if stage.fade_in else None
-        return generator.apply({"params": g_params}, z, labels, res_log2=r, alpha=alpha)
+        return generator_apply({"params": g_params}, z, labels, res_log2=r, alpha=alpha)
 
     def critic_fn(d_params, images, alpha, strength, key):
-        return critic.apply(
+        return critic_apply(
             {"params": d_params},
             images,
             res_log2=r,
@@ -532,6 +548,7 @@ def make_stage_sampler(generator: progan.Generator, stage: Stage, mesh=None):
     """`sample(params, z, labels, alpha) -> images [N, 2^r, 2^r, C]` at the stage resolution, jitted.
 
     The output is replicated on `mesh` (a sample grid is small and every process can read it).
+    Float32 whatever `config.compute_dtype` (`jaxgan/precision.py`).
     """
 
     def sample(params, z, labels, alpha):

@@ -24,9 +24,9 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxgan import augment, data, errors, loop, losses, methods, parallel, penalties
+from jaxgan import augment, data, errors, loop, losses, methods, parallel, penalties, precision
 from jaxgan import logging as run_logging
-from jaxgan.models import dcgan, resnet, sngan
+from jaxgan.models import dcgan, layers, resnet, sngan
 
 State = dict[str, Any]
 
@@ -285,6 +285,10 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
     d_lr = learning_rate_fn(config, config.optim.d_lr)
     g_lr = learning_rate_fn(config, config.optim.g_lr)
     batch_sharding = parallel.sharded_on(mesh, 0)
+    # The networks compute in config.compute_dtype; params, optimizer and losses stay float32.
+    dtype = precision.compute_dtype(config)
+    generator_apply = precision.in_compute_dtype(generator.apply, dtype)
+    critic_apply = precision.in_compute_dtype(critic.apply, dtype)
 
     def shard_batch(x):
         return jax.lax.with_sharding_constraint(x, batch_sharding)
@@ -296,10 +300,10 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
 
     def generate(g_params, key, labels):
         z = shard_batch(sample_latents(config, key, labels.shape[0]))
-        return generator.apply({"params": g_params}, z, labels)
+        return generator_apply({"params": g_params}, z, labels)
 
     def apply_critic(d_params, d_state, images, labels):
-        return critic.apply({"params": d_params, **d_state}, images, labels)
+        return critic_apply({"params": d_params, **d_state}, images, labels)
 
     def critic_loss(d_params, d_state, g_params, reals, labels, key):
         real_augment_key = fake_augment_key = None  # diff_augment with policy '' is the identity
@@ -313,7 +317,7 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
         fakes = jax.lax.stop_gradient(generate(g_params, z_key, fake_y))
         # The critic's state (spectral norm's power iteration) advances once per critic step, on the
         # real batch; every other call of this step, the penalty's inner gradient included, reads it.
-        (real_scores, real_logits), d_state = critic.apply(
+        (real_scores, real_logits), d_state = critic_apply(
             {"params": d_params, **d_state}, augment_reals(reals), labels, mutable=list(d_state)
         )
         fake_scores, fake_logits = apply_critic(
@@ -427,7 +431,8 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
 
 
 def make_sampler(generator: nn.Module, mesh) -> Callable:
-    """`sample(params, z, labels) -> images [N, H, W, C] in [-1, 1]`, jitted.
+    """`sample(params, z, labels) -> images [N, H, W, C] in [-1, 1]`, jitted, in float32 whatever
+    `config.compute_dtype` (`jaxgan/precision.py`).
 
     The output is replicated: a sample grid is small, and every process of a multi-host run can
     then read it (a batch-sharded array is not addressable from one host).

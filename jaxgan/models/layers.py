@@ -12,6 +12,14 @@ equalized learning rate) and so that the *way* XLA computes them can be chosen p
   gradients as patch products (`JAXGAN_CONV_IMPL=lax|patches` forces one; both agree to float
   rounding, see tests/test_layers.py). Measurements: `python -m jaxgan.bench --conv`.
 
+Under bfloat16 activations (`config.compute_dtype`, `jaxgan/precision.py`) two kinds of arithmetic
+run in at least float32 and are cast back to the activations' dtype: normalisation statistics
+(`in_float32`: with 8 significant bits, x - mean cancels to a few levels and a variance of many
+terms loses most of its digits) and every parameter broadcast over activations, a bias, scale or
+offset (`scale_and_shift`: its gradient is a sum over the batch and the pixels, and XLA:CPU adds
+a bfloat16 sum in bfloat16, which stalls once the total is 2^8 times the terms). With float32
+activations both are the plain float32 arithmetic they always were.
+
 Normalisation layers use batch statistics always, as the references do when they sample
 (tflib's `Batchnorm(is_training=None)`, the PyTorch DCGAN example never switching to eval mode).
 Under `jax.jit` with a batch sharded over the `data` mesh axis, those statistics are global over
@@ -207,6 +215,34 @@ def fan_in(shape: Sequence[int]) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
+# Statistics in float32 under bfloat16 activations.
+# ----------------------------------------------------------------------------------------------
+
+
+def at_least_float32(x: Array) -> Array:
+    """x as float32 if it is narrower (bfloat16); float32 and float64 as they are."""
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+def in_float32(normalize: Callable[..., Array]) -> Callable[..., Array]:
+    """`normalize(x, ...)` computed on `at_least_float32(x)`, its result cast back to x's dtype."""
+
+    @functools.wraps(normalize)
+    def normalize_in_float32(x: Array, *args, **kwargs) -> Array:
+        return normalize(at_least_float32(x), *args, **kwargs).astype(x.dtype)
+
+    return normalize_in_float32
+
+
+@in_float32
+def scale_and_shift(x: Array, scale: Array | None = None, offset: Array | None = None) -> Array:
+    """x · scale + offset (either may be None), with scale and offset broadcast to x in float32."""
+    if scale is not None:
+        x = x * scale
+    return x if offset is None else x + offset
+
+
+# ----------------------------------------------------------------------------------------------
 # Modules.
 # ----------------------------------------------------------------------------------------------
 
@@ -228,7 +264,8 @@ class Dense(nn.Module):
             kernel = spectral_normalize(self, kernel)
         y = x @ (kernel * self.runtime_scale if self.runtime_scale != 1.0 else kernel)
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+            bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+            y = scale_and_shift(y, offset=bias)
         return y
 
 
@@ -256,7 +293,8 @@ class Conv2D(nn.Module):
             kernel = kernel * self.runtime_scale
         y = conv2d(x, kernel, self.stride, self.padding)
         if self.use_bias:
-            y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32)
+            bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
+            y = scale_and_shift(y, offset=bias)
         return y
 
 
@@ -279,7 +317,8 @@ class ConvTranspose2D(nn.Module):
         out_hw = (x.shape[1] * self.stride, x.shape[2] * self.stride)
         y = conv2d_transpose(x, kernel, self.stride, self.padding, out_hw)
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+            bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+            y = scale_and_shift(y, offset=bias)
         return y
 
 
@@ -299,6 +338,7 @@ class BatchNorm(nn.Module):
         """The batch's per-channel (mean, variance) over (N, H, W). A method of its own so that a
         caller may read or replace them (`nn.intercept_methods`): `jaxgan.representations` freezes
         them to make a critic's features one image's alone."""
+        x = at_least_float32(x)
         axes = tuple(range(x.ndim - 1))
         mean = jnp.mean(x, axis=axes)
         return mean, jnp.mean(jnp.square(x - mean), axis=axes)
@@ -306,20 +346,22 @@ class BatchNorm(nn.Module):
     @nn.compact
     def __call__(self, x: Array, labels: Array | None = None) -> Array:
         mean, var = self.statistics(x)
-        y = (x - mean) * lax.rsqrt(var + self.epsilon)
+        y = ((at_least_float32(x) - mean) * lax.rsqrt(var + self.epsilon)).astype(x.dtype)
         c = x.shape[-1]
         if self.num_classes:
             if labels is None:
                 raise ValueError("A class-conditional BatchNorm needs `labels` (int [N]).")
-            scale = self.param("scale", self.scale_init, (self.num_classes, c), jnp.float32)[labels]
-            offset = self.param(
-                "offset", nn.initializers.zeros, (self.num_classes, c), jnp.float32
+            # Looked up in float32 too: the lookup's gradient adds the samples of each class.
+            table = lambda name, init: at_least_float32(
+                self.param(name, init, (self.num_classes, c), jnp.float32)
             )[labels]
             shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
-            return y * scale.reshape(shape) + offset.reshape(shape)
+            scale = table("scale", self.scale_init).reshape(shape)
+            offset = table("offset", nn.initializers.zeros).reshape(shape)
+            return scale_and_shift(y, scale, offset)
         scale = self.param("scale", self.scale_init, (c,), jnp.float32)
         offset = self.param("offset", nn.initializers.zeros, (c,), jnp.float32)
-        return y * scale + offset
+        return scale_and_shift(y, scale, offset)
 
 
 def batchnorm_statistics(frozen: dict | None = None, recorded: dict | None = None):
@@ -355,14 +397,18 @@ class LayerNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        axes = tuple(range(1, x.ndim))
-        mean = jnp.mean(x, axis=axes, keepdims=True)
-        var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
-        y = (x - mean) * lax.rsqrt(var + self.epsilon)
+        y = standardize(x, tuple(range(1, x.ndim)), self.epsilon)
         c = x.shape[-1]
-        return y * self.param("scale", nn.initializers.ones, (c,)) + self.param(
-            "offset", nn.initializers.zeros, (c,)
-        )
+        scale = self.param("scale", nn.initializers.ones, (c,))
+        return scale_and_shift(y, scale, self.param("offset", nn.initializers.zeros, (c,)))
+
+
+@in_float32
+def standardize(x: Array, axes: tuple[int, ...], epsilon: float) -> Array:
+    """(x - mean) · rsqrt(var + epsilon), mean and biased variance over `axes` of each sample."""
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
+    return (x - mean) * lax.rsqrt(var + epsilon)
 
 
 def instance_norm(x: Array, epsilon: float = 1e-5) -> Array:
@@ -372,9 +418,7 @@ def instance_norm(x: Array, epsilon: float = 1e-5) -> Array:
     CycleGAN default (networks.py `get_norm_layer('instance')`): biased variance, eps 1e-5, the
     same in train and test mode. Per-sample, so sharding the batch never changes it.
     """
-    mean = jnp.mean(x, axis=(1, 2), keepdims=True)
-    var = jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
-    return (x - mean) * lax.rsqrt(var + epsilon)
+    return standardize(x, (1, 2), epsilon)
 
 
 def reflection_pad(x: Array, pad: int) -> Array:
@@ -424,6 +468,7 @@ def equalized_lr(fan_in: int, gain: float = HE_GAIN, enabled: bool = True) -> di
     return {"kernel_init": normal(std), "runtime_scale": 1.0}
 
 
+@in_float32
 def pixel_norm(x: Array, epsilon: float = 1e-8) -> Array:
     """x · rsqrt(mean_c(x²) + ε): every pixel's feature vector to unit mean square (paper §4.2).
 
@@ -455,7 +500,7 @@ def minibatch_stddev(x: Array, group_size: int = 4) -> Array:
             f"batch size that is a multiple of {g} (or config.model.mbstd_group_size=0 to disable)."
         )
     # Statistics in at least float32 (networks.py casts to float32); float64 stays float64.
-    y = x.astype(jnp.promote_types(x.dtype, jnp.float32)).reshape(g, n // g, h, w, c)
+    y = at_least_float32(x).reshape(g, n // g, h, w, c)
     y = y - jnp.mean(y, axis=0, keepdims=True)
     y = jnp.sqrt(jnp.mean(jnp.square(y), axis=0) + 1e-8)  # [M, H, W, C]
     y = jnp.mean(y, axis=(1, 2, 3)).astype(x.dtype)  # [M]
@@ -498,7 +543,8 @@ def spectral_normalize(module: nn.Module, kernel: Array, name: str = "kernel") -
     when the caller made the collection mutable, which the train step does once per critic
     update, on the reals: never inside the gradient penalty's inner gradient or the generator step.
     """
-    matrix = kernel.reshape(-1, kernel.shape[-1]).T  # [C_out, fan_in]
+    # The power iteration in float32 (u is stored float32); W / σ in the kernel's dtype.
+    matrix = at_least_float32(kernel).reshape(-1, kernel.shape[-1]).T  # [C_out, fan_in]
     u_var = module.variable(
         SPECTRAL_COLLECTION,
         f"{name}_u",
@@ -510,7 +556,7 @@ def spectral_normalize(module: nn.Module, kernel: Array, name: str = "kernel") -
     sigma = u @ matrix @ v
     if module.is_mutable_collection(SPECTRAL_COLLECTION) and not module.is_initializing():
         u_var.value = u
-    return kernel / sigma
+    return (at_least_float32(kernel) / sigma).astype(kernel.dtype)
 
 
 class Embed(nn.Module):

@@ -127,11 +127,11 @@ class CAM(nn.Module):
         kernel = self.param("kernel", _KERNEL_INIT, (2 * c, 1), jnp.float32)  # fc.weight_orig.T
         pooled = jnp.concatenate([jnp.mean(x, axis=(1, 2)), jnp.max(x, axis=(1, 2))], axis=-1)
         cam_logits = pooled @ layers.spectral_normalize(self, kernel).astype(x.dtype)
-        weighted = jnp.concatenate([x, x], axis=-1) * kernel[:, 0].astype(x.dtype)
+        weighted = layers.scale_and_shift(jnp.concatenate([x, x], axis=-1), kernel[:, 0])
         h = _conv(weighted, c, 1, name="Conv1x1")  # no spectral norm in the reference
         lamda = self.param("lamda", nn.initializers.zeros, (1,), jnp.float32)
         # lamda = 0 at init switches the attention branch off: code = LReLU(x).
-        code = nn.leaky_relu(lamda.astype(x.dtype) * h + x, 0.2)
+        code = nn.leaky_relu(layers.scale_and_shift(h, lamda, x), 0.2)
         return code, cam_logits
 
 
@@ -224,11 +224,13 @@ def _check_input(images: jax.Array) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
+@layers.in_float32
 def instance_layer_mix(x: jax.Array, rho: jax.Array, epsilon: float = 1e-5) -> jax.Array:
     """softmax(ρ)₀ · IN(x) + softmax(ρ)₁ · LN(x): the shared core of NICE's ILN and adaILN.
 
     x: [N, H, W, C]; rho: [C, 2]. IN over (H, W), LN over (H, W, C), each with `torch.var`'s
     unbiased (N - 1) variance and eps 1e-5 inside the square root (networks.py l.177-181).
+    Computed in at least float32 (bfloat16 activations: `layers.in_float32`).
     """
     in_mean = jnp.mean(x, axis=(1, 2), keepdims=True)
     in_var = jnp.var(x, axis=(1, 2), keepdims=True, ddof=1)
@@ -257,7 +259,7 @@ class ILN(nn.Module):
         rho = self.param("rho", _rho_init(1.0, 3.2), (c, 2), jnp.float32)
         gamma = self.param("gamma", nn.initializers.ones, (c,), jnp.float32)
         beta = self.param("beta", nn.initializers.zeros, (c,), jnp.float32)
-        return instance_layer_mix(x, rho) * gamma.astype(x.dtype) + beta.astype(x.dtype)
+        return layers.scale_and_shift(instance_layer_mix(x, rho), gamma, beta)
 
 
 class AdaILN(nn.Module):
@@ -266,7 +268,9 @@ class AdaILN(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, gamma: jax.Array, beta: jax.Array) -> jax.Array:
         rho = self.param("rho", _rho_init(3.2, 1.0), (x.shape[-1], 2), jnp.float32)
-        return instance_layer_mix(x, rho) * gamma[:, None, None, :] + beta[:, None, None, :]
+        return layers.scale_and_shift(
+            instance_layer_mix(x, rho), gamma[:, None, None, :], beta[:, None, None, :]
+        )
 
 
 class ResnetAdaILNBlock(nn.Module):
