@@ -1,19 +1,18 @@
 """SWD: pyramid vs scipy.ndimage mirror convolution, per-piece references, end-to-end PGGAN algorithm."""
 
+import jax
 import numpy as np
 import pytest
 import scipy.ndimage
 
 from jaxgan.eval import swd
 
-KERNEL = (
-    np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]).astype(np.float32) / 256.0
-)  # PGGAN gaussian_filter
+KERNEL = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256.0  # PGGAN gaussian_filter
 SMALL = swd.SWDConfig(nhoods_per_image=16, dir_repeats=2, dirs_per_repeat=20, num_images=0)
 
 
 def _scipy_pyramid(images_nchw, num_levels):
-    """PGGAN generate_laplacian_pyramid written with the full 2-D kernel and scipy's mirror mode."""
+    """PGGAN generate_laplacian_pyramid with the full 2-D kernel and scipy's mirror mode, in float64."""
 
     def down(x):
         return scipy.ndimage.convolve(x, KERNEL[None, None], mode="mirror")[:, :, ::2, ::2]
@@ -23,7 +22,7 @@ def _scipy_pyramid(images_nchw, num_levels):
         z[:, :, ::2, ::2] = x
         return scipy.ndimage.convolve(z, 4 * KERNEL[None, None], mode="mirror")
 
-    pyramid = [np.float32(images_nchw)]
+    pyramid = [np.float64(images_nchw)]
     for _ in range(1, num_levels):
         pyramid.append(down(pyramid[-1]))
         pyramid[-2] = pyramid[-2] - up(pyramid[-1])
@@ -31,7 +30,8 @@ def _scipy_pyramid(images_nchw, num_levels):
 
 
 def _reference_swd(real_batches, fake_batches, resolutions, config, seed):
-    """The PGGAN algorithm step by step (explicit patch loop, np.std normalisation), same RNG call order."""
+    """PGGAN's algorithm in plain float64 numpy: scipy pyramid, explicit patch loop, np.std normalisation,
+    float64 directions and projections; the same RandomState calls in the same order."""
     rng = np.random.RandomState(seed)
     half = config.nhood_size // 2
 
@@ -79,10 +79,11 @@ def _images(seed, n, res=32, channels=3):
 
 def test_pyramid_matches_scipy_mirror_convolution():
     x = np.random.default_rng(0).uniform(0, 255, (2, 3, 32, 32)).astype(np.float32)
-    # Ours is float64 rounded to float32: <= 1/2 ulp of values <= 255 (7.6e-6), any CPU.
+    # Ours is float32 throughout: ~10 roundings of values <= 255 (1/2 ulp = 7.6e-6 each); measured
+    # <= 4.2e-5 against this float64 reference.
     np.testing.assert_allclose(
         swd.pyr_down(x),
-        scipy.ndimage.convolve(x, KERNEL[None, None], mode="mirror")[:, :, ::2, ::2],
+        scipy.ndimage.convolve(np.float64(x), KERNEL[None, None], mode="mirror")[:, :, ::2, ::2],
         rtol=1e-6,
         atol=1e-4,
     )
@@ -110,15 +111,22 @@ def test_normalize_descriptors_matches_direct_numpy():
         (patches - patches.mean(axis=(0, 2, 3), keepdims=True))
         / patches.std(axis=(0, 2, 3), keepdims=True)
     ).reshape(500, -1)
-    result = swd.normalize_descriptors(patches.astype(np.float32), rows_per_chunk=64)
-    assert result.shape == (500, 147)
+    # Statistics over all blocks together, whatever the split.
+    blocks = swd.normalize_descriptors(np.split(patches.astype(np.float32), [64, 300]))
+    assert [block.shape for block in blocks] == [(64, 147), (236, 147), (200, 147)]
     # float32 input and (x - mean) / std: ~3 roundings of |x| <= ~25 over std >= 0.5, ~4e-6.
-    np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.concatenate(blocks), expected, rtol=1e-4, atol=1e-5)
+    # Blank images: the std, taken about the mean, is exactly 0 at every level, an error.
+    acc = swd.SWDDescriptorAccumulator(32, 0, SMALL)
+    acc.add(np.full((2, 32, 32, 3), 127, np.uint8))
+    with pytest.raises(ValueError, match="constant"):
+        acc.finalize()
 
 
 def test_sample_patches_match_explicit_slices():
     level = np.random.default_rng(2).normal(size=(3, 3, 16, 16)).astype(np.float32)
-    patches = swd.sample_patches(level, 7, 5, np.random.RandomState(7))
+    x, y = swd.draw_patch_centres(np.random.RandomState(7), 15, 16, 7)
+    patches = swd.gather_patches(level, np.arange(15) // 5, x, y, 7)
     rng = np.random.RandomState(7)
     xs, ys = rng.randint(3, 13, size=15), rng.randint(3, 13, size=15)
     for m in range(15):
@@ -133,26 +141,73 @@ def test_sliced_wasserstein_of_identical_sets_is_zero_and_chunking_is_exact():
     assert swd.sliced_wasserstein(a, a, 2, 30, np.random.RandomState(0)) == 0.0
     one_chunk = swd.sliced_wasserstein(a, b, 2, 30, np.random.RandomState(0), dirs_per_chunk=30)
     chunked = swd.sliced_wasserstein(a, b, 2, 30, np.random.RandomState(0), dirs_per_chunk=7)
-    # float32 147-term projections (BLAS blocks them by chunk width), sorted, summed in float64:
-    # ~2^-24·√147 = 7e-7 per projection, averaged over 12,000 of them.
+    # float32 147-term projections (the matmul may block them by chunk width), sorted, summed in
+    # float64: ~2^-24·√147 = 7e-7 per projection, averaged over 12,000 of them.
     assert chunked == pytest.approx(one_chunk, rel=1e-6) and chunked > 0
 
 
-def test_streamed_swd_matches_reference_algorithm():
-    real = _images(4, 12)
-    fake = _images(5, 12)
+def test_sliced_wasserstein_of_a_shifted_set_is_the_mean_projected_shift():
+    # b = a + v moves every projection on w by v·w and keeps the order, so every sorted difference
+    # is |v·w|: the SWD is the mean of |v·w| over the drawn directions (about 0.066·|v| for D = 147).
+    a = np.random.default_rng(4).normal(size=(300, 147)).astype(np.float32)
+    shift = np.random.default_rng(5).normal(0, 0.1, size=147).astype(np.float32)
+    blocks = [a[:100], a[100:]]  # the accumulator's form: row blocks
+    result = swd.sliced_wasserstein(blocks, a + shift, 3, 40, np.random.RandomState(6))
+    rng = np.random.RandomState(6)
+    expected = []
+    for _ in range(3):
+        dirs = rng.randn(147, 40)
+        dirs /= np.linalg.norm(dirs, axis=0)
+        expected.append(np.mean(np.abs(np.float64(shift) @ dirs)))
+    # The mean |v·w| is ~0.07; float32 rounding of a + v and of the projections, averaged over
+    # 300 x 120 differences: measured 4e-8 relative.
+    assert result == pytest.approx(np.mean(expected), rel=1e-6)
+    assert swd.sliced_wasserstein(blocks, [a], 3, 40, np.random.RandomState(6)) == 0.0
+
+
+@pytest.mark.parametrize("sort_threads", [1, 3])
+def test_device_and_numpy_sort_paths_agree(monkeypatch, sort_threads):
+    rng = np.random.default_rng(6)
+    # Blocks of different splits and a set with ties: the rows are assembled before sorting.
+    proj_a = [rng.normal(size=(n, 8)).astype(np.float32) for n in (100, 37)]
+    proj_b = [np.round(rng.normal(0.3, 1, size=(n, 8)), 1).astype(np.float32) for n in (60, 77)]
+    a, b = np.concatenate(proj_a).astype(np.float64), np.concatenate(proj_b).astype(np.float64)
+    expected = np.abs(np.sort(a, axis=0) - np.sort(b, axis=0)).sum()
+    monkeypatch.setattr(swd, "_sort_threads", lambda: sort_threads)
+    sums = {}
+    for backend in ["cpu", "gpu"]:  # numpy's sort in threads; jnp.sort on whatever device is here
+        monkeypatch.setattr(jax, "default_backend", lambda: backend)
+        sums[backend] = swd.sum_sorted_abs_differences(proj_a, proj_b)
+    # The numpy path sums float32 differences (each within 1 ulp) in float64; the device path sums
+    # each direction's 137 differences in float32: ~1e-6 relative.
+    assert sums["cpu"] == pytest.approx(expected, rel=1e-6)
+    assert sums["gpu"] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("images_per_block", [swd.IMAGES_PER_BLOCK, 3])
+def test_streamed_swd_matches_reference_algorithm(monkeypatch, images_per_block):
+    # With 3 images per jitted call, the adds of 4, 5, 7 and 8 images span 2-3 calls, the last padded.
+    monkeypatch.setattr(swd, "IMAGES_PER_BLOCK", images_per_block)
+    real = _images(4, 12, res=64)
+    fake = _images(5, 12, res=64)
     real_batches, fake_batches = [real[:5], real[5:]], [fake[:8], fake[8:]]
-    acc = swd.SWDAccumulator(32, np.random.RandomState(9), SMALL)
+    acc = swd.SWDAccumulator(64, np.random.RandomState(9), SMALL)
     for batch in real_batches:
         acc.add_real(batch)
     for batch in fake_batches:
         acc.add_fake(batch)
     result = acc.finalize()
-    expected = _reference_swd(real_batches, fake_batches, [32, 16], SMALL, seed=9)
-    assert list(result) == ["SWDx1e3_32", "SWDx1e3_16", "SWDx1e3_avg"]
-    # Ours float32 (descriptors, directions, projections), the reference float64: ~1e-6.
-    np.testing.assert_allclose([result["SWDx1e3_32"], result["SWDx1e3_16"]], expected, rtol=1e-4)
-    assert result["SWDx1e3_avg"] == pytest.approx(np.mean(expected), rel=1e-4)
+    expected = _reference_swd(real_batches, fake_batches, [64, 32, 16], SMALL, seed=9)
+    assert list(result) == ["SWDx1e3_64", "SWDx1e3_32", "SWDx1e3_16", "SWDx1e3_avg"]
+    # The same patches and directions (same draws); ours in float32. Sorted values move by at most
+    # the largest input change (sorting is 1-Lipschitz), so the SWD (~0.1 here, x1e3: ~120) moves by
+    # at most the largest projection error: a worst case of ~1e-5 from float32 pyramid, normalisation
+    # and 147-term projections, but random roundings average out over the mean of 2 x 20 x 192
+    # sorted differences. Measured 8e-8 relative; 1e-6 leaves a 10x margin and still catches a
+    # wrong patch, direction or normalisation (percent-level changes).
+    values = [result[f"SWDx1e3_{res}"] for res in [64, 32, 16]]
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
+    assert result["SWDx1e3_avg"] == pytest.approx(np.mean(expected), rel=1e-6)
 
 
 def test_grayscale_is_tiled_to_rgb():
