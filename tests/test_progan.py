@@ -269,3 +269,146 @@ def test_lsgan_noise_multiplies_critic_layer_inputs(small_models):
     noisy_a, noisy_b = run(0.05, 0), run(0.05, 1)
     assert np.abs(np.asarray(noisy_a - plain)).max() > 1e-3
     assert np.abs(np.asarray(noisy_a - noisy_b)).max() > 1e-3
+
+
+# ----------------------------------------------------------------------------------------------
+# Table 1 rows (a)-(c): the critic's Theano LayerNorm; the LSGAN variant's D noise (GDropLayer).
+# ----------------------------------------------------------------------------------------------
+
+
+def _numpy_theano_layernorm(x_nhwc, gain, bias, epsilon=1e-4):
+    """original-theano-version network.py `LayerNormLayer.get_output_for`, line by line, NCHW."""
+    v = np.transpose(np.asarray(x_nhwc, np.float64), (0, 3, 1, 2))
+    avg_axes = (1, 2, 3)
+    v = v - np.mean(v, axis=avg_axes, keepdims=True)  # subtract mean
+    v = v * (1.0 / np.sqrt(np.mean(np.square(v), axis=avg_axes, keepdims=True) + epsilon))
+    v = v * gain  # multiply by gain
+    v = v + np.asarray(bias, np.float64)[None, :, None, None]  # the stolen per-channel bias
+    return np.transpose(v, (0, 2, 3, 1))
+
+
+def test_theano_layernorm_matches_the_theano_formula():
+    rng = np.random.default_rng(0)
+    # Per-sample scales from 0.01 to 3: ε = 1e-4 matters for the small one (var 1e-4).
+    x = rng.normal(size=(4, 4, 4, 6)) * np.array([0.01, 0.1, 1.0, 3.0])[:, None, None, None] + 2.0
+    ln = progan.TheanoLayerNorm()
+    params = _init(ln, jnp.zeros((4, 4, 4, 6)))
+    assert params["gain"].shape == () and float(params["gain"]) == 1.0
+    assert params["bias"].shape == (6,) and not np.any(params["bias"])
+    params = {"gain": jnp.float32(1.7), "bias": jnp.asarray(rng.normal(size=6), jnp.float32)}
+    expected = _numpy_theano_layernorm(x, 1.7, params["bias"])
+    out = ln.apply({"params": params}, jnp.asarray(x, jnp.float32))
+    # float32: x's rounding (|x| ~ 2, var down to 1e-4: a relative 2^-24·2/0.01 ~ 1e-5 of v), a
+    # mean of 96 values and an rsqrt, then × 1.7 + bias: within ~3e-5 of |y| <= ~6.
+    np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-5, atol=5e-5)
+    # The small-variance sample differs from a plain standardisation by ε: the formula's epsilon.
+    plain = (x[0] - x[0].mean()) / x[0].std() * 1.7 + np.asarray(params["bias"])
+    assert np.abs(expected[0] - plain).max() > 0.1
+    # bfloat16 activations: statistics in float32, the result cast back. Against the formula on
+    # the same bf16 input (its rounding, 2^-8 of 2, is most of sample 0's spread): within the one
+    # output rounding of bf16, 2^-8 of |y| <= ~6.
+    x16 = jnp.asarray(x, jnp.bfloat16)
+    out16 = ln.apply({"params": params}, x16)
+    assert out16.dtype == jnp.bfloat16
+    expected16 = _numpy_theano_layernorm(np.asarray(x16, np.float64), 1.7, params["bias"])
+    np.testing.assert_allclose(np.asarray(out16, np.float64), expected16, rtol=1e-2, atol=2e-2)
+
+
+@pytest.fixture(scope="module")
+def layernorm_critic():
+    """Row (a)-(c)'s critic: Theano LayerNorm, no equalized lr, no minibatch stddev."""
+    d = progan.Critic(
+        resolution=16, fmap_base=64, fmap_max=32, use_wscale=False, use_layernorm=True,
+        mbstd_group_size=0,
+    )  # fmt: skip
+    return d, _init(d, jnp.zeros((2, 16, 16, 3)))
+
+
+def test_layernorm_critic_parameters_are_theanos(layernorm_critic):
+    """LN(WS(conv)) on every conv of D and on Dense0 (Theano's 4x4 conv D1a): the conv has no
+    bias, the norm one scalar gain and the per-channel bias; FromRGB and Dense1 keep theirs."""
+    _, params = layernorm_critic
+    layer_names = {
+        "4x4": ("Conv", "Dense0"),
+        "8x8": ("Conv0", "Conv1"),
+        "16x16": ("Conv0", "Conv1"),
+    }
+    for block, names in layer_names.items():
+        for name in names:
+            assert set(params[block][name]) == {"kernel"}, (block, name)
+            features = params[block][name]["kernel"].shape[-1]
+            ln = params[block][f"{name}_LN"]
+            assert ln["gain"].shape == () and ln["bias"].shape == (features,), (block, name)
+        assert set(params[block]) == {n + s for n in names for s in ("", "_LN")} | (
+            {"Dense1"} if block == "4x4" else set()
+        )
+    assert set(params["4x4"]["Dense1"]) == {"kernel", "bias"}
+    assert set(params["FromRGB_16x16"]) == {"kernel", "bias"}
+
+
+def test_layernorm_critic_scores_are_per_sample(layernorm_critic):
+    """A sample's score does not depend on the rest of the minibatch (the penalty needs this)."""
+    d, params = layernorm_critic
+    rng = np.random.default_rng(5)
+    a = rng.uniform(-1, 1, size=(4, 16, 16, 3)).astype(np.float32)
+    b = a.copy()
+    b[1:] = rng.uniform(-1, 1, size=(3, 16, 16, 3))
+    for res_log2, alpha in ((4, None), (4, 0.5), (3, 0.3)):
+        factor = 2 ** (4 - res_log2)
+        run = lambda images: np.asarray(
+            d.apply(
+                {"params": params},
+                layers.downsample_mean(jnp.asarray(images), factor),
+                res_log2=res_log2,
+                alpha=alpha,
+            )[0]
+        )
+        scores_a, scores_b = run(a), run(b)
+        assert np.all(np.isfinite(scores_a))
+        # The same ops on the same sample; XLA may pick another reduction order per batch: ~ulps.
+        np.testing.assert_allclose(scores_a[0], scores_b[0], rtol=1e-5, atol=1e-6)
+        assert np.abs(scores_a[1:] - scores_b[1:]).min() > 1e-6
+
+
+def test_lsgan_noise_is_theanos_gdrop_prop_per_sample_and_channel():
+    """GDropLayer(mode='prop', axes=(0, 1)): x · (1 + s·√C·N(0, 1)), one draw per sample and
+    channel, C of the layer's input; on the inputs of every conv and of Dense0, which (Theano's
+    4x4 conv D1a) gets it on the [N, 4, 4, C] map before flattening, not per pixel with √(16C)."""
+    x = jnp.ones((64, 4, 4, 256))
+    s = 0.01
+    out = np.asarray(progan.GDrop().apply({}, x, s, rngs={"noise": jax.random.key(0)}))
+    np.testing.assert_array_equal(out, np.broadcast_to(out[:, :1, :1], out.shape))  # over H, W
+    noise = (out[:, 0, 0] - 1.0) / (s * math.sqrt(256))  # [N, C] independent N(0, 1) draws
+    assert abs(noise.std() - 1.0) < 0.03 and abs(noise.mean()) < 0.03  # 16384 draws: σ ~ 0.006
+    assert np.abs(noise[0] - noise[1]).min() > 0 and np.abs(noise[:, 0] - noise[:, 1]).min() > 0
+
+    d = progan.Critic(resolution=16, fmap_base=64, fmap_max=32)
+    params = _init(d, jnp.zeros((8, 16, 16, 3)))
+    calls = {}
+
+    def record(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        if isinstance(context.module, progan.GDrop):
+            calls["/".join(context.module.path)] = (np.asarray(args[0]), np.asarray(out))
+        return out
+
+    images = jax.random.uniform(jax.random.key(4), (8, 16, 16, 3), minval=-1, maxval=1)
+    with nn.intercept_methods(record):
+        d.apply({"params": params}, images, noise_strength=s, rngs={"noise": jax.random.key(1)})
+    assert sorted(calls) == sorted(
+        f"{b}/{n}_noise"
+        for b, names in {"16x16": ("Conv0", "Conv1"), "8x8": ("Conv0", "Conv1"),
+                         "4x4": ("Conv", "Dense0")}.items()
+        for n in names
+    )  # fmt: skip
+    for path, (inputs, outputs) in calls.items():
+        assert inputs.ndim == 4, path  # Dense0's input too: the 4x4 map, not the flat vector
+        c = inputs.shape[-1]
+        ok = np.abs(inputs) > 1e-3
+        multiplier = np.where(ok, outputs / np.where(ok, inputs, 1.0), np.nan)
+        per_channel = np.nanmean(multiplier, axis=(1, 2))  # [N, C]
+        # Constant over H, W (float32 x·m / x: a few ulps).
+        spread = np.nanmax(np.abs(multiplier - per_channel[:, None, None]))
+        assert spread < 1e-5 * np.nanmax(np.abs(per_channel)), path
+        noise = (per_channel - 1.0) / (s * math.sqrt(c))
+        assert 0.7 < np.nanstd(noise) < 1.3, (path, np.nanstd(noise))  # >= 8·16 draws

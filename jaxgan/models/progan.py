@@ -33,9 +33,15 @@ learning rate), `use_pixelnorm`, `mbstd_group_size` (0: off), and for rows (a)-(
 et al. baseline `use_batchnorm` (G), `use_layernorm` (D), `use_leakyrelu=False` (ReLU in G),
 `tanh_output`, `normalize_latents=False`.
 
-LSGAN variant (paper App. B; Theano `D_paper` `GDropLayer(mode='prop')`): with `noise_strength`
-given, the input of every D convolution and hidden dense layer (not FromRGB, not the output) is
-multiplied by 1 + s·√C·N(0, 1), one draw per sample and channel, from the 'noise' RNG stream.
+Rows (a)-(c)'s critic LayerNorm is Theano's `LayerNormLayer` (`TheanoLayerNorm`), not the
+per-channel-affine kind of WGAN-GP's 64x64 critic: `LN(WS(conv))` takes the conv's bias and
+nonlinearity, so every conv of D and Dense0 (Theano's 4x4 'valid' conv D1a) runs conv (no bias)
+-> [wscale] -> normalise over (H, W, C) -> × one scalar gain -> + per-channel bias -> LReLU.
+
+LSGAN variant (paper App. B; Theano `D_paper` `GD(...)`, `GDropLayer(mode='prop')` with its default
+axes (0, 1)): with `noise_strength` s given, the input of every D convolution and of Dense0 (not
+FromRGB, not the output) is multiplied by 1 + s·√C·N(0, 1), one draw per sample and channel
+(broadcast over H, W), C the channels of that input, from the 'noise' RNG stream (`GDrop`).
 """
 
 from __future__ import annotations
@@ -91,6 +97,41 @@ class Switches:
         return nn.leaky_relu(x, 0.2) if self.use_leakyrelu else nn.relu(x)
 
 
+class TheanoLayerNorm(nn.Module):
+    """Theano `LayerNormLayer` (original-theano-version network.py, epsilon 1e-4).
+
+    x: [N, ..., C] -> same shape. Per sample over every non-batch axis: v = x - mean(x);
+    v / sqrt(mean(v²) + ε) · gain + bias[c], with ONE trainable scalar `gain` (init 1) and the
+    per-channel `bias` (init 0) that the Theano layer steals from the layer below, whose own bias
+    is removed. The statistics are taken in float32 at least, and the result cast back to x.dtype.
+    """
+
+    epsilon: float = 1e-4
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        gain = self.param("gain", nn.initializers.ones, (), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],), jnp.float32)
+        # Theano's v / sqrt(mean(v²) + ε) after v = x - mean(x) is `standardize` over all axes.
+        y = layers.standardize(x, tuple(range(1, x.ndim)), self.epsilon)
+        return layers.scale_and_shift(y, gain, bias)
+
+
+class GDrop(nn.Module):
+    """Theano `GDropLayer(mode='prop', axes=(0, 1))`: x · (1 + s·√C·N(0, 1)).
+
+    x: [N, H, W, C] (or [N, C]); one draw per sample and channel, broadcast over H and W; C is
+    x's channel count (Theano's `input_shape[1]`). The draw comes from the 'noise' RNG stream.
+    """
+
+    @nn.compact
+    def __call__(self, x: jax.Array, strength) -> jax.Array:
+        n, c = x.shape[0], x.shape[-1]
+        shape = (n,) + (1,) * (x.ndim - 2) + (c,)
+        noise = jax.random.normal(self.make_rng("noise"), shape, x.dtype)
+        return x * (1.0 + noise * strength * math.sqrt(c))
+
+
 def _conv(
     x, features: int, kernel: int, switches: Switches, name: str, gain=layers.HE_GAIN, bias=True
 ):
@@ -131,7 +172,8 @@ class GeneratorBlock(nn.Module):
             x = _dense(x, 16 * f, s, "Dense", gain=layers.HE_GAIN / 4, bias=False)
             x = x.reshape(x.shape[0], 4, 4, f)
             if bias:
-                x = x + self.param("bias", nn.initializers.zeros, (f,), jnp.float32)
+                offset = self.param("bias", nn.initializers.zeros, (f,), jnp.float32)
+                x = layers.scale_and_shift(x, offset=offset)
             x = self._post(x, "Dense")
             return self._post(_conv(x, f, 3, s, "Conv", bias=bias), "Conv")
         x = layers.upsample_nearest(x)
@@ -209,38 +251,38 @@ class CriticBlock(nn.Module):
     mbstd_mesh: Any = None  # a Mesh: per-device minibatch stddev (shard_map); None: global
     outputs: int = 1
 
-    def _input(self, x, noise_strength):
-        """GDropLayer(mode='prop'): x · (1 + s·√C·N(0,1)) per sample and channel (LSGAN only)."""
-        if noise_strength is None:
-            return x
-        n, c = x.shape[0], x.shape[-1]
-        shape = (n,) + (1,) * (x.ndim - 2) + (c,)
-        noise = jax.random.normal(self.make_rng("noise"), shape, x.dtype)
-        return x * (1.0 + noise * noise_strength * math.sqrt(c))
-
-    def _post(self, x, name):
-        """[LayerNorm] -> LReLU: Theano `LN(WS(conv))` with the nonlinearity after the norm."""
-        if self.switches.use_layernorm:
-            x = layers.LayerNorm(name=f"{name}_LN")(x)
+    def _layer(self, x, features, name, noise_strength, dense=False):
+        """D_paper `LN(WS(conv(GD(x))))` with its LReLU: [noise] -> conv 3x3, or flatten and dense
+        -> [TheanoLayerNorm, which holds the bias instead of the conv] -> LReLU."""
+        s = self.switches
+        # GD before flattening: Theano's Dense0 is D1a, a 4x4 'valid' conv on [N, C, 4, 4], so its
+        # noise too is one draw per sample and channel, with √C of the conv's C input channels.
+        if noise_strength is not None:  # the LSGAN variant's noise
+            x = GDrop(name=f"{name}_noise")(x, noise_strength)
+        bias = not s.use_layernorm  # LayerNormLayer steals the bias of the layer below
+        if dense:
+            x = _dense(x.reshape(x.shape[0], -1), features, s, name, bias=bias)
+        else:
+            x = _conv(x, features, 3, s, name, bias=bias)
+        if s.use_layernorm:
+            x = TheanoLayerNorm(name=f"{name}_LN")(x)
         return nn.leaky_relu(x, 0.2)
 
     @nn.compact
     def __call__(self, x: jax.Array, noise_strength=None) -> jax.Array:
-        s = dataclasses.replace(self.switches, use_leakyrelu=True)  # D is always LReLU
         f0, f1 = self.fmaps
         if self.res_log2 >= 3:
-            x = self._post(_conv(self._input(x, noise_strength), f0, 3, s, "Conv0"), "Conv0")
-            x = self._post(_conv(self._input(x, noise_strength), f1, 3, s, "Conv1"), "Conv1")
+            x = self._layer(x, f0, "Conv0", noise_strength)
+            x = self._layer(x, f1, "Conv1", noise_strength)
             return layers.downsample_mean(x)
         if self.mbstd_group_size > 1:
             if self.mbstd_mesh is not None:
                 x = layers.minibatch_stddev_per_device(x, self.mbstd_mesh, self.mbstd_group_size)
             else:
                 x = layers.minibatch_stddev(x, self.mbstd_group_size)
-        x = self._post(_conv(self._input(x, noise_strength), f0, 3, s, "Conv"), "Conv")
-        x = x.reshape(x.shape[0], -1)
-        x = self._post(_dense(self._input(x, noise_strength), f1, s, "Dense0"), "Dense0")
-        return _dense(x, self.outputs, s, "Dense1", gain=1.0)
+        x = self._layer(x, f0, "Conv", noise_strength)
+        x = self._layer(x, f1, "Dense0", noise_strength, dense=True)
+        return _dense(x, self.outputs, self.switches, "Dense1", gain=1.0)
 
 
 class Critic(nn.Module):
