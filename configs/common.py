@@ -108,6 +108,10 @@ def base() -> ml_collections.ConfigDict:
     c.diffaugment = ""
     c.d_freeze_blocks = 0  # FreezeD: the critic's first N blocks get no updates (jaxgan/train.py)
     c.num_samples = 64  # images in each sample grid (fixed latents)
+    # How the evaluated generator's BatchNorm layers normalise: 'batch' (each sampled batch's own
+    # statistics, as tflib and PyTorch DCGAN sample) or 'population' (fixed statistics of
+    # train.POPULATION_LATENTS latents, as chainer's SNGAN samples with running averages).
+    c.eval_batchnorm = "batch"
     return c
 
 

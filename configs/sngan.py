@@ -6,7 +6,8 @@
 
 pfnet-research/sngan_projection `configs/sn_cifar10_conditional.yml`: spectral normalisation of
 every critic weight (one power iteration per critic update), the SN-ResNet projection critic,
-a class-conditional-BatchNorm ResNet generator, hinge loss, n_dis 5, Adam(2e-4, 0, 0.9) with
+a class-conditional-BatchNorm ResNet generator (sampled for evaluation with fixed BatchNorm
+statistics, `eval_batchnorm='population'`, as chainer's running averages), hinge loss, n_dis 5, Adam(2e-4, 0, 0.9) with
 linear decay to 0, batch 64 for the critic and 128 for the generator (n_gen_samples), critic
 fakes with uniformly drawn labels. No gradient penalty.
 
@@ -35,6 +36,9 @@ def get_config(preset: str = ""):
     c.optim.update(g_lr=2e-4, d_lr=2e-4, b1=0.0, b2=0.9, decay="linear")
     c.d_fake_labels = "uniform"
     c.g_batch_size = 128
+    # sngan_projection's evaluation samples with chainer.using_config('train', False): its
+    # generator's BatchNorm uses running averages, not each sample batch's statistics.
+    c.eval_batchnorm = "population"
     if preset in ("", "smoke"):
         c.data.dataset = "mnist5k"
         # Width 16: 0.55 s per step on 2 CPU cores, so 1,600 steps take the 15 minutes the

@@ -544,9 +544,65 @@ def count_params(tree) -> int:
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
 
 
+# Latents whose BatchNorm statistics an `eval_batchnorm='population'` generator normalises with:
+# chainer's running averages (decay 0.9) weigh the last ~10 generator batches of 64-128 images.
+POPULATION_LATENTS = 1024
+
+
+def population_latents(config, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed reference batch of `make_population_sampler`: latents, and labels cycling over
+    the classes (conditional BatchNorm shares its statistics between classes)."""
+    z = np.asarray(
+        sample_latents(config, jax.random.key(config.seed + 104_729), POPULATION_LATENTS)
+    )
+    labels = np.arange(POPULATION_LATENTS, dtype=np.int32) % max(num_classes, 1)
+    return z, labels if is_conditional(config) else np.zeros_like(labels)
+
+
+def make_population_sampler(config, generator: nn.Module, num_classes: int, mesh) -> Callable:
+    """`sample(params, z, labels)` with BatchNorm in inference mode, each image its own latent's.
+
+    Every BatchNorm layer normalises with the mean and variance its input has over
+    `population_latents` under the same params (recorded once per params, then frozen), where
+    `make_sampler`'s use each sampled batch's. sngan_projection samples this way: chainer's
+    BatchNormalization with train=False uses running averages of the last training batches.
+    """
+    reference_z, reference_labels = population_latents(config, num_classes)
+
+    @jax.jit
+    def statistics(params):
+        recorded = {}
+        with nn.intercept_methods(layers.batchnorm_statistics(recorded=recorded)):
+            generator.apply({"params": params}, reference_z, reference_labels)
+        return recorded
+
+    @functools.partial(jax.jit, out_shardings=parallel.replicated(mesh))
+    def sample_frozen(params, frozen, z, labels):
+        with nn.intercept_methods(layers.batchnorm_statistics(frozen=frozen)):
+            return generator.apply({"params": params}, z, labels)
+
+    last = {"params": None, "statistics": None}
+
+    def sample(params, z, labels):
+        if last["params"] is not params:  # the evaluator samples one checkpoint in many batches
+            last.update(params=params, statistics=statistics(params))
+        return sample_frozen(params, last["statistics"], z, labels)
+
+    return sample
+
+
 def _eval_sampler(config, channels: int, num_classes: int, mesh):
     generator, _ = build_models(config, channels, num_classes)
-    sample = make_sampler(generator, mesh)
+    mode = config.get("eval_batchnorm", "batch")  # .get: runs saved before the field existed
+    if mode == "population":
+        sample = make_population_sampler(config, generator, num_classes, mesh)
+    elif mode == "batch":
+        sample = make_sampler(generator, mesh)
+    else:
+        raise errors.ConfigError(
+            f"config.eval_batchnorm={mode!r}: expected 'batch' (each sampled batch's statistics) "
+            f"or 'population' (fixed statistics, as chainer's running averages)."
+        )
     return lambda meta: sample
 
 

@@ -175,3 +175,42 @@ def test_golden_one_step(name):
     assert GOLDEN[name], "no golden numbers stored"
     for key, value in GOLDEN[name].items():
         np.testing.assert_allclose(got[key], value, rtol=1e-4, err_msg=f"{name} {key}")
+
+
+def test_population_batchnorm_sampler_gives_each_latent_its_own_image():
+    """SNGAN evaluates with BatchNorm in inference mode (chainer's running averages): statistics of
+    a fixed reference batch, so an image depends on its latent only, and the reference batch
+    itself comes out as the batch-statistics generator draws it."""
+    config = sngan.get_config("smoke")
+    assert config.eval_batchnorm == "population"
+    num_classes = 10
+    generator, _ = train.build_models(config, 1, num_classes)
+    reference_z, reference_labels = train.population_latents(config, num_classes)
+    assert reference_z.shape == (train.POPULATION_LATENTS, config.model.z_dim)
+    assert np.bincount(reference_labels).tolist() == [
+        train.POPULATION_LATENTS // 10 + (i < 4) for i in range(10)
+    ]
+    params = generator.init(jax.random.key(0), reference_z[:2], reference_labels[:2])["params"]
+    sample = train.METHOD.sampler(config, 1, num_classes, parallel.make_mesh(1))({})
+
+    # Population statistics are the reference batch's own batch statistics.
+    batch_mode = generator.apply({"params": params}, reference_z, reference_labels)
+    np.testing.assert_allclose(
+        np.asarray(sample(params, reference_z, reference_labels)), batch_mode, atol=1e-5
+    )
+    # An image is its latent's: alone and inside another batch, the same.
+    z = np.asarray(jax.random.normal(jax.random.key(1), (8, config.model.z_dim)))
+    labels = np.arange(8, dtype=np.int32) % num_classes
+    alone = np.asarray(sample(params, z[:2], labels[:2]))
+    np.testing.assert_allclose(alone, np.asarray(sample(params, z, labels))[:2], atol=1e-6)
+    # Batch statistics of two images would give other images (the mode this replaces).
+    assert np.abs(alone - generator.apply({"params": params}, z[:2], labels[:2])).max() > 1e-2
+
+
+def test_eval_batchnorm_must_be_batch_or_population():
+    from jaxgan import errors
+
+    config = sngan.get_config("smoke")
+    config.eval_batchnorm = "running"
+    with pytest.raises(errors.ConfigError, match="eval_batchnorm='running'.*'batch'.*'population'"):
+        train.METHOD.sampler(config, 1, 10, parallel.make_mesh(1))
