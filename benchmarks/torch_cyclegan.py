@@ -20,11 +20,11 @@ Prints `train_img_per_s: <2 * batch * iterations / seconds>` (one A and one B im
 position), the same quantity as `python -m jaxgan.bench --config=configs/cyclegan.py`.
 """
 
-import argparse
+import contextlib
 import random
-import time
 
 import torch
+import torch_common
 from torch import nn
 
 # networks.py get_norm_layer('instance'); with it every conv gets a bias (use_bias).
@@ -132,13 +132,13 @@ class ImagePool:
         return torch.cat(returned, 0)
 
 
-def count(*nets):
-    return sum(p.numel() for net in nets for p in net.parameters())
-
-
-def make_iteration(g_a, g_b, d_a, d_b, lambda_cycle=10.0, lambda_idt=0.5, pool_size=50):
+def make_iteration(
+    g_a, g_b, d_a, d_b, lambda_cycle=10.0, lambda_idt=0.5, pool_size=50, autocast=None
+):
     """`iteration(real_a, real_b) -> (loss_G, loss_D_A, loss_D_B)`: one optimize_parameters, with
-    the reference's optimizers (one Adam(2e-4, (0.5, 0.999)) over both G, one over both D)."""
+    the reference's optimizers (one Adam(2e-4, (0.5, 0.999)) over both G, one over both D).
+    `autocast()` wraps the forward passes and losses (AMP); the backward passes run outside it."""
+    autocast = autocast or contextlib.nullcontext
     g_opt = torch.optim.Adam([*g_a.parameters(), *g_b.parameters()], lr=2e-4, betas=(0.5, 0.999))
     d_opt = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], lr=2e-4, betas=(0.5, 0.999))
     mse, l1 = nn.MSELoss(), nn.L1Loss()
@@ -149,7 +149,8 @@ def make_iteration(g_a, g_b, d_a, d_b, lambda_cycle=10.0, lambda_idt=0.5, pool_s
         return mse(prediction, target)
 
     def backward_d(net, real, fake):  # backward_D_basic
-        loss = 0.5 * (criterion(net(real), True) + criterion(net(fake.detach()), False))
+        with autocast():
+            loss = 0.5 * (criterion(net(real), True) + criterion(net(fake.detach()), False))
         loss.backward()
         return loss
 
@@ -158,20 +159,22 @@ def make_iteration(g_a, g_b, d_a, d_b, lambda_cycle=10.0, lambda_idt=0.5, pool_s
             p.requires_grad_(requires_grad)
 
     def iteration(real_a, real_b):
-        fake_b = g_a(real_a)  # forward()
-        rec_a = g_b(fake_b)
-        fake_a = g_b(real_b)
-        rec_b = g_a(fake_a)
+        with autocast():
+            fake_b = g_a(real_a)  # forward()
+            rec_a = g_b(fake_b)
+            fake_a = g_b(real_b)
+            rec_b = g_a(fake_a)
         set_requires_grad(False)
         g_opt.zero_grad()
-        loss_g = (  # backward_G
-            criterion(d_a(fake_b), True)
-            + criterion(d_b(fake_a), True)
-            + l1(rec_a, real_a) * lambda_cycle
-            + l1(rec_b, real_b) * lambda_cycle
-            + l1(g_a(real_b), real_b) * lambda_cycle * lambda_idt
-            + l1(g_b(real_a), real_a) * lambda_cycle * lambda_idt
-        )
+        with autocast():
+            loss_g = (  # backward_G
+                criterion(d_a(fake_b), True)
+                + criterion(d_b(fake_a), True)
+                + l1(rec_a, real_a) * lambda_cycle
+                + l1(rec_b, real_b) * lambda_cycle
+                + l1(g_a(real_b), real_b) * lambda_cycle * lambda_idt
+                + l1(g_b(real_a), real_a) * lambda_cycle * lambda_idt
+            )
         loss_g.backward()
         g_opt.step()
         set_requires_grad(True)
@@ -185,25 +188,17 @@ def make_iteration(g_a, g_b, d_a, d_b, lambda_cycle=10.0, lambda_idt=0.5, pool_s
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    parser = torch_common.parser(__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=64, help="image height = width")
     parser.add_argument("--width", type=int, default=32, help="ngf = ndf")
     parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--d_layers", type=int, default=3)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--channels", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=20, help="timed iterations")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
-    parser.add_argument("--threads", type=int, default=2, help="0: PyTorch's default")
-    parser.add_argument(
-        "--channels_last", action="store_true", help="models and inputs in channels_last memory"
-    )
+    parser.set_defaults(steps=20, warmup=3)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    device, layout = torch_common.setup(args)
     random.seed(0)
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     g_a, g_b = (
         init_weights(ResnetGenerator(args.channels, args.channels, args.width, args.blocks))
         for _ in range(2)
@@ -213,25 +208,16 @@ def main():
         for _ in range(2)
     )
     for net in (g_a, g_b, d_a, d_b):
-        net.to(memory_format=memory_format)
-    iteration = make_iteration(g_a, g_b, d_a, d_b)
+        net.to(device, memory_format=layout)
+    iteration = make_iteration(g_a, g_b, d_a, d_b, autocast=lambda: torch_common.autocast(args))
     shape = (args.batch, args.channels, args.size, args.size)
     real_a, real_b = (
-        (torch.rand(shape) * 2 - 1).contiguous(memory_format=memory_format) for _ in range(2)
+        (torch.rand(shape, device=device) * 2 - 1).contiguous(memory_format=layout)
+        for _ in range(2)
     )
-
-    for _ in range(args.warmup):
-        iteration(real_a, real_b)
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        iteration(real_a, real_b)
-    seconds = time.perf_counter() - start
-    print(f"torch: {torch.__version__}, threads: {torch.get_num_threads()}")
-    print(f"memory_format: {'channels_last' if args.channels_last else 'NCHW'}")
-    print(f"g_params: {count(g_a, g_b)}")
-    print(f"d_params: {count(d_a, d_b)}")
-    print(f"step_ms: {1e3 * seconds / args.steps:.1f}")
-    print(f"train_img_per_s: {args.steps * 2 * args.batch / seconds:.1f}")
+    torch_common.run(
+        args, lambda: iteration(real_a, real_b), 2 * args.batch, [g_a, g_b], [d_a, d_b], device
+    )
 
 
 if __name__ == "__main__":

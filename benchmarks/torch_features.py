@@ -131,8 +131,9 @@ def first_output(model):
     return lambda batch: model(batch)[0].squeeze(3).squeeze(2)
 
 
-def get_activations(images, model, batch_size, num_workers):
-    """pytorch-fid `get_activations`, over arrays instead of files: [N, D] numpy features."""
+def get_activations(images, model, batch_size, num_workers, device="cpu"):
+    """pytorch-fid `get_activations`, over arrays instead of files: [N, D] numpy features
+    (each batch moved to `device` as pytorch-fid does, the features copied back)."""
     model.eval()
     loader = torch.utils.data.DataLoader(
         ImageDataset(images),
@@ -145,11 +146,11 @@ def get_activations(images, model, batch_size, num_workers):
     parts = []
     for batch in loader:
         with torch.no_grad():
-            parts.append(forward(batch).cpu().numpy())
+            parts.append(forward(batch.to(device)).cpu().numpy())
     return np.concatenate(parts)
 
 
-def check_against_jaxgan(model, images) -> str:
+def check_against_jaxgan(model, images, device) -> str:
     """Max |torch - jaxgan| of mnist_cnn's features, or why it could not be computed."""
     sys.path.insert(0, str(REPO))
     try:
@@ -159,7 +160,7 @@ def check_against_jaxgan(model, images) -> str:
     jax_model = classifier.get("mnist_cnn")
     params, _ = classifier.load_params(MNIST_CNN_WEIGHTS, jax_model)
     ours = classifier.make_predictor(jax_model, params)(images)["features"]
-    theirs = get_activations(images, model, len(images), 0)
+    theirs = get_activations(images, model, len(images), 0, device)
     diff = float(np.abs(theirs - ours).max())
     scale = float(np.abs(ours).max())
     # float32 through 5 layers (fan-in <= 1,024): rounding ~2^-24·√(fan-in) per layer, ~1e-6 of
@@ -180,6 +181,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -191,24 +193,30 @@ def main():
         model, weights = random_weight_inception(), "random weights: timing only"
     else:
         model, weights = load_mnist_cnn(), f"shipped weights ({MNIST_CNN_WEIGHTS.name})"
+    model.to(args.device)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (num_images, size, size, channels), dtype=np.uint8)
 
     start = time.perf_counter()
-    get_activations(images[:batch_size], model, batch_size, args.num_workers)
+    get_activations(images[:batch_size], model, batch_size, args.num_workers, args.device)
     warmup_s = time.perf_counter() - start
     rates = []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        get_activations(images, model, batch_size, args.num_workers)
+        get_activations(images, model, batch_size, args.num_workers, args.device)
         rates.append(num_images / (time.perf_counter() - start))
-    check = check_against_jaxgan(model, images[:16]) if args.features == "mnist_cnn" else None
+    check = (
+        check_against_jaxgan(model, images[:16], args.device)
+        if args.features == "mnist_cnn"
+        else None
+    )
 
     print(f"torch: {torch.__version__}, threads: {torch.get_num_threads()}")
     print(f"network: {args.features}, {weights}")
     print(f"images: {num_images} x {size}x{size}x{channels} uint8")
     print(f"batch_size: {batch_size}, num_workers: {args.num_workers}")
-    print("devices: 1 (cpu)")
+    name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    print(f"devices: 1 ({name})")
     if check:
         print(f"check: {check}")
     print(f"warmup_s: {warmup_s:.2f} (one batch; not timed)")

@@ -2,7 +2,9 @@
 
   pip install torch  # CPU build is enough
   python benchmarks/torch_wgan_gp.py --arch=dcgan --width=32 --threads=2    # configs/wgan_gp.py
-  python benchmarks/torch_wgan_gp.py --arch=resnet --width=32 --threads=2   # its ResNet presets
+  python benchmarks/torch_wgan_gp.py --arch=resnet --width=128 --channels=3 --g_batch_size=128
+  [--channels_last] [--device=cuda [--amp]]                                  # its :cifar10 preset
+  python -m jaxgan.bench --config=configs/wgan_gp.py --vs=torch              # both, alternating
 
 One iteration = n_critic critic updates (each with the gradient penalty's double backward) and one
 generator update, 32x32, written as a PyTorch user would (NCHW, nn.Conv2d, autograd.grad with
@@ -10,13 +12,11 @@ create_graph=True), with the networks of jaxgan's presets: `resnet` is gan_cifar
 (generator with BatchNorm, critic without normalisation); `dcgan` is configs/wgan_gp.py's default
 (DCGAN generator, strided 4x4 critic without normalisation, no biases). Prints
 `train_img_per_s: <n_critic * batch * iterations / seconds>`, the same quantity as
-`python -m jaxgan.bench`.
+`python -m jaxgan.bench`, and the lines of `torch_common.run`.
 """
 
-import argparse
-import time
-
 import torch
+import torch_common
 from torch import nn
 from torch.nn import functional as F
 
@@ -110,51 +110,51 @@ ARCHITECTURES = {"resnet": (Generator, Critic), "dcgan": (DCGANGenerator, DCGANC
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    parser = torch_common.parser(__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="dcgan")
     parser.add_argument("--width", type=int, default=32)
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=64, help="critic batch")
+    parser.add_argument("--g_batch_size", type=int, default=0, help="0: --batch_size")
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--n_critic", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    device, layout = torch_common.setup(args)
     generator_cls, critic_cls = ARCHITECTURES[args.arch]
-    generator, critic = (
-        generator_cls(args.width, args.channels),
-        critic_cls(args.width, args.channels),
-    )
+    generator = generator_cls(args.width, args.channels).to(device, memory_format=layout)
+    critic = critic_cls(args.width, args.channels).to(device, memory_format=layout)
     g_opt = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.0, 0.9))
     d_opt = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.0, 0.9))
-    reals = torch.rand(args.n_critic, args.batch_size, args.channels, 32, 32) * 2 - 1
+    batch, g_batch = args.batch_size, args.g_batch_size or args.batch_size
+    reals = [
+        (torch.rand(batch, args.channels, 32, 32, device=device) * 2 - 1).contiguous(
+            memory_format=layout
+        )
+        for _ in range(args.n_critic)
+    ]
 
     def iteration():
         for real in reals:
-            fake = generator(torch.randn(args.batch_size, 128)).detach()
-            u = torch.rand(args.batch_size, 1, 1, 1)
+            with torch_common.autocast(args):
+                fake = generator(torch.randn(batch, 128, device=device)).detach().float()
+            u = torch.rand(batch, 1, 1, 1, device=device)
             x_hat = (real + u * (fake - real)).requires_grad_(True)
-            (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-            norm = torch.sqrt(grad.pow(2).sum(dim=(1, 2, 3)) + 1e-12)
-            loss = critic(fake).mean() - critic(real).mean() + 10 * ((norm - 1) ** 2).mean()
+            with torch_common.autocast(args):
+                penalty_scores = critic(x_hat).float()
+                fake_scores, real_scores = critic(fake).float(), critic(real).float()
+            # The penalty's gradient and norm stay float32 (AMP runs the networks in bfloat16).
+            (grad,) = torch.autograd.grad(penalty_scores.sum(), x_hat, create_graph=True)
+            norm = torch.sqrt(grad.float().pow(2).sum(dim=(1, 2, 3)) + 1e-12)
+            loss = fake_scores.mean() - real_scores.mean() + 10 * ((norm - 1) ** 2).mean()
             d_opt.zero_grad()
             loss.backward()
             d_opt.step()
-        g_loss = -critic(generator(torch.randn(args.batch_size, 128))).mean()
+        with torch_common.autocast(args):
+            g_loss = -critic(generator(torch.randn(g_batch, 128, device=device))).float().mean()
         g_opt.zero_grad()
         g_loss.backward()
         g_opt.step()
 
-    iteration()  # warm-up
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        iteration()
-    seconds = time.perf_counter() - start
-    print(f"torch: {torch.__version__}, threads: {torch.get_num_threads()}")
-    print(f"step_ms: {1e3 * seconds / args.steps:.1f}")
-    print(f"train_img_per_s: {args.steps * args.n_critic * args.batch_size / seconds:.1f}")
+    torch_common.run(args, iteration, args.n_critic * batch, [generator], [critic], device)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ random weights of the right shapes (timing only: the real ones cannot be downloa
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sys
 import time
 
 from absl import app, flags
@@ -47,45 +49,71 @@ from ml_collections import config_flags
 FLAGS = flags.FLAGS
 
 
-def bench_train(config, steps: int) -> dict:
+def bench_train(config, steps: int, stage_resolution: int = 0, stage_alpha: float = 0.5) -> dict:
     """One method's compiled train step on synthetic batches: the lines `--config` prints."""
     import jax
 
-    from jaxgan import methods, parallel, train
+    from jaxgan import parallel, train
 
     mesh = parallel.make_mesh(config.num_devices or None)
-    if methods.get(config.method).translator is not None:
-        step_fn, state, batch, images_per_step = translation_step(config, mesh)
-    else:
-        step_fn, state, batch, images_per_step = gan_step(config, mesh)
+    step = build_step(config, mesh, stage_resolution, stage_alpha)
     # Every network of each side (G_A + G_B, D_A + D_B for translation), as the PyTorch twins
     # print them; counted before the timed steps donate the state.
-    params = {side: train.count_params(state[side]) for side in ("g_params", "d_params")}
-    compile_s, seconds = time_steps(step_fn, state, batch, steps)
+    params = {side: train.count_params(step.state[side]) for side in ("g_params", "d_params")}
+    compile_s = step.warm_up()
+    seconds = step.time(steps)
     return {
         "devices": mesh.devices.size,
         "backend": jax.default_backend(),
         **params,
         "compile_s": compile_s,
         "step_ms": 1e3 * seconds / steps,
-        "train_img_per_s": steps * images_per_step / seconds,
+        "train_img_per_s": steps * step.images_per_step / seconds,
     }
 
 
-def time_steps(step_fn, state, batch, steps: int) -> tuple[float, float]:
-    """(compile_s, seconds): one warm-up step (compilation included), then `steps` timed steps on
-    the same batch, each waited for only at the end (the steps chain through the donated state)."""
-    import jax
+class BenchStep:
+    """A compiled train step and what it runs on: `fn(state, *inputs) -> (state, metrics)`.
 
-    start = time.perf_counter()
-    state, metrics = step_fn(state, batch)
-    jax.block_until_ready(metrics)
-    compile_s = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(steps):
-        state, metrics = step_fn(state, batch)
-    jax.block_until_ready(metrics)
-    return compile_s, time.perf_counter() - start
+    The state is donated at each call, so the timed steps chain through it; every call runs on the
+    same synthetic batch (the values do not change the work).
+    """
+
+    def __init__(self, fn, state, inputs: tuple, images_per_step: int):
+        self.fn, self.state, self.inputs = fn, state, inputs
+        self.images_per_step = images_per_step
+
+    def warm_up(self) -> float:
+        """Seconds of the first step, compilation included."""
+        return self.time(1)
+
+    def time(self, steps: int) -> float:
+        """Seconds of `steps` steps, waited for only at the end."""
+        import jax
+
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.state, metrics = self.fn(self.state, *self.inputs)
+        jax.block_until_ready(metrics)
+        return time.perf_counter() - start
+
+    def flops(self) -> float:
+        """XLA's cost analysis of one step: floating-point operations (0 where it gives none)."""
+        cost = self.fn.lower(self.state, *self.inputs).compile().cost_analysis()
+        cost = cost[0] if isinstance(cost, list | tuple) else cost
+        return float((cost or {}).get("flops", 0.0))
+
+
+def build_step(config, mesh, stage_resolution: int = 0, stage_alpha: float = 0.5) -> BenchStep:
+    """The step `config.method` trains with, on synthetic batches of the config's shape (for a
+    progressive config: at the stage `progressive_step` is given)."""
+    from jaxgan import methods
+
+    if methods.get(config.method).translator is not None:
+        return translation_step(config, mesh)
+    if config.method == "progressive":
+        return progressive_step(config, mesh, stage_resolution, stage_alpha)
+    return gan_step(config, mesh)
 
 
 def gan_step(config, mesh) -> tuple:
@@ -114,7 +142,48 @@ def gan_step(config, mesh) -> tuple:
         },
         parallel.sharded_on(mesh, 1),
     )
-    return step_fn, state, batch, config.n_critic * config.batch_size
+    return BenchStep(step_fn, state, (batch,), config.n_critic * config.batch_size)
+
+
+def progressive_step(config, mesh, resolution: int, alpha: float) -> BenchStep:
+    """`progressive.py`'s step at one fixed stage: networks at `resolution` (0: the final one),
+    fading in with `alpha` where that resolution is not the first; the stage's minibatch from the
+    schedule's table, n_critic real batches at the final resolution (as training feeds them)."""
+    import numpy as np
+
+    from jaxgan import data, parallel, progressive
+    from jaxgan.models import progan
+
+    resolution = resolution or config.data.resolution
+    final_log2 = progan.resolution_log2(config.data.resolution)
+    res_log2 = progan.resolution_log2(resolution)
+    stage = progressive.Stage(res_log2, res_log2 > progressive.first_res_log2(config))
+    # A kimg inside this stage's fade (or stable phase, for the first resolution) gives its
+    # minibatch and learning rates; alpha is then set as asked.
+    lod = final_log2 - res_log2 + (1.0 - alpha if stage.fade_in else 0.0)
+    schedule = dataclasses.replace(
+        progressive.schedule_at(config, 0, mesh.devices.size), lod=lod, stage=stage
+    )
+    table = progressive.parse_table(config.schedule.batch_by_resolution, int)
+    batch_size = table.get(resolution, config.batch_size)
+    channels = config.data.channels or (1 if config.data.dataset == "mnist5k" else 3)
+    num_classes = 10 if config.model.ac_head else 0
+    generator, critic = progressive.build_models(config, channels, num_classes, mesh)
+    tx = progressive.make_optimizer(config)
+    shape = (config.data.resolution, config.data.resolution, channels)
+    state = progressive.create_state(config, generator, critic, tx, shape, mesh)
+    step_fn = progressive.make_train_step(config, generator, critic, tx, num_classes, mesh, stage)
+    count = config.n_critic * batch_size
+    batch = data.to_global(
+        {
+            "image": random_images(count, config.data.resolution, channels).reshape(
+                config.n_critic, batch_size, *shape
+            ),
+            "label": np.zeros((config.n_critic, batch_size), np.int32),
+        },
+        parallel.sharded_on(mesh, 1),
+    )
+    return BenchStep(step_fn, state, (batch, progressive.step_inputs(schedule)), count)
 
 
 def translation_step(config, mesh) -> tuple:
@@ -135,7 +204,7 @@ def translation_step(config, mesh) -> tuple:
         },
         parallel.sharded_on(mesh, 1),
     )
-    return model.train_step, model.init_state(), batch, 2 * config.batch_size
+    return BenchStep(model.train_step, model.init_state(), (batch,), 2 * config.batch_size)
 
 
 def bench_conv() -> dict:
@@ -173,6 +242,273 @@ def bench_conv() -> dict:
             results[f"{name}_{impl}_ms"] = 1e3 * (time.perf_counter() - start) / 5
     os.environ.pop("JAXGAN_CONV_IMPL")
     return results
+
+
+# ----------------------------------------------------------------------------------------------
+# jaxgan against its PyTorch twin, alternating in one invocation (`--vs=torch`).
+# ----------------------------------------------------------------------------------------------
+
+TWINS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+def twin_command(config, stage_resolution: int, stage_alpha: float) -> list[str]:
+    """[script, flags...] of the PyTorch twin that times the same iteration as `config`'s step.
+
+    The flags give the twin the config's networks and batch shapes; that they are the same
+    networks is checked afterwards by the parameter counts.
+    """
+    from jaxgan import errors
+
+    def same_width(model):
+        if model.g_width != model.d_width:
+            raise errors.ConfigError(
+                f"--vs=torch: the PyTorch twins take one width; config.model.g_width="
+                f"{model.g_width} and d_width={model.d_width} differ."
+            )
+        return model.g_width
+
+    m, channels = config.model, config.data.channels
+    amp = ["--amp"] if config.get("compute_dtype", "float32") == "bfloat16" else []
+    if config.method == "gan":
+        if (
+            m.name not in ("dcgan", "resnet")
+            or config.loss != "wasserstein"
+            or sorted(config.penalties) != ["wgan_gp"]
+            or m.conditional_generator
+            or m.ac_head
+            or m.projection
+            or (m.name == "dcgan" and m.critic_norm != "none")
+            or config.data.resolution != 32
+        ):
+            raise errors.ConfigError(
+                "--vs=torch: benchmarks/torch_wgan_gp.py twins an unconditional 32x32 WGAN-GP "
+                "with the dcgan (critic_norm 'none') or resnet networks: configs/wgan_gp.py and "
+                "its :cifar10 preset. This config is another; time it with --config alone."
+            )
+        channels = channels or (1 if config.data.dataset == "mnist5k" else 3)
+        return [
+            "torch_wgan_gp.py",
+            f"--arch={m.name}",
+            f"--width={same_width(m)}",
+            f"--batch_size={config.batch_size}",
+            f"--g_batch_size={config.g_batch_size}",
+            f"--channels={channels}",
+            f"--n_critic={config.n_critic}",
+            *amp,
+        ]
+    if config.method in ("cyclegan", "translation"):
+        return [
+            "torch_cyclegan.py",
+            f"--size={config.data.resolution}",
+            f"--width={same_width(m)}",
+            f"--blocks={m.num_blocks}",
+            f"--batch={config.batch_size}",
+            f"--channels={channels}",
+            *amp,
+        ]
+    if config.method == "progressive":
+        from jaxgan import progressive
+
+        if (
+            config.loss != "wasserstein"
+            or sorted(config.penalties) != ["drift", "wgan_gp"]
+            or m.ac_head
+            or progressive.generator_is_conditional(config)
+            or m.use_batchnorm
+            or m.use_layernorm
+            or m.tanh_output
+            or m.fmap_decay != 1.0
+            or config.penalties.wgan_gp.weight != 10.0
+            or config.penalties.drift.weight != 0.001
+            or not (m.use_wscale and m.use_pixelnorm and m.use_leakyrelu and m.normalize_latents)
+        ):
+            raise errors.ConfigError(
+                "--vs=torch: benchmarks/torch_pggan.py twins PGGAN's unconditional WGAN-GP + drift "
+                "networks (equalized lr, pixel norm, LReLU): configs/pggan.py and its :cifar10 "
+                "preset. This config is another; time it with --config alone."
+            )
+        channels = channels or (1 if config.data.dataset == "mnist5k" else 3)
+        table = progressive.parse_table(config.schedule.batch_by_resolution, int)
+        resolution = stage_resolution or config.data.resolution
+        return [
+            "torch_pggan.py",
+            f"--final_resolution={config.data.resolution}",
+            f"--resolution={resolution}",
+            f"--alpha={stage_alpha}",
+            f"--channels={channels}",
+            f"--batch_size={table.get(resolution, config.batch_size)}",
+            f"--fmap_base={m.fmap_base}",
+            f"--fmap_max={m.fmap_max}",
+            f"--z_dim={m.z_dim}",
+            f"--mbstd_group_size={m.mbstd_group_size}",
+            f"--gp_target={config.penalties.wgan_gp.target}",
+            f"--n_critic={config.n_critic}",
+            "--simultaneous" if config.simultaneous_updates else "--no-simultaneous",
+            "--ema_warmup" if config.ema_warmup else "--no-ema_warmup",
+            *amp,
+        ]
+    raise errors.ConfigError(
+        f"--vs=torch: no PyTorch twin of method {config.method!r}; twins exist for 'gan' "
+        f"(configs/wgan_gp.py), 'progressive' (configs/pggan.py) and 'cyclegan'."
+    )
+
+
+def run_twin(python: str, command: list[str]) -> dict[str, str]:
+    """Runs one twin and returns its `name: value` lines; a failing twin stops the comparison."""
+    import subprocess
+
+    result = subprocess.run(
+        [python, os.path.join(TWINS_DIR, command[0]), *command[1:]],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise SystemExit(
+            f"The PyTorch twin failed ({' '.join(command)}), exit {result.returncode}:\n"
+            f"{result.stderr[-2000:]}"
+        )
+    lines = (line.partition(": ") for line in result.stdout.splitlines())
+    return {name: value for name, sep, value in lines if sep}
+
+
+def check_torch(python: str) -> str:
+    """PyTorch's version as `python` imports it, or a UsageError saying how to get it."""
+    import subprocess
+
+    if not os.path.isdir(TWINS_DIR):
+        raise app.UsageError(
+            f"--vs=torch runs the PyTorch twins in {TWINS_DIR}, which this installation lacks: "
+            f"run it from a clone of the repository."
+        )
+    probe = subprocess.run(
+        [python, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True
+    )
+    if probe.returncode != 0:
+        raise app.UsageError(
+            f"--vs=torch: {python} cannot import torch. Install it (pip install torch; the CPU "
+            f"build is enough here) or pass --torch_python=PATH of a Python that has it."
+        )
+    return probe.stdout.strip()
+
+
+def device_name() -> str:
+    """The accelerator's name, or the CPU's model name (what a speed claim must name)."""
+    import platform
+
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        return f"{device.device_kind} ({device.platform})"
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                name, sep, value = line.partition(":")
+                fields.setdefault(name.strip(), value.strip())
+    except OSError:
+        pass
+    # A model name can be as vague as 'AMD EPYC': family and model tell the generations apart
+    # (AMD family 25 is Zen 3/4, 26 is Zen 5), and with them which instructions XLA compiled for.
+    name = fields.get("model name") or platform.processor() or "unknown CPU"
+    if "cpu family" in fields:
+        name += f", family {fields['cpu family']} model {fields.get('model', '?')}"
+    avx512 = " with AVX-512" if "avx512f" in fields.get("flags", "").split() else ""
+    return f"{name} (cpu{avx512})"
+
+
+def matmul_peak_flops(dtype="float32", repeats: int = 5) -> float:
+    """Floating-point operations per second of XLA's best square matmul here (best of `repeats`):
+    the reference for what fraction of the machine a step uses."""
+    import jax
+    import jax.numpy as jnp
+
+    n = 2048 if jax.default_backend() == "cpu" else 8192
+    a = jnp.ones((n, n), dtype)
+    matmul = jax.jit(lambda a, b: a @ b)
+    jax.block_until_ready(matmul(a, a))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(matmul(a, a))
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n**3 / best
+
+
+def spread(values: list[float]) -> str:
+    import statistics
+
+    return f"median {statistics.median(values):.1f} (range {min(values):.1f}-{max(values):.1f})"
+
+
+def compare_with_torch(
+    config, rounds: int, steps: int, python: str, stage_resolution: int, stage_alpha: float
+) -> list[str]:
+    """jaxgan's step and its twin's iteration, alternating `rounds` times: the lines to print.
+
+    Each round times `steps` jaxgan steps (compiled once, before the first round), then runs the
+    twin once per memory layout (its own warm-up, then `steps` iterations), so both sides see the
+    same machine state. On a GPU the twin also runs with AMP when the config computes in bf16.
+    """
+    import statistics
+
+    import jax
+
+    from jaxgan import parallel, train
+
+    check_torch(python)
+    command = twin_command(config, stage_resolution, stage_alpha)
+    threads = len(os.sched_getaffinity(0))
+    device = ["--device=cpu", f"--threads={threads}"]
+    if jax.default_backend() == "gpu":
+        device = ["--device=cuda"]
+    mesh = parallel.make_mesh(config.num_devices or None)
+    step = build_step(config, mesh, stage_resolution, stage_alpha)
+    params = (
+        train.count_params(step.state["g_params"]),
+        train.count_params(step.state["d_params"]),
+    )
+    flops = step.flops()
+    step.warm_up()
+    layouts = {"torch_nchw": [], "torch_channels_last": ["--channels_last"]}
+    times = {"jaxgan": [], **{side: [] for side in layouts}}
+    twin_lines = {}
+    for round_index in range(rounds):
+        times["jaxgan"].append(1e3 * step.time(steps) / steps)
+        for side, layout in layouts.items():
+            twin_lines = run_twin(python, [*command, *device, *layout, f"--steps={steps}"])
+            times[side].append(float(twin_lines["step_ms"]))
+        print(
+            f"round {round_index + 1}/{rounds}: "
+            + ", ".join(f"{side} {ms[-1]:.1f} ms" for side, ms in times.items()),
+            flush=True,
+        )
+    twin_params = (int(twin_lines["g_params"]), int(twin_lines["d_params"]))
+    if twin_params != params:
+        raise SystemExit(
+            f"The twin's networks are not jaxgan's: parameters (G, D) {twin_params} against "
+            f"{params}. Fix benchmarks/{command[0]} before comparing."
+        )
+    compute_dtype = config.get("compute_dtype", "float32")
+    peak = matmul_peak_flops(compute_dtype)
+    medians = {side: statistics.median(ms) for side, ms in times.items()}
+    best_torch = min((ms, side) for side, ms in medians.items() if side != "jaxgan")
+    floor_ms = 1e3 * flops / peak if flops else float("nan")
+    return [
+        f"device: {device_name()}",
+        f"jax: {jax.__version__}, XLA CPU threads: {threads} (the process's CPUs)",
+        f"torch: {twin_lines['torch']}",
+        f"twin: benchmarks/{' '.join(command)}",
+        f"params: G {params[0]:,}, D {params[1]:,} (the same in both)",
+        f"images_per_step: {step.images_per_step}",
+        *(f"{side}_step_ms: {spread(ms)}" for side, ms in times.items()),
+        f"xla_gflop_per_step: {flops / 1e9:.2f}",
+        f"matmul_peak_gflop_per_s: {peak / 1e9:.1f} ({compute_dtype}, XLA, best of 5)",
+        f"compute_floor_ms: {floor_ms:.1f} (XLA's FLOP count at the matmul peak)",
+        f"jaxgan_fraction_of_floor: {floor_ms / medians['jaxgan']:.2f}",
+        f"speedup_vs_torch_best: {best_torch[0] / medians['jaxgan']:.2f} ({best_torch[1]} median"
+        f" / jaxgan median; > 1: jaxgan is faster)",
+    ]
 
 
 # name -> (default number of images, default batch size): batches are the evaluator's defaults
@@ -305,7 +641,20 @@ def main(argv):
         return
     if FLAGS.config is None:
         raise app.UsageError("Give --config=CONFIG (or --features=NETWORK, or --conv).")
-    result = bench_train(FLAGS.config, FLAGS.steps)
+    if FLAGS.vs:
+        if FLAGS.vs != "torch":
+            raise app.UsageError(f"--vs={FLAGS.vs!r}: the one comparison is --vs=torch.")
+        for line in compare_with_torch(
+            FLAGS.config,
+            FLAGS.rounds,
+            FLAGS.steps,
+            FLAGS.torch_python or sys.executable,
+            FLAGS.stage_resolution,
+            FLAGS.stage_alpha,
+        ):
+            print(line)
+        return
+    result = bench_train(FLAGS.config, FLAGS.steps, FLAGS.stage_resolution, FLAGS.stage_alpha)
     for name, value in result.items():
         print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}")
 
@@ -334,6 +683,17 @@ def define_flags() -> None:
     flags.DEFINE_string(
         "data", None, "Time the input stream of a dataset string instead (e.g. prepared:DIR)."
     )
+    flags.DEFINE_string(
+        "vs", None, "torch: time --config's step against its PyTorch twin, alternating."
+    )
+    flags.DEFINE_integer("rounds", 5, "--vs: alternations (each side's median and range printed).")
+    flags.DEFINE_string(
+        "torch_python", None, "--vs: the Python that runs the twin (default: this one)."
+    )
+    flags.DEFINE_integer(
+        "stage_resolution", 0, "A progressive config: the stage timed (0: the final resolution)."
+    )
+    flags.DEFINE_float("stage_alpha", 0.5, "A progressive config: the stage's fade-in alpha.")
     flags.DEFINE_integer(
         "data_resolution", 0, "--data: batches' resolution (0: a prepared dataset's own, else 64)."
     )
