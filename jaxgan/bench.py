@@ -6,6 +6,8 @@
   python -m jaxgan.bench --features=inception_v3 [--num_images=500 --image_size=32]
   python -m jaxgan.bench --conv                                     # conv formulations, ms/step
   python -m jaxgan.bench --data=prepared:DIR [--batch_size=64]       # data_img_per_s, host input
+  python -m jaxgan.bench --swd [--num_images=4000 --image_size=32]   # swd_s, one checkpoint's SWD
+  python -m jaxgan.bench --config=CONFIG --vs=torch [--rounds=5]      # against the PyTorch twin
   JAXGAN_CONV_IMPL=patches python -m jaxgan.bench --config=...     # a whole step, one formulation
 
 `--conv` times a gradient-penalty step of two small critics per formulation: the strided stack is
@@ -590,6 +592,44 @@ def bench_features(
     }
 
 
+def bench_swd(num_images: int, image_size: int, repeats: int) -> dict:
+    """The evaluator's SWD of one checkpoint (real and fake descriptors, then the distances, as
+    `metrics.sliced_wasserstein` runs them with the pggan preset) on two sets of random uint8 RGB
+    images; one untimed warm-up (compilation), then the median of `repeats`."""
+    import statistics
+
+    import numpy as np
+
+    from jaxgan.eval import metrics, swd
+
+    preset = swd.SWD_PRESETS["pggan"]
+    real, fake = (random_images(num_images, image_size, 3, seed) for seed in (0, 1))
+
+    def evaluate():
+        rng = np.random.RandomState(1)
+        real_descriptors = metrics._swd_descriptors(real, image_size, 0, preset)
+        fake_descriptors = metrics._swd_descriptors(fake, image_size, rng, preset)
+        return swd.sliced_wasserstein_distances(
+            real_descriptors, fake_descriptors, swd.swd_resolutions(image_size), rng, preset
+        )
+
+    start = time.perf_counter()
+    values = evaluate()
+    warmup_s = time.perf_counter() - start
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        evaluate()
+        seconds.append(time.perf_counter() - start)
+    return {
+        "images": f"{num_images} real + {num_images} fake, {image_size}x{image_size}x3 uint8",
+        "swd_x1e3_avg": f"{values['SWDx1e3_avg']:.4f}",
+        "warmup_s": f"{warmup_s:.2f} (compilation included)",
+        "swd_s_runs": ", ".join(f"{s:.2f}" for s in seconds),
+        "swd_s": f"{statistics.median(seconds):.2f}",
+    }
+
+
 def bench_data(dataset: str, resolution: int, batch_size: int, num_images: int) -> dict:
     """Host input throughput: `data.Batches` over `dataset` (the training stream: shuffled
     indices, fitted uint8 batches) for `num_images` images after one warm-up batch."""
@@ -616,6 +656,11 @@ def main(argv):
         result = bench_data(
             FLAGS.data, FLAGS.data_resolution, FLAGS.batch_size or 64, FLAGS.num_images or 50_000,
         )  # fmt: skip
+        for name, value in result.items():
+            print(f"{name}: {value}")
+        return
+    if FLAGS.swd:
+        result = bench_swd(FLAGS.num_images or 4000, FLAGS.image_size, FLAGS.repeats)
         for name, value in result.items():
             print(f"{name}: {value}")
         return
@@ -679,6 +724,11 @@ def define_flags() -> None:
     flags.DEFINE_integer("num_devices", 0, "Devices to shard feature batches over (0: all).")
     flags.DEFINE_bool(
         "conv", False, "Time the two convolution formulations on a WGAN-GP critic step."
+    )
+    flags.DEFINE_bool(
+        "swd",
+        False,
+        "Time the evaluator's SWD of --num_images (0: 4,000) random --image_size images.",
     )
     flags.DEFINE_string(
         "data", None, "Time the input stream of a dataset string instead (e.g. prepared:DIR)."

@@ -1,6 +1,7 @@
 """Test setup, run before the JAX backend starts (specs/jax_ecosystem.md §2.3).
 
 * 8 simulated CPU devices, so sharding code runs as on an 8-chip host.
+* Convolutions formulated by the fixed rule, not the per-shape autotune (`conv_autotune`).
 * One persistent compilation cache for the session, also inherited (through the environment) by
   the `python -m jaxgan.main` subprocesses some tests start: several tests compile the same
   smoke-sized train step, and XLA:CPU takes seconds per compile.
@@ -10,6 +11,9 @@ import os
 import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Stride-1 convolutions keep the fixed rule here: a test's program must not depend on which
+# formulation one machine timed faster. The per-shape autotune has tests of its own.
+os.environ.setdefault("JAXGAN_CONV_IMPL", "rule")
 os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxgan-test-xla-")
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"

@@ -5,6 +5,7 @@ the CPU's instruction set, so float32 results differ by CPU, and the double-back
 amplify that; in float64 each is within a few hundred ulps of the exact value on any CPU.
 """
 
+import json
 import math
 
 import jax
@@ -79,7 +80,7 @@ def test_conv_formulations_agree_through_the_double_backward(monkeypatch):
 
 
 def test_conv_impl_choice(monkeypatch):
-    monkeypatch.delenv("JAXGAN_CONV_IMPL", raising=False)
+    monkeypatch.setenv("JAXGAN_CONV_IMPL", "rule")
     assert layers.conv_impl(1) == "lax"
     assert layers.conv_impl(2) == ("patches" if jax.default_backend() == "cpu" else "lax")
     monkeypatch.setenv("JAXGAN_CONV_IMPL", "fast")
@@ -206,3 +207,74 @@ def test_resampling():
     y = np.random.default_rng(0).integers(-1000, 1000, size=(2, 4, 6, 3)).astype(np.float32)
     expected = y.reshape(2, 2, 2, 3, 2, 3).mean(axis=(2, 4))
     np.testing.assert_array_equal(layers.downsample_mean(jnp.asarray(y)), expected)
+
+
+def _slower_conv(x, kernel):
+    """The same convolution 12 times over slightly different inputs (no two alike, so XLA cannot
+    merge them): a candidate that is slower by construction."""
+    return sum(layers._conv_lax(x * (1 + 1e-3 * i), kernel, 1, ((1, 1), (1, 1))) for i in range(12))
+
+
+def test_autotune_measures_once_picks_the_faster_and_remembers(monkeypatch, tmp_path):
+    from jaxgan.models import conv_autotune
+
+    path = tmp_path / "autotune.json"
+    monkeypatch.setenv("JAXGAN_AUTOTUNE_CACHE", str(path))
+    candidates = {
+        "slow": _slower_conv,
+        "fast": lambda x, k: layers._conv_lax(x, k, 1, ((1, 1), (1, 1))),
+    }
+    # Large enough that the work, not the call overhead, decides: 12x the work is far slower.
+    shapes = ((16, 32, 32, 8), (3, 3, 8, 16), ((1, 1), (1, 1)), jnp.float32)
+    assert conv_autotune.choose(candidates, *shapes) == "fast"
+    (entry,) = json.loads(path.read_text()).items()
+    assert entry[1] == "fast" and "x[16, 32, 32, 8]" in entry[0] and "k[3, 3, 8, 16]" in entry[0]
+    # A second choice of the same shape reads the file: nothing is timed.
+    monkeypatch.setattr(conv_autotune, "seconds_for_gradients", _must_not_measure)
+    assert conv_autotune.choose(candidates, *shapes) == "fast"
+
+
+def _must_not_measure(*args):
+    raise AssertionError("measured a shape the cache holds")
+
+
+def test_an_unreadable_autotune_cache_is_measured_over(monkeypatch, tmp_path, caplog):
+    from jaxgan.models import conv_autotune
+
+    path = tmp_path / "autotune.json"
+    path.write_text('{"half a file')
+    monkeypatch.setenv("JAXGAN_AUTOTUNE_CACHE", str(path))
+    timed = {"lax": 2.0, "patches": 1.0}
+    monkeypatch.setattr(conv_autotune, "seconds_for_gradients", lambda conv, *a: timed[conv.name])
+    candidates = {name: _named(name) for name in timed}
+    assert conv_autotune.choose(candidates, (2, 4, 4, 1), (3, 3, 1, 2), "SAME", "f32") == "patches"
+    assert "unreadable" in caplog.text
+    assert list(json.loads(path.read_text()).values()) == ["patches"]
+
+
+def _named(name):
+    conv = lambda x, k: None
+    conv.name = name
+    return conv
+
+
+@pytest.mark.parametrize("faster", ["lax", "patches"])
+def test_conv2d_uses_the_formulation_the_autotune_chose(monkeypatch, tmp_path, faster):
+    """Under JAXGAN_CONV_IMPL=auto a stride-1 conv2d compiles to what measured faster here (the
+    timings are stubbed so that either side wins); strided ones keep patches on CPU."""
+    from jaxgan.models import conv_autotune
+
+    monkeypatch.setenv("JAXGAN_CONV_IMPL", "auto")
+    monkeypatch.setenv("JAXGAN_AUTOTUNE_CACHE", str(tmp_path / "autotune.json"))
+    monkeypatch.setattr(
+        conv_autotune,
+        "seconds_for_gradients",
+        lambda conv, *a: 1.0 if conv.func.__name__ == f"_conv_{faster}" else 2.0,
+    )
+    kernel = jnp.ones((3, 3, 3, 4))
+    conv = jax.make_jaxpr(lambda x, k: layers.conv2d(x, k, 1, "SAME"))
+    jaxpr = str(conv(jnp.ones((layers.AUTOTUNE_MIN_BATCH, 8, 8, 3)), kernel))
+    assert ("conv_general_dilated" in jaxpr) == (faster == "lax")
+    assert ("dot_general" in jaxpr) == (faster == "patches")
+    # An initialisation's dummy batch is not timed: the rule's lax.
+    assert "conv_general_dilated" in str(conv(jnp.ones((2, 8, 8, 3)), kernel))

@@ -7,10 +7,12 @@ equalized learning rate) and so that the *way* XLA computes them can be chosen p
   XLA:CPU computes the double backward of a strided `lax.conv_general_dilated` (what the gradient
   penalty needs) 2-4x slower than the same convolution written as patch extraction (strided slices)
   plus one matmul; for stride-1 convolutions `lax.conv_general_dilated` is the faster of the two.
-  On GPU/TPU the native convolution always wins. `conv2d` therefore picks the patch form only for
+  On GPU/TPU the native convolution always wins. `conv2d` therefore picks the patch form for
   strided convolutions on CPU, and `conv2d_transpose` there keeps XLA's forward but writes its
-  gradients as patch products (`JAXGAN_CONV_IMPL=lax|patches` forces one; both agree to float
-  rounding, see tests/test_layers.py). Measurements: `python -m jaxgan.bench --conv`.
+  gradients as patch products. For stride-1 convolutions on CPU which form wins depends on the
+  shape and the CPU, so it is measured once per shape and cached (`conv_autotune`).
+  `JAXGAN_CONV_IMPL=lax|patches` forces one everywhere, `rule` keeps `lax` for stride 1 without
+  measuring; both forms agree to float rounding (tests/test_layers.py). `python -m jaxgan.bench --conv`.
 
 Under bfloat16 activations (`config.compute_dtype`, `jaxgan/precision.py`) two kinds of arithmetic
 run in at least float32 and are cast back to the activations' dtype: normalisation statistics
@@ -103,19 +105,43 @@ def _conv_patches(x: Array, kernel: Array, stride: int, pads) -> Array:
 
 
 def conv_impl(stride: int) -> str:
-    """Which formulation `conv2d` uses: see the module docstring for the measurements."""
+    """The formulation `conv2d` uses for strided convolutions (and `conv2d_transpose` for its
+    gradients): patches on CPU, XLA's own elsewhere; `JAXGAN_CONV_IMPL=lax|patches` forces one."""
     forced = os.environ.get("JAXGAN_CONV_IMPL", "auto")
-    if forced not in ("auto", "lax", "patches"):
-        raise ValueError(f"JAXGAN_CONV_IMPL={forced!r}: expected auto, lax or patches.")
-    if forced != "auto":
+    if forced not in ("auto", "rule", "lax", "patches"):
+        raise ValueError(f"JAXGAN_CONV_IMPL={forced!r}: expected auto, rule, lax or patches.")
+    if forced in ("lax", "patches"):
         return forced
     return "patches" if stride > 1 and jax.default_backend() == "cpu" else "lax"
+
+
+AUTOTUNE_MIN_BATCH = 8
+
+
+def stride1_conv_impl(x: Array, kernel: Array, pads) -> str:
+    """A stride-1 convolution's formulation. On CPU with `JAXGAN_CONV_IMPL=auto` (the default) the
+    faster one for this shape on this CPU, measured once (`conv_autotune`); `rule` gives the fixed
+    rule's `lax`, as do accelerators (whose native convolution always wins), multi-host runs and
+    batches under `AUTOTUNE_MIN_BATCH`."""
+    forced = os.environ.get("JAXGAN_CONV_IMPL", "auto")
+    if forced != "auto" or jax.default_backend() != "cpu" or jax.process_count() > 1:
+        return conv_impl(1)
+    if x.shape[0] < AUTOTUNE_MIN_BATCH:  # initialisation's dummy batch: too little work to time
+        return conv_impl(1)
+    from jaxgan.models import conv_autotune
+
+    candidates = {
+        "lax": functools.partial(_conv_lax, stride=1, pads=pads),
+        "patches": functools.partial(_conv_patches, stride=1, pads=pads),
+    }
+    return conv_autotune.choose(candidates, x.shape, kernel.shape, pads, x.dtype)
 
 
 def conv2d(x: Array, kernel: Array, stride: int = 1, padding: Padding = "SAME") -> Array:
     """Cross-correlation. x: [N, H, W, C_in]; kernel: [kh, kw, C_in, C_out] -> [N, H', W', C_out]."""
     pads = explicit_padding(padding, x.shape[1:3], kernel.shape[:2], stride)
-    if conv_impl(stride) == "patches":
+    impl = conv_impl(stride) if stride > 1 else stride1_conv_impl(x, kernel, pads)
+    if impl == "patches":
         return _conv_patches(x, kernel, stride, pads)
     return _conv_lax(x, kernel, stride, pads)
 

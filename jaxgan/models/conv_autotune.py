@@ -1,0 +1,130 @@
+"""Which formulation of a stride-1 convolution is faster on this CPU: measured once per shape, kept.
+
+XLA:CPU's native `lax.conv_general_dilated` and the same convolution as patches @ kernel
+(`layers._conv_patches`) trade places with the shape and the CPU. On a 2-core AMD EPYC Zen 5 the
+`wgan_gp.py:cifar10` ResNet step (3x3 convolutions, width 128) took 13.1 s with `lax` for its
+stride-1 convolutions and 11.5 s with patches, while the same network at width 32 took 1.0 s with
+`lax` and 1.6 s with patches; on the Zen 4 the rule was first chosen on, width 32 favoured `lax`
+by 1.4x. A rule read off one machine is a guess on the next, so `choose` times both formulations'
+forward and backward (the gradients w.r.t. input and kernel: the work a training step and the
+gradient penalty's double backward repeat) on the shape in question, the first time the shape is
+traced on a CPU, and records the faster one in a JSON file keyed by the CPU (vendor, family, model,
+instruction flags), the JAX version, the shapes, padding and dtype. Later runs read the file.
+
+The measurement runs eagerly in the middle of tracing (`jax.ensure_compile_time_eval`): about a
+second per new shape, a few dozen seconds for a whole ResNet the first time. Processes of a
+multi-host run must compile the same program, so they do not tune (`conv_impl` keeps the rule).
+Cache: `$JAXGAN_AUTOTUNE_CACHE`, default `~/.cache/jaxgan/conv_autotune.json`; delete it to measure
+again. A file that cannot be read is measured over, with a warning.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+REPEATS = 3  # timed calls per formulation, after one that compiles; the fastest counts
+
+
+def cache_path() -> str:
+    default = os.path.join(os.path.expanduser("~"), ".cache", "jaxgan", "conv_autotune.json")
+    return os.environ.get("JAXGAN_AUTOTUNE_CACHE", default)
+
+
+@functools.cache
+def cpu_signature() -> str:
+    """What decides which formulation XLA:CPU runs faster: the CPU, its instruction set, and JAX."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                fields.setdefault(name.strip(), value.strip())
+    except OSError:
+        pass
+    cpu = "/".join(
+        fields.get(name, "") for name in ("vendor_id", "cpu family", "model", "model name")
+    )
+    flags = hashlib.sha256(fields.get("flags", "").encode()).hexdigest()[:12]
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu or platform.processor()}|flags {flags}|{threads} threads|jax {jax.__version__}"
+
+
+def _load(path: str) -> dict:
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path) as f:
+            table = json.load(f)
+        if isinstance(table, dict):
+            return table
+    except (OSError, ValueError):
+        pass
+    logging.warning("Convolution autotune cache %s is unreadable; measuring again.", path)
+    return {}
+
+
+def _save(path: str, table: dict) -> None:
+    """Written to a temporary file and renamed: a killed run or a concurrent one never leaves half
+    a file (two processes tuning at once may each drop the other's new entries: they are re-measured)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
+    with os.fdopen(handle, "w") as f:
+        json.dump(table, f, indent=0, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def seconds_for_gradients(conv: Callable, x_shape, kernel_shape, dtype) -> float:
+    """Fastest of `REPEATS` calls of jit(grad of sum(conv(x, k)²) w.r.t. x and k), compiled first."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal(x_shape), dtype)
+    kernel = jnp.asarray(rng.standard_normal(kernel_shape) * 0.1, dtype)
+    grads = jax.jit(jax.grad(lambda x, k: jnp.sum(jnp.square(conv(x, k))), argnums=(0, 1)))
+    jax.block_until_ready(grads(x, kernel))
+    best = float("inf")
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        jax.block_until_ready(grads(x, kernel))
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def choose(candidates: dict[str, Callable], x_shape, kernel_shape, pads, dtype) -> str:
+    """The name of the faster of `candidates` ({name: conv(x, kernel)}) for these shapes here,
+    from the cache or measured now (and then cached)."""
+    key = "|".join(
+        [cpu_signature(), f"x{list(x_shape)}", f"k{list(kernel_shape)}", f"p{pads}", str(dtype)]
+    )
+    path = cache_path()
+    table = _load(path)
+    if table.get(key) in candidates:
+        return table[key]
+    with jax.ensure_compile_time_eval():  # run now, even while a jitted step is being traced
+        seconds = {
+            name: seconds_for_gradients(conv, x_shape, kernel_shape, dtype)
+            for name, conv in candidates.items()
+        }
+    best = min(seconds, key=seconds.get)
+    logging.info(
+        "Convolution x%s k%s: %s (%s); cached in %s.",
+        list(x_shape),
+        list(kernel_shape),
+        best,
+        ", ".join(f"{name} {1e3 * s:.1f} ms" for name, s in seconds.items()),
+        path,
+    )
+    table = _load(path)  # another process may have added entries meanwhile
+    table[key] = best
+    _save(path, table)
+    return best
