@@ -402,14 +402,9 @@ def device_name() -> str:
     device = jax.devices()[0]
     if device.platform != "cpu":
         return f"{device.device_kind} ({device.platform})"
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                name, sep, value = line.partition(":")
-                fields.setdefault(name.strip(), value.strip())
-    except OSError:
-        pass
+    from jaxgan.models import conv_autotune
+
+    fields = conv_autotune.cpuinfo()
     # A model name can be as vague as 'AMD EPYC': family and model tell the generations apart
     # (AMD family 25 is Zen 3/4, 26 is Zen 5), and with them which instructions XLA compiled for.
     name = fields.get("model name") or platform.processor() or "unknown CPU"
