@@ -256,13 +256,20 @@ def test_freeze_d_keeps_the_first_block_bit_equal(name, diffaugment, monkeypatch
     # generator step's fakes; the interpolates through the reals' T (the reference's
     # ns_DiffAugment_r1), each other call with its own key.
     shapes = [shape for shape, _, _ in calls]
+    # The critic loop is unrolled in Python, so each of the n_critic steps is traced.
     if diffaugment:
-        assert shapes == [(8, 32, 32, 1)] * 4 and {p for *_, p in calls} == {diffaugment}
-        (_, reals_key, _), (_, fakes_key, _), (_, penalty_key, _), (_, g_key, _) = calls
-        assert penalty_key is reals_key
-        assert len({id(reals_key), id(fakes_key), id(g_key)}) == 3
+        n = config.n_critic
+        assert shapes == [(8, 32, 32, 1)] * (3 * n + 1) and {p for *_, p in calls} == {diffaugment}
+        keys = [key for _, key, _ in calls]
+        for i in range(n):  # per critic step: reals, fakes, penalty interpolates
+            reals_key, fakes_key, penalty_key = keys[3 * i : 3 * i + 3]
+            assert penalty_key is reals_key
+        distinct = [keys[3 * i + j] for i in range(n) for j in (0, 1)] + [keys[-1]]
+        assert len({id(key) for key in distinct}) == 2 * n + 1
     else:
-        assert shapes == [(8, 32, 32, 1)] * 3 and {(k, p) for _, k, p in calls} == {(None, "")}
+        n = config.n_critic
+        assert shapes == [(8, 32, 32, 1)] * (2 * n + 1)
+        assert {(k, p) for _, k, p in calls} == {(None, "")}
     frozen = set(train.critic_blocks(initial)[0])
     final = jax.device_get(state["d_params"])
     _, adam_state = state["d_opt"]
