@@ -420,16 +420,11 @@ def matmul_peak_flops(dtype="float32", repeats: int = 5) -> float:
     import jax
     import jax.numpy as jnp
 
+    from jaxgan.models import conv_autotune
+
     n = 2048 if jax.default_backend() == "cpu" else 8192
     a = jnp.ones((n, n), dtype)
-    matmul = jax.jit(lambda a, b: a @ b)
-    jax.block_until_ready(matmul(a, a))
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(matmul(a, a))
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * n**3 / best
+    return 2.0 * n**3 / conv_autotune.fastest_call(jax.jit(jnp.matmul), (a, a), repeats)
 
 
 def spread(values: list[float]) -> str:

@@ -99,11 +99,17 @@ def seconds_for_gradients(conv: Callable, x_shape, kernel_shape, dtype) -> float
     x = jnp.asarray(rng.standard_normal(x_shape), dtype)
     kernel = jnp.asarray(rng.standard_normal(kernel_shape) * 0.1, dtype)
     grads = jax.jit(jax.grad(lambda x, k: jnp.sum(jnp.square(conv(x, k))), argnums=(0, 1)))
-    jax.block_until_ready(grads(x, kernel))
+    return fastest_call(grads, (x, kernel), REPEATS)
+
+
+def fastest_call(fn: Callable, args: tuple, repeats: int) -> float:
+    """Seconds of the fastest of `repeats` calls `fn(*args)`, each waited for, after one untimed
+    call (compilation)."""
+    jax.block_until_ready(fn(*args))
     best = float("inf")
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         start = time.perf_counter()
-        jax.block_until_ready(grads(x, kernel))
+        jax.block_until_ready(fn(*args))
         best = min(best, time.perf_counter() - start)
     return best
 
