@@ -118,13 +118,19 @@ def build_step(config, mesh, stage_resolution: int = 0, stage_alpha: float = 0.5
     return gan_step(config, mesh)
 
 
+def synthetic_channels(config) -> int:
+    """Channels of the synthetic images a GAN config is timed on (no data is opened): the config's,
+    else mnist5k's 1 or 3."""
+    return config.data.channels or (1 if config.data.dataset == "mnist5k" else 3)
+
+
 def gan_step(config, mesh) -> tuple:
     """(step_fn, state, batch, images per step) of `train.py`: n_critic real batches per step."""
     import numpy as np
 
     from jaxgan import data, parallel, train
 
-    channels = config.data.channels or (1 if config.data.dataset == "mnist5k" else 3)
+    channels = synthetic_channels(config)
     num_classes = 10 if train.is_conditional(config) else 0
     shape = (config.data.resolution, config.data.resolution, channels)
     generator, critic = train.build_models(config, channels, num_classes)
@@ -168,7 +174,7 @@ def progressive_step(config, mesh, resolution: int, alpha: float) -> BenchStep:
     )
     table = progressive.parse_table(config.schedule.batch_by_resolution, int)
     batch_size = table.get(resolution, config.batch_size)
-    channels = config.data.channels or (1 if config.data.dataset == "mnist5k" else 3)
+    channels = synthetic_channels(config)
     num_classes = 10 if config.model.ac_head else 0
     generator, critic = progressive.build_models(config, channels, num_classes, mesh)
     tx = progressive.make_optimizer(config)
@@ -287,7 +293,7 @@ def twin_command(config, stage_resolution: int, stage_alpha: float) -> list[str]
                 "with the dcgan (critic_norm 'none') or resnet networks: configs/wgan_gp.py and "
                 "its :cifar10 preset. This config is another; time it with --config alone."
             )
-        channels = channels or (1 if config.data.dataset == "mnist5k" else 3)
+        channels = synthetic_channels(config)
         return [
             "torch_wgan_gp.py",
             f"--arch={m.name}",
@@ -329,7 +335,7 @@ def twin_command(config, stage_resolution: int, stage_alpha: float) -> list[str]
                 "networks (equalized lr, pixel norm, LReLU): configs/pggan.py and its :cifar10 "
                 "preset. This config is another; time it with --config alone."
             )
-        channels = channels or (1 if config.data.dataset == "mnist5k" else 3)
+        channels = synthetic_channels(config)
         table = progressive.parse_table(config.schedule.batch_by_resolution, int)
         resolution = stage_resolution or config.data.resolution
         return [
