@@ -67,7 +67,9 @@ def test_no_growing_run_stops_at_the_time_budget(tmp_path):
     last = ckpt.all_steps()[-1]
     meta = ckpt.restore_meta(last)
     assert meta["cur_nimg"] == 8 * last < 100_000
-    assert meta["elapsed_s"] >= 0.06 and rows[-1]["elapsed_s"] == pytest.approx(
-        meta["elapsed_s"], abs=1.0
-    )
+    # The same clock: the last row is logged before the sample grid and the checkpoint, so the
+    # checkpoint's elapsed time is the row's plus the first sampler's compilation (~1 s idle, more
+    # on a loaded CI machine): ordered, and seconds apart, not a unit or an offset apart.
+    assert meta["elapsed_s"] >= 0.06
+    assert 0.0 <= meta["elapsed_s"] - rows[-1]["elapsed_s"] < 10.0
     assert os.listdir(tmp_path / "resolutions") == ["0016x0016.png"]
