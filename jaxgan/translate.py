@@ -109,14 +109,10 @@ def read_image(path: str, channels: int, size: tuple[int, int]) -> np.ndarray:
     reference's order: `convert('RGB')`, then `__make_power_2`)."""
     from PIL import Image
 
-    from jaxgan.data.prepare import composite_on_white
+    from jaxgan.data import sources
 
     with Image.open(path) as image:
-        # Alpha, or a palette's transparent colour: what shows through is white, not the RGB
-        # values under alpha 0 (which `convert('RGB')` alone would keep).
-        if "A" in image.getbands() or "transparency" in image.info:
-            image = Image.fromarray(composite_on_white(np.asarray(image.convert("RGBA"))))
-        image = image.convert("L" if channels == 1 else "RGB")
+        image = sources.opaque(image).convert("L" if channels == 1 else "RGB")
         height, width = size
         if image.size != (width, height):
             image = image.resize((width, height), Image.BICUBIC)

@@ -57,6 +57,39 @@ def test_folder_source_labels_subfolders_and_skips_corrupt_files(tmp_path, caplo
     assert gray.shape == (16, 16, 1)
 
 
+def test_transparent_pixels_read_as_white_wherever_images_enter(tmp_path):
+    """Folder files (RGBA, LA, a palette's tRNS colour), fit_image's and two_domain's arrays all
+    composite on white; `convert('RGB')` alone keeps the (here black) RGB under alpha 0."""
+    from jaxgan.data import two_domain
+
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (8, 8, 4), dtype=np.uint8)
+    rgba[0, :, 3], rgba[1, :, 3], rgba[1, :, :3] = 255, 0, 0  # opaque row; transparent black row
+    rgb, alpha = rgba[..., :3].astype(np.float64), rgba[..., 3:].astype(np.float64)
+    expected = np.round((rgb * alpha + 255 * (255 - alpha)) / 255).astype(np.uint8)
+    assert (expected[1] == 255).all() and (expected[0] == rgba[0, :, :3]).all()
+
+    root = tmp_path / "sprites"
+    root.mkdir()
+    Image.fromarray(rgba).save(root / "a_rgba.png")
+    Image.fromarray(rgba[..., [0, 3]], "LA").save(root / "b_la.png")
+    palette = Image.fromarray(rgba[..., :3]).quantize(4)
+    palette.info["transparency"] = 0  # palette index 0 shows through
+    palette.save(root / "c_palette.png", transparency=0)
+    src = data.open_source(f"folder:{root}")
+    np.testing.assert_array_equal(src[0][0], expected)
+    la = rgba[..., [0, 3]].astype(np.float64)
+    grey = np.round((la[..., :1] * la[..., 1:] + 255 * (255 - la[..., 1:])) / 255)
+    np.testing.assert_array_equal(src[1][0], np.repeat(grey, 3, -1).astype(np.uint8))
+    index = np.asarray(palette)
+    colours = np.asarray(palette.getpalette()[:12], np.uint8).reshape(4, 3)
+    want = np.where((index == 0)[..., None], 255, colours[index]).astype(np.uint8)
+    np.testing.assert_array_equal(src[2][0], want)
+
+    np.testing.assert_array_equal(data.fit_image(rgba, 8, 3), expected)
+    np.testing.assert_array_equal(np.asarray(two_domain._pil(rgba, 3)), expected)
+
+
 def test_tfds_source_reads_mock_data_without_tensorflow():
     import sys
 

@@ -31,8 +31,8 @@ def fit_image(image: np.ndarray, resolution: int, channels: int) -> np.ndarray:
 
     Lanczos (PIL's ANTIALIAS) is what PGGAN's `dataset_tool.create_lsun` resizes with.
     """
-    if image.shape[-1] == 4:  # drop alpha
-        image = image[..., :3]
+    if image.shape[-1] == 4:  # RGBA: what shows through transparent pixels is white
+        image = sources.composite_on_white(image)
     if image.shape[-1] != channels:
         if channels == 3 and image.shape[-1] == 1:
             image = np.repeat(image, 3, axis=-1)

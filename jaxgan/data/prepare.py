@@ -86,12 +86,6 @@ def emoji_split(name: str) -> str:
     return "test" if int.from_bytes(digest[:8], "big") % 100 < EMOJI_TEST_PERCENT else "train"
 
 
-def composite_on_white(image: np.ndarray) -> np.ndarray:
-    """uint8 [H, W, 4] RGBA -> uint8 [H, W, 3]: round((rgb·α + 255·(255 − α)) / 255), exact in ints."""
-    rgb, alpha = image[..., :3].astype(np.int32), image[..., 3:].astype(np.int32)
-    return ((rgb * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
-
-
 def read_emoji_pngs(tarball: str, style: str) -> dict[str, bytes]:
     """{file name: PNG bytes} of `package/img/<style>/64/*.png` in an emoji-datasource tarball."""
     prefix = f"package/img/{style}/{EMOJI_SIZE}/"
@@ -174,7 +168,7 @@ def npm_pack(package: str, version: str, cache_dir: str) -> str:
 def _emoji_image(png: bytes, size: int) -> Image.Image:
     with Image.open(io.BytesIO(png)) as image:
         rgba = np.asarray(image.convert("RGBA"))  # palette PNGs carry alpha as tRNS
-    return Image.fromarray(pipeline.fit_image(composite_on_white(rgba), size, 3))
+    return Image.fromarray(pipeline.fit_image(rgba, size, 3))  # composited on white
 
 
 def prepare_emoji(

@@ -16,8 +16,9 @@ Dataset strings (config `data.dataset`): `DATASET[:n=K | :class=C]`, DATASET one
                         jaxgan.data.prepare DATASET --resolution=R --out=DIR` (uint8 .npy arrays,
                         memory-mapped): the format to feed an accelerator from.
   folder:PATH           image files under PATH read with PIL; sub-folders are classes (sorted names
-                        -> labels 0..K-1), files directly in PATH get label 0. Unreadable files are
-                        skipped, counted and reported.
+                        -> labels 0..K-1); a PATH with no sub-folders is one class (label 0), and files
+                        both directly in PATH and in sub-folders are refused. Transparent pixels
+                        are composited on white. Unreadable files are skipped, counted and reported.
 and the optional last field
   :n=K                  K images of every class of the *train* split (the split a GAN trains on):
                         the indices `balanced_subset(labels, K * num_classes, seed=0)` picks from
@@ -443,11 +444,28 @@ def _is_readable(path: str) -> bool:
         return False
 
 
+def composite_on_white(image: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, 4] RGBA -> uint8 [H, W, 3]: round((rgb·α + 255·(255 − α)) / 255), exact in ints."""
+    rgb, alpha = image[..., :3].astype(np.int32), image[..., 3:].astype(np.int32)
+    return ((rgb * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+
+
+def opaque(image):
+    """A PIL image with alpha, or a palette's transparent colour, composited on white; others as
+    they are. What shows through is white, not the RGB values under alpha 0 that `convert('RGB')`
+    alone would keep (often black, or whatever the encoder left there)."""
+    from PIL import Image
+
+    if "A" in image.getbands() or "transparency" in image.info:
+        return Image.fromarray(composite_on_white(np.asarray(image.convert("RGBA"))))
+    return image
+
+
 def load_image(path: str, channels: int = 3) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as image:
-        image = image.convert("L" if channels == 1 else "RGB")
+        image = opaque(image).convert("L" if channels == 1 else "RGB")
         array = np.asarray(image, dtype=np.uint8)
     return array[..., None] if array.ndim == 2 else array
 

@@ -123,7 +123,10 @@ def crop_params(seed: int, position: int, size: int) -> tuple[int, int, bool]:
 
 
 def _pil(image: np.ndarray, channels: int) -> Image.Image:
-    """uint8 [H, W, C] (C 1, 3 or 4) -> a PIL image of mode L (channels 1) or RGB (alpha dropped)."""
+    """uint8 [H, W, C] (C 1, 3 or 4) -> a PIL image of mode L (channels 1) or RGB; RGBA is
+    composited on white first."""
+    if image.shape[-1] == 4:
+        image = sources.composite_on_white(image)
     pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
     return pil.convert("L" if channels == 1 else "RGB")
 

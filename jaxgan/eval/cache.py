@@ -23,7 +23,8 @@ from collections.abc import Callable
 import numpy as np
 from absl import logging
 
-FORMAT = 2  # 2: keys name the feature path's code version, the data's directory and version
+FORMAT = 3  # 2: keys name the feature path's code version, the data's directory and version;
+#            3: transparent pixels of image files read as white (they kept their RGB before)
 UNREADABLE = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile)
 
 
