@@ -50,6 +50,7 @@ import optax
 
 from jaxgan import checkpoint as checkpointing
 from jaxgan import data, errors, experiments, parallel, train
+from jaxgan import logging as run_logging
 from jaxgan.eval import imagesets, sampling
 from jaxgan.models import layers
 
@@ -361,6 +362,22 @@ def _load_critic(workdir: str, config, checkpoint: str | int, channels: int, num
     return critic, params, step
 
 
+def svm_fits(name: str, labels: Sequence[int], label_seeds: Sequence[int]) -> list[tuple]:
+    """(extraction seed, N, label draw) of each SVM fit of feature set `name`. Only the random
+    critic depends on the seed (one critic per seed, one draw each); the others are extracted once
+    and fitted on every seed's draw of N labels. All labels (N = 0) are one set whatever the seed:
+    one fit per extraction (59,000 images take minutes per C)."""
+    seeds = label_seeds if name == "random_critic" else label_seeds[:1]
+    fits = []
+    for seed in seeds:
+        for n in labels:
+            if n == 0 and seed != label_seeds[0]:
+                continue
+            draws = label_seeds if n and name != "random_critic" else [seed]
+            fits += [(seed, n, draw) for draw in draws]
+    return fits
+
+
 def dcgan_features(
     workdir: str,
     target: str,
@@ -417,25 +434,25 @@ def dcgan_features(
             return lambda images: images.reshape(len(images), -1).astype(np.float32) / 255.0
         raise errors.ConfigError(f"Feature set {name!r}: expected one of {FEATURE_SETS}.")
 
+    plans = {name: svm_fits(name, labels, label_seeds) for name in feature_sets}
+    bar = run_logging.progress_bar(sum(map(len, plans.values())), unit="fit", desc="dcgan_features")
     rows = []
-    for name in feature_sets:
-        # Only the random critic depends on the seed; the other features are extracted once.
+    for name, fits in plans.items():
         by_count: dict[int, list[dict]] = {n: [] for n in labels}
-        for seed in label_seeds if name == "random_critic" else label_seeds[:1]:
-            extract = extractor(name, seed)
-            train_x, test_x = extract(train_images), extract(test_images)
-            for n in labels:
-                if n == 0 and seed != label_seeds[0]:
-                    continue  # all labels: one fit (59,000 images take minutes per C)
-                # A draw of n labels per seed; all labels (0) are the same set whatever the seed.
-                draws = label_seeds if n and name != "random_critic" else [seed]
-                for draw in draws:
-                    held_out, labelled = labelled_split(train_labels, validation, n, draw)
-                    result = linear_svm(
-                        train_x[labelled], train_labels[labelled],
-                        train_x[held_out], train_labels[held_out], test_x, test_labels,
-                    )  # fmt: skip
-                    by_count[n].append({"seed": draw, "labels": len(labelled), **result})
+        extracted: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for seed, n, draw in fits:
+            if seed not in extracted:  # one extraction per feature set and seed, kept for its fits
+                extract = extractor(name, seed)
+                extracted = {seed: (extract(train_images), extract(test_images))}
+            train_x, test_x = extracted[seed]
+            held_out, labelled = labelled_split(train_labels, validation, n, draw)
+            result = linear_svm(
+                train_x[labelled], train_labels[labelled],
+                train_x[held_out], train_labels[held_out], test_x, test_labels,
+            )  # fmt: skip
+            by_count[n].append({"seed": draw, "labels": len(labelled), **result})
+            bar.set_postfix_str(f"{name} N={len(labelled)}")
+            bar.update()
         for results in by_count.values():
             accuracies = [r["accuracy"] for r in results]
             row = {
@@ -447,12 +464,12 @@ def dcgan_features(
                 "accuracy_max": max(accuracies),
                 "per_seed": results,
             }
-            print(
+            bar.write(
                 f"{name:>13} N={row['labels']:>6}: {row['accuracy_mean']:.4f} "
-                f"({row['accuracy_min']:.4f}-{row['accuracy_max']:.4f}, {len(results)} draws)",
-                flush=True,
+                f"({row['accuracy_min']:.4f}-{row['accuracy_max']:.4f}, {len(results)} draws)"
             )
             rows.append(row)
+    bar.close()
     stem = "dcgan_features_" + target.replace(":", "_").replace("/", "_").replace("=", "")
     table = {
         "experiment": stem,

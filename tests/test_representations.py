@@ -203,6 +203,15 @@ def test_labelled_split_holds_out_a_fixed_balanced_validation_set():
         representations.labelled_split(labels, 100, 401, seed=0)
 
 
+def test_svm_fits_plan_one_extraction_per_seed_only_for_the_random_critic():
+    fits = representations.svm_fits
+    # Trained features: one extraction (seed 0), every seed's draw of 20 labels, one all-label fit.
+    assert fits("dcgan", (20, 0), (0, 1, 2)) == [(0, 20, 0), (0, 20, 1), (0, 20, 2), (0, 0, 0)]
+    # The random critic: one critic per seed, its own draw; all labels only for the first.
+    assert fits("random_critic", (20, 0), (0, 1)) == [(0, 20, 0), (0, 0, 0), (1, 20, 1)]
+    assert fits("pixels", (0,), (3, 4)) == [(3, 0, 3)]
+
+
 def test_the_experiment_on_a_dcgan_run(dcgan_run):
     # 40 train images per class (400), all 1,000 test images.
     table = representations.dcgan_features(
