@@ -15,10 +15,11 @@ Presets:
   ac        the DCGAN baseline of "How good is my GAN?" on mnist5k: class-conditional generator
             (per-class BatchNorm) and an AC head on the critic, TF-GAN's AC-GAN loss (class loss on
             real and fake images for the critic, weight 1; on fakes for the generator, weight 0.1),
-            batch 100, 6,000 steps (~14 minutes here): one row of README.md's table. Measured
-            there: clean digits (domain FID 10.2) that ignore their labels (GAN-test 10%): the
-            critic's class loss on fakes lets G and D agree on a label code that is not the
-            digit (G's class loss fell to 0.75 while the MNIST classifier stayed at chance).
+            batch 100, 10,600 steps (~15 minutes on the 2-core Zen 5 of README.md's "Speed"):
+            one row of README.md's table. Measured there: clean digits (domain FID 4.0) that
+            ignore their labels (GAN-test 10%, GAN-train 11%): the critic's class loss on fakes
+            lets G and D agree on a label code that is not the digit (G's class loss fell to
+            0.75 while the MNIST classifier stayed at chance).
   cifar10_ac  the same on CIFAR-10 with ngf = ndf = 64, 50k iterations (the paper's command:
             gan_loss=classical, acgan_dw=1.0, acgan_gw=0.1, Adam(2e-4, 0.5, 0.999), batch 100).
   celeba64  64x64, ngf = ndf = 64, 25 epochs of a face folder (folder:data/celeba, aligned crops).
@@ -74,8 +75,8 @@ def get_config(preset: str = ""):
         c.ac_weight_d, c.ac_weight_g, c.ac_on_fakes = 1.0, 0.1, True
         c.batch_size = c.g_batch_size = 100
         c.ema_decay = 0.999  # evaluated like the table's other rows: from the EMA generator
-        # mnist5k: 6,000 steps of 0.16 s = the ~15 CPU minutes the table's other rows get.
-        c.num_steps = 50_000 if base_preset == "cifar10" else 6000
+        # mnist5k: 10,600 steps of 0.087 s (Zen 5) = the ~15 minutes the table's other rows get.
+        c.num_steps = 50_000 if base_preset == "cifar10" else 10_600
         c.sample_every = c.checkpoint_every = c.keep_every = c.num_steps // 6
     if base_preset == "smoke":
         common.smoke(c)
