@@ -34,6 +34,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from jaxgan.eval import classifier_training
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MNIST_CNN_WEIGHTS = REPO / "jaxgan" / "assets" / "mnist_cnn.npz"
 # name -> (default number of images, default batch size, image size, channels): jaxgan.bench's.
@@ -159,7 +161,7 @@ def check_against_jaxgan(model, images, device) -> str:
         return f"skipped (jaxgan not importable here: {e})"
     jax_model = classifier.get("mnist_cnn")
     params, _ = classifier.load_params(MNIST_CNN_WEIGHTS, jax_model)
-    ours = classifier.make_predictor(jax_model, params)(images)["features"]
+    ours = classifier_training.make_predictor(jax_model, params)(images)["features"]
     theirs = get_activations(images, model, len(images), 0, device)
     diff = float(np.abs(theirs - ours).max())
     scale = float(np.abs(ours).max())

@@ -20,7 +20,7 @@ As in jaxgan, every resolution after the first (4x4) runs its previous resolutio
 the new one (alpha = 1 once the fade is over), and the networks hold every resolution's layers
 up to the final one (`--final_resolution`), only those up to the stage running.
 
-One iteration = `jaxgan/progressive.py` `make_train_step`'s, with the networks of
+One iteration = `jaxgan/methods/progressive.py` `make_train_step`'s, with the networks of
 `jaxgan/models/progan.py` (specs/pggan_wgan_transfer_dcgan.md §1.1-1.6), written as a PyTorch user
 would (NCHW nn.Module convs whose N(0, 1) weights are multiplied by the He constant at run time,
 F.interpolate, F.avg_pool2d, autograd.grad with create_graph=True):

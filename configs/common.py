@@ -9,10 +9,10 @@ from ml_collections import config_dict
 
 
 def run() -> ml_collections.ConfigDict:
-    """The fields the run loop reads (jaxgan/loop.py), whatever the method."""
+    """The fields the run loop reads (jaxgan/training/loop.py), whatever the method."""
     c = ml_collections.ConfigDict()
     c.method = (
-        "gan"  # a name of the registry, jaxgan/methods.py: gan | progressive | cyclegan | nicegan
+        "gan"  # a name of the registry, jaxgan/training/registry.py: gan | progressive | cyclegan | nicegan
     )
     c.seed = 0
     c.num_steps = 100_000  # generator iterations
@@ -28,9 +28,9 @@ def run() -> ml_collections.ConfigDict:
     # 'skip' (count it and go on, as PGGAN's TF code does).
     c.nonfinite = "stop"
     # The networks' arithmetic in a train step: float32 | bfloat16 (activations bf16; parameters,
-    # optimizer state, normalisation statistics and losses stay float32: jaxgan/precision.py).
+    # optimizer state, normalisation statistics and losses stay float32: jaxgan/core/precision.py).
     c.compute_dtype = "float32"
-    # Start a fresh run from a pretrained one (Transferring GANs; jaxgan/transfer.py): WORKDIR[:STEP],
+    # Start a fresh run from a pretrained one (Transferring GANs; jaxgan/training/transfer.py): WORKDIR[:STEP],
     # which networks ('g' with its EMA, 'd', or 'g,d'), and fnmatch patterns of parameter paths to
     # initialise fresh instead (e.g. 'd_params/Output/*').
     c.init_from = ""
@@ -87,7 +87,7 @@ def base() -> ml_collections.ConfigDict:
     c.model.projection = False  # projection critic, <embed(y), phi(x)> (SNGAN; model 'sngan')
 
     c.loss = "wasserstein"  # wasserstein | non_saturating | hinge | least_squares
-    # name -> {weight, and the penalty's keyword arguments}; see jaxgan/penalties.py.
+    # name -> {weight, and the penalty's keyword arguments}; see jaxgan/training/penalties.py.
     c.penalties = ml_collections.ConfigDict({"wgan_gp": {"weight": 10.0, "target": 1.0}})
     c.ac_weight_d = 1.0  # AC-GAN class loss weights (WGAN-GP: 1 on reals for D, 0.1 for G)
     c.ac_weight_g = 0.1
@@ -103,10 +103,10 @@ def base() -> ml_collections.ConfigDict:
     c.ema_decay = 0.999  # generator EMA used for samples and evaluation (0: none)
     c.ema_warmup = True  # decay_t = min(decay, (1 + t) / (10 + t)), as tf.train's EMA
 
-    # DiffAugment (jaxgan/augment.py) of every image the critic sees: '' (off) or a comma list of
+    # DiffAugment (jaxgan/training/augment.py) of every image the critic sees: '' (off) or a comma list of
     # color | translation | cutout, e.g. 'color,translation,cutout' (the paper's policy).
     c.diffaugment = ""
-    c.d_freeze_blocks = 0  # FreezeD: the critic's first N blocks get no updates (jaxgan/train.py)
+    c.d_freeze_blocks = 0  # FreezeD: the critic's first N blocks get no updates (jaxgan/methods/gan.py)
     c.num_samples = 64  # images in each sample grid (fixed latents)
     # How the evaluated generator's BatchNorm layers normalise: 'batch' (each sampled batch's own
     # statistics, as tflib and PyTorch DCGAN sample) or 'population' (fixed statistics of

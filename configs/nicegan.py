@@ -12,7 +12,7 @@ local (70×70) and global (286×286) patch heads, all spectrally normalised; dec
 with AdaILN residual blocks; LSGAN on three logits, cycle and reconstruction weights 10; D step
 then G step, the encoder trained by the adversarial loss only; Adam(1e-4, 0.5, 0.999) with coupled
 L2 weight decay 1e-4; constant lr, then linearly to 0 over the second half; batch 1; no image pool.
-jaxgan/nicegan.py is the step, jaxgan/models/nicegan.py the networks.
+jaxgan/methods/nicegan.py is the step, jaxgan/models/nicegan.py the networks.
 
 Presets:
   default      CycleGAN's default pair and budget (configs/cyclegan.py): the Google -> Twitter emoji

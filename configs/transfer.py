@@ -1,5 +1,5 @@
 """Transferring GANs (Wang et al., ECCV 2018): train on little target data, from scratch or from a
-pretrained GAN (`--config.init_from=SOURCE_WORKDIR`, jaxgan/transfer.py).
+pretrained GAN (`--config.init_from=SOURCE_WORKDIR`, jaxgan/training/transfer.py).
 
   sudo apt-get install dataset-fashion-mnist                                     # the target data
   python -m jaxgan.main --config=configs/transfer.py:source --workdir=runs/source    # mnist5k digits
@@ -38,9 +38,9 @@ def conditional_fields() -> dict:
     """What makes a GAN of configs/wgan_gp.py the AC-GAN of the paper's Tables 6-7: the fields
     configs/acgan.py's default changes (conditional generator by Cond Concat, AC head, class-loss
     weights), flattened: `--config.<field>` values for any preset of the same network family."""
-    from jaxgan import loop
+    from jaxgan.training import contract
 
-    changes = loop.config_changes(wgan_gp.get_config("").to_dict(), acgan.get_config("").to_dict())
+    changes = contract.config_changes(wgan_gp.get_config("").to_dict(), acgan.get_config("").to_dict())
     return {field: new for field, (_, new) in changes.items()}
 
 

@@ -28,7 +28,7 @@ PyTorch, printing the same last line. CycleGAN on this project's 2-core CPU (med
 (PyTorch 4.9 / 4.6); the generator's last 7×7 conv (32 -> 3 channels on a reflection-padded input)
 is XLA:CPU's slow case there, ~29 ms forward per application at 128².
 
-Feature throughput is the evaluator's extraction as it runs (`classifier.make_predictor`,
+Feature throughput is the evaluator's extraction as it runs (`classifier_training.make_predictor`,
 `inception.make_feature_extractor`): `--num_images` random uint8 images (mnist_cnn: 32x32x1;
 inception_v3: `--image_size` squared x 3, resized to 299 inside) in batches of `--batch_size`
 (0: 500 / 50) sharded over `--num_devices` (0: all), host -> device copies and the copy back
@@ -48,6 +48,13 @@ import time
 from absl import app, flags
 from ml_collections import config_flags
 
+from jaxgan import data
+from jaxgan.core import batched, errors, parallel
+from jaxgan.eval import classifier_training, features, inception, metrics, swd
+from jaxgan.methods import gan, progressive
+from jaxgan.models import classifier, conv_autotune, layers, progan
+from jaxgan.training import penalties, registry
+
 FLAGS = flags.FLAGS
 
 
@@ -55,13 +62,12 @@ def bench_train(config, steps: int, stage_resolution: int = 0, stage_alpha: floa
     """One method's compiled train step on synthetic batches: the lines `--config` prints."""
     import jax
 
-    from jaxgan import parallel, train
 
     mesh = parallel.make_mesh(config.num_devices or None)
     step = build_step(config, mesh, stage_resolution, stage_alpha)
     # Every network of each side (G_A + G_B, D_A + D_B for translation), as the PyTorch twins
     # print them; counted before the timed steps donate the state.
-    params = {side: train.count_params(step.state[side]) for side in ("g_params", "d_params")}
+    params = {side: gan.count_params(step.state[side]) for side in ("g_params", "d_params")}
     compile_s = step.warm_up()
     seconds = step.time(steps)
     return {
@@ -109,9 +115,8 @@ class BenchStep:
 def build_step(config, mesh, stage_resolution: int = 0, stage_alpha: float = 0.5) -> BenchStep:
     """The step `config.method` trains with, on synthetic batches of the config's shape (for a
     progressive config: at the stage `progressive_step` is given)."""
-    from jaxgan import methods
 
-    if methods.get(config.method).translator is not None:
+    if registry.get(config.method).translator is not None:
         return translation_step(config, mesh)
     if config.method == "progressive":
         return progressive_step(config, mesh, stage_resolution, stage_alpha)
@@ -128,16 +133,15 @@ def gan_step(config, mesh) -> tuple:
     """(step_fn, state, batch, images per step) of `train.py`: n_critic real batches per step."""
     import numpy as np
 
-    from jaxgan import data, parallel, train
 
     channels = synthetic_channels(config)
-    num_classes = 10 if train.is_conditional(config) else 0
+    num_classes = 10 if gan.is_conditional(config) else 0
     shape = (config.data.resolution, config.data.resolution, channels)
-    generator, critic = train.build_models(config, channels, num_classes)
-    g_tx = train.make_optimizer(config, config.optim.g_lr, 1)
-    d_tx = train.make_optimizer(config, config.optim.d_lr, config.n_critic)
-    state = train.create_state(config, generator, critic, g_tx, d_tx, shape, mesh)
-    step_fn = train.make_train_step(config, generator, critic, g_tx, d_tx, num_classes, mesh)
+    generator, critic = gan.build_models(config, channels, num_classes)
+    g_tx = gan.make_optimizer(config, config.optim.g_lr, 1)
+    d_tx = gan.make_optimizer(config, config.optim.d_lr, config.n_critic)
+    state = gan.create_state(config, generator, critic, g_tx, d_tx, shape, mesh)
+    step_fn = gan.make_train_step(config, generator, critic, g_tx, d_tx, num_classes, mesh)
     labels = np.random.default_rng(1).integers(
         0, max(num_classes, 1), (config.n_critic, config.batch_size), dtype=np.int32
     )
@@ -159,8 +163,6 @@ def progressive_step(config, mesh, resolution: int, alpha: float) -> BenchStep:
     schedule's table, n_critic real batches at the final resolution (as training feeds them)."""
     import numpy as np
 
-    from jaxgan import data, parallel, progressive
-    from jaxgan.models import progan
 
     resolution = resolution or config.data.resolution
     final_log2 = progan.resolution_log2(config.data.resolution)
@@ -200,9 +202,8 @@ def translation_step(config, mesh) -> tuple:
     does."""
     import importlib
 
-    from jaxgan import data, methods, parallel
 
-    model = importlib.import_module(methods.REGISTRY[config.method]).build(config, mesh)
+    model = importlib.import_module(registry.REGISTRY[config.method]).build(config, mesh)
     batch = data.to_global(
         {
             domain: random_images(
@@ -221,8 +222,6 @@ def bench_conv() -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxgan import penalties
-    from jaxgan.models import layers
 
     rng = np.random.default_rng(0)
     results = {}
@@ -265,7 +264,6 @@ def twin_command(config, stage_resolution: int, stage_alpha: float) -> list[str]
     The flags give the twin the config's networks and batch shapes; that they are the same
     networks is checked afterwards by the parameter counts.
     """
-    from jaxgan import errors
 
     def same_width(model):
         if model.g_width != model.d_width:
@@ -315,7 +313,6 @@ def twin_command(config, stage_resolution: int, stage_alpha: float) -> list[str]
             *amp,
         ]
     if config.method == "progressive":
-        from jaxgan import progressive
 
         if (
             config.loss != "wasserstein"
@@ -408,7 +405,6 @@ def device_name() -> str:
     device = jax.devices()[0]
     if device.platform != "cpu":
         return f"{device.device_kind} ({device.platform})"
-    from jaxgan.models import conv_autotune
 
     fields = conv_autotune.cpuinfo()
     # A model name can be as vague as 'AMD EPYC': family and model tell the generations apart
@@ -426,7 +422,6 @@ def matmul_peak_flops(dtype="float32", repeats: int = 5) -> float:
     import jax
     import jax.numpy as jnp
 
-    from jaxgan.models import conv_autotune
 
     n = 2048 if jax.default_backend() == "cpu" else 8192
     a = jnp.ones((n, n), dtype)
@@ -452,7 +447,6 @@ def compare_with_torch(
 
     import jax
 
-    from jaxgan import parallel, train
 
     check_torch(python)
     command = twin_command(config, stage_resolution, stage_alpha)
@@ -463,8 +457,8 @@ def compare_with_torch(
     mesh = parallel.make_mesh(config.num_devices or None)
     step = build_step(config, mesh, stage_resolution, stage_alpha)
     params = (
-        train.count_params(step.state["g_params"]),
-        train.count_params(step.state["d_params"]),
+        gan.count_params(step.state["g_params"]),
+        gan.count_params(step.state["d_params"]),
     )
     flops = step.flops()
     step.warm_up()
@@ -543,14 +537,11 @@ def time_extraction(extract, images, batch_size: int, repeats: int) -> dict:
 def feature_extractor(name: str, batch_size: int, mesh):
     """(extract, weights description) of feature network `name`, sharded over `mesh`."""
     if name == "mnist_cnn":
-        from jaxgan.eval import features
-        from jaxgan.models import classifier
 
         model = classifier.get("mnist_cnn")
         params, _ = classifier.load_params(features.mnist_cnn_weights_path(), model)
-        extract = classifier.make_predictor(model, params, batch_size, mesh=mesh)
+        extract = classifier_training.make_predictor(model, params, batch_size, mesh=mesh)
         return extract, "shipped weights (jaxgan/assets/mnist_cnn.npz)"
-    from jaxgan.eval import inception
 
     extract = inception.make_feature_extractor(inception.random_params(0), batch_size, mesh=mesh)
     return extract, "random weights: timing only"
@@ -564,8 +555,6 @@ def bench_features(
 
     import jax
 
-    from jaxgan import parallel
-    from jaxgan.eval import inception
 
     default_images, default_batch = FEATURE_DEFAULTS[name]
     num_images, batch_size = num_images or default_images, batch_size or default_batch
@@ -579,7 +568,7 @@ def bench_features(
     return {
         "network": f"{name}, {weights}",
         "images": f"{num_images} x {size}x{size}x{channels} uint8",
-        "batch_size": inception.sharded_batch_size(batch_size, mesh),
+        "batch_size": batched.round_up_to_devices(batch_size, mesh),
         "devices": f"{mesh.devices.size} ({jax.default_backend()})",
         "warmup_s": f"{timing['warmup_s']:.2f} (one batch, compilation included; not timed)",
         "img_per_s_runs": ", ".join(f"{r:.1f}" for r in rates),
@@ -596,7 +585,6 @@ def bench_swd(num_images: int, image_size: int, repeats: int) -> dict:
 
     import numpy as np
 
-    from jaxgan.eval import metrics, swd
 
     preset = swd.SWD_PRESETS["pggan"]
     real, fake = (random_images(num_images, image_size, 3, seed) for seed in (0, 1))
@@ -629,7 +617,6 @@ def bench_swd(num_images: int, image_size: int, repeats: int) -> dict:
 def bench_data(dataset: str, resolution: int, batch_size: int, num_images: int) -> dict:
     """Host input throughput: `data.Batches` over `dataset` (the training stream: shuffled
     indices, fitted uint8 batches) for `num_images` images after one warm-up batch."""
-    from jaxgan import data
 
     source = data.open_source(dataset, "train")
     shape = getattr(source, "images", None)

@@ -39,6 +39,8 @@ import time
 
 from absl import app, flags
 
+from jaxgan.core import checkpoint, run_files
+
 FLAGS = flags.FLAGS
 
 # Many checkpoint and sample writes in a ~40-step run: many moments to kill it at.
@@ -62,9 +64,8 @@ TIMING_KEY = re.compile(r"(_s$|time|elapsed)")  # img_per_s, elapsed_s, sample_t
 def read_metrics(path: str) -> tuple[list[dict], list[int]]:
     """(rows, numbers of the lines that do not parse): a bad line of `metrics.jsonl` is one the
     trainer left, a row torn by a kill mid-write."""
-    from jaxgan import logging as run_logging
 
-    return run_logging.parse_jsonl(path)
+    return run_files.parse_jsonl(path)
 
 
 def compare_metrics(straight: list[dict], killed: list[dict], limit: int = 5) -> list[str]:
@@ -257,7 +258,6 @@ def train_with_kills(command, workdir, logs, env, n, steps, step_s, rng, on_step
 # --- Comparing the runs ---------------------------------------------------------------------------
 def load_state(workdir: str):
     """(step, state) of the run's newest checkpoint as numpy arrays; no model or target needed."""
-    from jaxgan import checkpoint
 
     step = newest_checkpoint(workdir)
     if not step:
@@ -331,9 +331,8 @@ def judge_evaluator(proc: subprocess.Popen, workdir: str, log: str) -> list[str]
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments {argv[1:]}: every option is a --flag.")
-    from jaxgan import logging as run_logging
 
-    run_logging.quiet_library_logs()  # no Orbax INFO chatter while the checkpoints are read
+    run_files.quiet_library_logs()  # no Orbax INFO chatter while the checkpoints are read
     FLAGS.steps = FLAGS.steps or max(40, 5 * FLAGS.kills)  # room for every kill before the end
     root = os.path.abspath(FLAGS.workdir or tempfile.mkdtemp(prefix="jaxgan-chaos-"))
     straight, killed, logs = (os.path.join(root, d) for d in ("straight", "killed", "logs"))

@@ -39,6 +39,13 @@ from collections.abc import Sequence
 import numpy as np
 from absl import app, flags
 
+from jaxgan import data
+from jaxgan.core import checkpoint, errors, parallel, run_files
+from jaxgan.eval import sampling
+from jaxgan.methods import gan
+from jaxgan.models import layers
+from jaxgan.training import registry
+
 FLAGS = flags.FLAGS
 
 COMMANDS = ("video", "grid", "walk", "arithmetic")
@@ -94,17 +101,15 @@ def concept_arithmetic(z: np.ndarray, a: Sequence[int], b: Sequence[int], c: Seq
 
 
 class CheckpointGenerator:
-    """The evaluated generator of one checkpoint of any method (`methods.Method.sampler`):
+    """The evaluated generator of one checkpoint of any method (`registry.Method.sampler`):
     `generator(z [N, z_dim], labels [N]) -> float images [N, R, R, C]` in [-1, 1], each a function
     of its own latent (BatchNorm statistics frozen, see the module docstring)."""
 
     def __init__(self, workdir: str, step: int | None = None, batch_size: int = 64):
 
-        from jaxgan import checkpoint, data, errors, methods, parallel
-        from jaxgan.eval import sampling
 
         self.config = config = sampling.load_config(workdir)
-        method = methods.get(config.method)
+        method = registry.get(config.method)
         if method.sampler is None:
             raise errors.ConfigError(
                 f"{workdir} is a {config.method!r} run: its generators map images to images, not "
@@ -128,12 +133,11 @@ class CheckpointGenerator:
         self._frozen = self._record_statistics()
 
     def latents(self, n: int, seed: int) -> np.ndarray:
-        """[n, z_dim]: the run's latent distribution drawn from `seed` (`train.sample_latents`)."""
+        """[n, z_dim]: the run's latent distribution drawn from `seed` (`gan.sample_latents`)."""
         import jax
 
-        from jaxgan import train
 
-        return np.asarray(train.sample_latents(self.config, jax.random.key(seed), n))
+        return np.asarray(gan.sample_latents(self.config, jax.random.key(seed), n))
 
     def labels(self, indices) -> np.ndarray:
         """Grid tile i's class, i % K, for a conditional generator; zeros otherwise."""
@@ -147,7 +151,6 @@ class CheckpointGenerator:
         import flax.linen as nn
         import jax
 
-        from jaxgan.models import layers
 
         scope = contextlib.ExitStack()
         scope.enter_context(jax.disable_jit())
@@ -238,7 +241,6 @@ def make_gif(
     batch_size: int = 64,
 ) -> str:
     """`video`: the looping interpolation GIF of checkpoint `step` (default: latest); its path."""
-    from jaxgan import logging as run_logging
 
     generator = CheckpointGenerator(workdir, step, batch_size)
     num_frames, n = int(round(seconds * fps)), grid * grid
@@ -246,7 +248,7 @@ def make_gif(
     labels = np.tile(generator.labels(np.arange(n)), num_frames)
     images = generator(latents.reshape(num_frames * n, -1), labels)
     images = images.reshape(num_frames, n, *images.shape[1:])
-    frames = [_zoom(run_logging.make_grid(f, grid), zoom) for f in images]
+    frames = [_zoom(run_files.make_grid(f, grid), zoom) for f in images]
     path = _output(workdir, out, f"interpolation_{generator.step}.gif")
     save_gif(path, frames, fps)
     return path
@@ -257,21 +259,19 @@ def make_grid_picture(
     seed: int = 0, zoom: int = 2, batch_size: int = 64,
 ) -> str:  # fmt: skip
     """`grid`: `count` numbered samples of latents from `seed`; its path."""
-    from jaxgan import logging as run_logging
 
     generator = CheckpointGenerator(workdir, step, batch_size)
     images = generator(generator.latents(count, seed), generator.labels(np.arange(count)))
     columns = int(np.ceil(np.sqrt(count)))
     resolution = images.shape[1] * zoom
-    pixels = _zoom(run_logging.make_grid(images, columns), zoom)
+    pixels = _zoom(run_files.make_grid(images, columns), zoom)
     pixels = _number_tiles(pixels, count, columns, resolution, 2 * zoom)
     path = _output(workdir, out, f"latents_{generator.step}_seed{seed}.png")
-    run_logging.save_png(path, pixels)
+    run_files.save_png(path, pixels)
     return path
 
 
 def _check_indices(indices: Sequence[int], count: int, flag: str) -> None:
-    from jaxgan import errors
 
     bad = [i for i in indices if not 0 <= i < count]
     if not indices or bad:
@@ -287,7 +287,6 @@ def make_walk(
     count: int = 64, zoom: int = 2, fps: int = 10, batch_size: int = 64,
 ) -> tuple[str, str]:  # fmt: skip
     """`walk`: the PNG (one walk per row) and the GIF (all walks forward and back); their paths."""
-    from jaxgan import logging as run_logging
 
     pairs = list(pairs or [(2 * r, 2 * r + 1) for r in range(8)])
     _check_indices([i for pair in pairs for i in pair], count, "pairs")
@@ -297,11 +296,11 @@ def make_walk(
     labels = np.repeat(generator.labels([i for i, _ in pairs]), steps)
     images = generator(walks, labels)
     png = _output(workdir, out, f"walk_{generator.step}.png")
-    run_logging.save_png(png, _zoom(run_logging.make_grid(images, steps), zoom))
+    run_files.save_png(png, _zoom(run_files.make_grid(images, steps), zoom))
     by_walk = images.reshape(len(pairs), steps, *images.shape[1:])
     order = list(range(steps)) + list(range(steps - 2, 0, -1))  # forward, then back: a loop
     columns = int(np.ceil(np.sqrt(len(pairs))))
-    frames = [_zoom(run_logging.make_grid(by_walk[:, t], columns), zoom) for t in order]
+    frames = [_zoom(run_files.make_grid(by_walk[:, t], columns), zoom) for t in order]
     gif = os.path.splitext(png)[0] + ".gif"
     save_gif(gif, frames, fps)
     return png, gif
@@ -324,10 +323,9 @@ def arithmetic_figure(concepts: list[np.ndarray], results: np.ndarray, gap: int 
     """DCGAN Fig. 7 as one uint8 picture: columns a - b + c = results. concepts: 3 arrays
     [k + 1, R, R, C] (the k samples, then the image of their mean); results [9, R, R, C] (the
     exact result 5th) as a 3x3 grid."""
-    from jaxgan import logging as run_logging
 
-    columns = [run_logging.make_grid(c, 1) for c in concepts]
-    block = run_logging.make_grid(results, 3)
+    columns = [run_files.make_grid(c, 1) for c in concepts]
+    block = run_files.make_grid(results, 3)
     height, channels = max(max(c.shape[0] for c in columns), block.shape[0]), block.shape[2]
     pad = lambda p: np.pad(  # noqa: E731
         p, ((0, height - p.shape[0]), (0, 0), (0, 0)), constant_values=255
@@ -344,7 +342,6 @@ def make_arithmetic(
     batch_size: int = 64,
 ) -> str:  # fmt: skip
     """`arithmetic`: mean(a) - mean(b) + mean(c) of grid latents; the figure's path."""
-    from jaxgan import logging as run_logging
 
     for name, indices in (("a", a), ("b", b), ("c", c)):
         _check_indices(indices, count, name)
@@ -369,7 +366,7 @@ def make_arithmetic(
     concepts = np.split(images[: sizes[-1]], sizes[:-1])
     picture = arithmetic_figure(concepts, images[sizes[-1] :])
     path = _output(workdir, out, f"arithmetic_{generator.step}.png")
-    run_logging.save_png(path, _zoom(picture, zoom))
+    run_files.save_png(path, _zoom(picture, zoom))
     return path
 
 
@@ -379,7 +376,6 @@ def make_arithmetic(
 
 
 def _indices(values: Sequence[str], flag: str) -> list[int]:
-    from jaxgan import errors
 
     try:
         return [int(v) for v in values]
@@ -390,7 +386,6 @@ def _indices(values: Sequence[str], flag: str) -> list[int]:
 
 
 def _pairs(values: Sequence[str]) -> list[tuple[int, int]]:
-    from jaxgan import errors
 
     pairs = []
     for value in values:
@@ -407,15 +402,13 @@ def _pairs(values: Sequence[str]) -> list[tuple[int, int]]:
 def main(argv):
     import sys
 
-    from jaxgan import errors
-    from jaxgan import logging as run_logging
 
     command = argv[1] if len(argv) > 1 else "video"
     if len(argv) > 2 or command not in COMMANDS:
         raise app.UsageError(
             f"Usage: python -m jaxgan.interpolate [{'|'.join(COMMANDS)}] --workdir=W"
         )
-    run_logging.quiet_library_logs()
+    run_files.quiet_library_logs()
     common = dict(step=FLAGS.step, out=FLAGS.out, zoom=FLAGS.zoom, batch_size=FLAGS.batch_size)
     grid_seed = FLAGS.seed if FLAGS.seed is not None else 0
     try:

@@ -1,7 +1,7 @@
 """Train a GAN: `python -m jaxgan.main --config=configs/wgan_gp.py[:preset] --workdir=runs/x`.
 
 Kept short on purpose (Flax examples' `main.py`): flags, the optional multi-process start, the
-resolved config printed, then the run loop (`jaxgan.loop`), which trains `config.method` from the
+resolved config printed, then the run loop (`jaxgan.training.loop`), which trains `config.method` from the
 registry. Run the same command on every host of a pod (see launch/); a workdir with checkpoints
 resumes. A user error (bad config, missing data, no readable checkpoint, a diverged run) prints its
 message without a traceback and exits 1; SIGTERM checkpoints and exits 0.
@@ -26,10 +26,10 @@ def main(argv):
     del argv
     import jax  # after flag parsing: --help stays instant
 
-    from jaxgan import errors, loop, parallel
-    from jaxgan import logging as run_logging
+    from jaxgan.core import errors, parallel, run_files
+    from jaxgan.training import loop
 
-    run_logging.quiet_library_logs()
+    run_files.quiet_library_logs()
     parallel.maybe_initialize_distributed()
     config = FLAGS.config
     logging.info(

@@ -25,7 +25,7 @@ of ours left unfilled, is an error naming it. Width, latent size and number of c
 from the shapes; the written workdir holds `config.json` (the resnet64 preset at that width,
 conditional when the checkpoint is), a step-0 checkpoint in the structure the run loop writes, and
 `converted_from.txt` (the table, with shapes). The TF files are read without TensorFlow
-(jaxgan/tf_checkpoint.py).
+(jaxgan/core/tf_checkpoint.py).
 """
 
 from __future__ import annotations
@@ -39,7 +39,10 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-from jaxgan import checkpoint, errors, loop, parallel, tf_checkpoint, train, transfer
+from configs import wgan_gp
+from jaxgan.core import checkpoint, errors, parallel, tf_checkpoint
+from jaxgan.methods import gan
+from jaxgan.training import contract, transfer
 
 RELEASE_README = "https://github.com/yaxingwang/Transferring-GANs#instructions"
 RELEASE_LINKS = (
@@ -184,7 +187,6 @@ def describe(shapes: dict[str, tuple]) -> dict:
 def make_config(source: dict):
     """configs/wgan_gp.py:resnet64 at the source's width and latent size; AC-GAN when conditional
     (transfer_gan.py ACGAN=True: Cond BNorm, class-loss weights 1 for D and G)."""
-    from configs import wgan_gp
 
     config = wgan_gp.get_config("resnet64")
     config.model.g_width = config.model.d_width = source["width"]
@@ -251,12 +253,12 @@ def convert_params(tensors: dict[str, np.ndarray], abstract: dict) -> tuple[dict
 
 def state_factory(config, num_classes: int, mesh) -> Callable[[], dict]:
     """`create()` -> the initial train state of `config` (RGB, `num_classes`), as
-    `train.Trainer.init_state` builds it, without opening the config's dataset."""
-    generator, critic = train.build_models(config, 3, num_classes)
-    g_tx = train.make_optimizer(config, config.optim.g_lr, 1)
-    d_tx = train.make_optimizer(config, config.optim.d_lr, config.n_critic)
+    `gan.Trainer.init_state` builds it, without opening the config's dataset."""
+    generator, critic = gan.build_models(config, 3, num_classes)
+    g_tx = gan.make_optimizer(config, config.optim.g_lr, 1)
+    d_tx = gan.make_optimizer(config, config.optim.d_lr, config.n_critic)
     image_shape = (config.data.resolution, config.data.resolution, 3)
-    return lambda: train.create_state(config, generator, critic, g_tx, d_tx, image_shape, mesh)
+    return lambda: gan.create_state(config, generator, critic, g_tx, d_tx, image_shape, mesh)
 
 
 def format_table(rows: list, prefix: str, ignored: list[str]) -> str:
@@ -333,7 +335,7 @@ def convert(
 
     # --- The run directory --------------------------------------------------------------------
     os.makedirs(workdir, exist_ok=True)
-    loop.record_config(workdir, config.to_dict(), 0, {})
+    contract.record_config(workdir, config.to_dict(), 0, {})
     text = format_table(rows, prefix, ignored)
     with open(os.path.join(workdir, "converted_from.txt"), "w", encoding="utf-8") as f:
         f.write(text)

@@ -30,8 +30,12 @@ from collections.abc import Sequence
 import numpy as np
 from absl import app, flags, logging
 
-from jaxgan import errors
+from jaxgan.core import checkpoint, errors, parallel, run_files
 from jaxgan.data import sources
+from jaxgan.eval import sampling
+from jaxgan.eval.translation import device_batch, translate_images
+from jaxgan.methods import translation
+from jaxgan.training import registry
 
 FLAGS = flags.FLAGS
 
@@ -109,7 +113,6 @@ def read_image(path: str, channels: int, size: tuple[int, int]) -> np.ndarray:
     reference's order: `convert('RGB')`, then `__make_power_2`)."""
     from PIL import Image
 
-    from jaxgan.data import sources
 
     with Image.open(path) as image:
         image = sources.opaque(image).convert("L" if channels == 1 else "RGB")
@@ -151,11 +154,9 @@ def check_output_dir(input_dir: str, output_dir: str) -> None:
 
 def load_translation_config(workdir: str):
     """W/config.json and the run's method, which must have a `translator`."""
-    from jaxgan import methods
-    from jaxgan.eval import sampling
 
     config = sampling.load_config(workdir)
-    method = methods.get(config.method)
+    method = registry.get(config.method)
     if method.translator is None:
         raise errors.ConfigError(
             f"{workdir} is a {config.method!r} run, not a translation run (e.g. "
@@ -185,10 +186,6 @@ def translate_folder(
     Every input is checked (readable, large enough, no two with one output name) before the
     checkpoint is read, so a bad folder fails in a second, not after a restore and a compile.
     """
-    from jaxgan import checkpoint, parallel, translation
-    from jaxgan import logging as run_logging
-    from jaxgan.eval import sampling
-    from jaxgan.eval.translation import device_batch, translate_images
 
     if batch_size < 1:
         raise errors.ConfigError(f"--batch_size={batch_size}: expected at least 1.")
@@ -217,7 +214,7 @@ def translate_folder(
         )  # fmt: skip
 
     os.makedirs(output_dir, exist_ok=True)
-    bar = run_logging.progress_bar(len(paths), unit="image", desc="translate") if progress else None
+    bar = run_files.progress_bar(len(paths), unit="image", desc="translate") if progress else None
     try:
         for size, group in group_by_size(sizes).items():
             # One batch shape per size: at most batch_size, rounded up to the devices.
@@ -229,7 +226,7 @@ def translate_folder(
                     translate, params, images, direction, group_batch, mesh
                 )
                 for path, pixels in zip(chunk, translated):
-                    run_logging.save_png(outputs[path], pixels)
+                    run_files.save_png(outputs[path], pixels)
                 if bar is not None:
                     bar.update(len(chunk))
     finally:
@@ -246,9 +243,8 @@ def translate_folder(
 
 def main(argv, flag_values=FLAGS):
     del argv
-    from jaxgan import logging as run_logging
 
-    run_logging.quiet_library_logs()
+    run_files.quiet_library_logs()
     f = flag_values
     try:
         translate_folder(f.workdir, f.direction, f.input, f.output, f.step, f.batch_size)

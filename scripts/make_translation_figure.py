@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from jaxgan import logging as run_logging  # noqa: E402
 from jaxgan import translate  # noqa: E402
+from jaxgan.core import run_files  # noqa: E402
 
 # Faces, a cat, people with skin tones, an animal, food, an object, a symbol: the categories.
 NAMES = "1f600,1f622,1f638,1f477-1f3fc,1f9cf-1f3fc,1fa9c,1f509,1f235"
@@ -57,8 +57,8 @@ def main():
                 rows[direction].append(translated_row(workdir, direction, folder, names, tmp))
     rows = rows["AtoB"] + rows["BtoA"]
     images = np.stack([im for row in rows for im in row]).astype(np.float32) / 127.5 - 1.0
-    grid = run_logging.make_grid(images, columns=len(names))
-    run_logging.save_png(args.out, grid)
+    grid = run_files.make_grid(images, columns=len(names))
+    run_files.save_png(args.out, grid)
     print(f"wrote {args.out}")
 
 

@@ -5,7 +5,7 @@
     python -m jaxgan.data.prepare emoji --out=DIR
     python scripts/train_mnist_classifier.py --dataset=emoji --data_dir=DIR   # 40 epochs
 
-`classifier.train_classifier` with the `mnist5k` recipe of `jaxgan/models/classifier.py` (the
+`classifier_training.train_classifier` with the `mnist5k` recipe of `jaxgan/models/classifier.py` (the
 `mnist_cnn` preset, batches from `jaxgan.data.Batches`, random +-2 px translations, AdamW(1e-3,
 weight decay 1e-4) with cosine decay, batch 64) on a dataset's train split for
 `epochs * len(train) // 64` steps; the network's name and file come from `features.DOMAIN_NETWORKS`:
@@ -55,14 +55,17 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from jaxgan import data  # noqa: E402
 from jaxgan.data import prepare, two_domain  # noqa: E402
-from jaxgan.eval import features  # noqa: E402
+from jaxgan.eval import (
+    classifier_training,
+    features,  # noqa: E402
+)
 from jaxgan.models import classifier  # noqa: E402
 
 ASSETS = os.path.join(os.path.dirname(__file__), "..", "jaxgan", "assets")
 
 
 # One recipe for every dataset, its `steps` replaced by `epochs * len(train) // batch_size`.
-RECIPE = classifier.RECIPES["mnist5k"]
+RECIPE = classifier_training.RECIPES["mnist5k"]
 PRESET = RECIPE.model
 # Default epochs per dataset (the shipped files'). Fashion-MNIST, measured here (10,000 test
 # images): 3 epochs 89.04%, 6 epochs 90.51%; flips instead of translations 90.86% at 6 epochs,
@@ -120,7 +123,7 @@ def default_out(dataset: str) -> str:
 def measure_accuracies(dataset: str, logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """{"test_accuracy": top-1}, and for emoji also the style (label // 10) and category
     (label % 10) accuracies of the same argmax (test_accuracy is then the joint one)."""
-    accuracies = {"test_accuracy": classifier.accuracy(logits, labels)}
+    accuracies = {"test_accuracy": classifier_training.accuracy(logits, labels)}
     if dataset == "emoji":
         predicted, k = np.argmax(logits, axis=-1), len(prepare.EMOJI_CATEGORIES)
         accuracies["style_accuracy"] = float(np.mean(predicted // k == labels // k))
@@ -145,11 +148,11 @@ def train(dataset: str, epochs: int, seed: int, data_dir: str = ""):
     # mnist5k: 20 epochs of 4,000 at batch 64 are 1,250 steps: 20 full passes of 62 batches and 10
     # more. fashion_mnist: 6 epochs of 60,000 are 5,625 steps (6 x 937 and 3 more).
     recipe = dataclasses.replace(RECIPE, steps=epochs * len(train_images) // RECIPE.batch_size)
-    params = classifier.train_classifier(
+    params = classifier_training.train_classifier(
         train_images, train_labels, recipe, seed, num_classes, on_step=on_step
     )
     epoch_loss = epoch_losses[-1]  # the last printed epoch's mean (the info record's number)
-    predict = classifier.make_predictor(classifier.get(recipe.model, num_classes), params)
+    predict = classifier_training.make_predictor(classifier.get(recipe.model, num_classes), params)
     logits = predict(test_images)["logits"]
     return params, measure_accuracies(dataset, logits, test_labels), epoch_loss, recipe
 

@@ -51,7 +51,7 @@ def make_smoke_run(tmp_path_factory):
     Trained on one device, whose step compiles ~2x faster than on 8; readers restore it onto the
     8 test devices, as a run moved to another host would be. Returns (workdir, config).
     """
-    from jaxgan import loop
+    from jaxgan.training import loop
 
     def make(name, **model):
         workdir = str(tmp_path_factory.mktemp(name))
@@ -102,7 +102,7 @@ def translation_smoke_config():
 def translation_run(tmp_path_factory):
     """`configs/cyclegan.py:smoke` trained for 3 steps (checkpoints 1, 2, 3; keep_last 2) on a
     `write_two_domain_folder` pair. Returns (workdir, pair root, config, final state)."""
-    from jaxgan import loop
+    from jaxgan.training import loop
 
     root = write_two_domain_folder(tmp_path_factory.mktemp("pair"))
     workdir = str(tmp_path_factory.mktemp("translation_run"))

@@ -1,4 +1,4 @@
-"""DiffAugment (jaxgan/augment.py) and FreezeD (train.make_optimizer), each against its definition.
+"""DiffAugment (jaxgan/training/augment.py) and FreezeD (gan.make_optimizer), each against its definition.
 
 The augmentation ops are checked against numpy transcriptions of the reference
 `DiffAugment_pytorch.py` (mit-han-lab/data-efficient-gans; NCHW, as there) fed the same random
@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 from configs import dcgan, wgan_gp
-from jaxgan import augment, data, errors, parallel, train
+from jaxgan import data
+from jaxgan.core import errors, parallel
+from jaxgan.methods import gan
+from jaxgan.training import augment
 
 # Non-square, with an odd cutout width (10 // 2 = 5), to catch swapped axes and the odd-size rule.
 SHAPE = (64, 16, 10, 3)  # N, H, W, C
@@ -168,7 +171,7 @@ def test_gradients_flow_through_diff_augment():
 def _critic_params(name, **overrides):
     config = {"wgan_gp": wgan_gp, "dcgan": dcgan}[name].get_config("smoke")
     config.update_from_flattened_dict(overrides)
-    _, critic = train.build_models(config, 1, 10)
+    _, critic = gan.build_models(config, 1, 10)
     shape = (2, config.data.resolution, config.data.resolution, 1)
     init = lambda: critic.init(jax.random.key(0), jnp.zeros(shape), jnp.zeros((2,), jnp.int32))
     return jax.eval_shape(init)["params"]
@@ -201,8 +204,8 @@ def _critic_params(name, **overrides):
 )
 def test_critic_blocks_of_each_family(name, overrides, blocks):
     params = _critic_params(name, **overrides)
-    assert train.critic_blocks(params) == blocks
-    mask = train.frozen_critic_mask(params, 2)
+    assert gan.critic_blocks(params) == blocks
+    mask = gan.frozen_critic_mask(params, 2)
     frozen = {k for k, subtree in mask.items() if all(jax.tree.leaves(subtree))}
     assert frozen == set(blocks[0] + blocks[1])
     assert not any(
@@ -214,7 +217,7 @@ def test_too_many_frozen_blocks_names_field_value_and_range():
     params = _critic_params("dcgan")
     match = r"config\.d_freeze_blocks=4: this critic has 3 blocks .* 0\.\.3"
     with pytest.raises(errors.ConfigError, match=match):
-        train.frozen_critic_mask(params, 4)
+        gan.frozen_critic_mask(params, 4)
 
 
 @pytest.mark.parametrize(
@@ -235,12 +238,12 @@ def test_freeze_d_keeps_the_first_block_bit_equal(name, diffaugment, monkeypatch
     config = {"wgan_gp": wgan_gp, "dcgan": dcgan}[name].get_config("smoke")
     config.d_freeze_blocks, config.diffaugment = 1, diffaugment
     mesh = parallel.make_mesh(1)
-    generator, critic = train.build_models(config, 1, 10)
-    g_tx = train.make_optimizer(config, config.optim.g_lr, 1)
-    d_tx = train.make_optimizer(config, config.optim.d_lr, config.n_critic, config.d_freeze_blocks)
-    state = train.create_state(config, generator, critic, g_tx, d_tx, (32, 32, 1), mesh)
+    generator, critic = gan.build_models(config, 1, 10)
+    g_tx = gan.make_optimizer(config, config.optim.g_lr, 1)
+    d_tx = gan.make_optimizer(config, config.optim.d_lr, config.n_critic, config.d_freeze_blocks)
+    state = gan.create_state(config, generator, critic, g_tx, d_tx, (32, 32, 1), mesh)
     initial = jax.device_get(state["d_params"])
-    step = train.make_train_step(config, generator, critic, g_tx, d_tx, 10, mesh)
+    step = gan.make_train_step(config, generator, critic, g_tx, d_tx, 10, mesh)
     batches = data.Batches(
         data.open_source("mnist5k"), config.batch_size, 32, 1, seed=0, steps=config.n_critic
     )
@@ -270,7 +273,7 @@ def test_freeze_d_keeps_the_first_block_bit_equal(name, diffaugment, monkeypatch
         n = config.n_critic
         assert shapes == [(8, 32, 32, 1)] * (2 * n + 1)
         assert {(k, p) for _, k, p in calls} == {(None, "")}
-    frozen = set(train.critic_blocks(initial)[0])
+    frozen = set(gan.critic_blocks(initial)[0])
     final = jax.device_get(state["d_params"])
     _, adam_state = state["d_opt"]
     for block in initial:

@@ -13,8 +13,9 @@ import numpy as np
 import optax
 import pytest
 
-from jaxgan import data, train
-from jaxgan.eval import features
+from jaxgan import data
+from jaxgan.eval import classifier_training, features
+from jaxgan.methods import gan
 from jaxgan.models import classifier
 
 SHIPPED_TEST_ACCURACY = 0.9800  # "test accuracy: 0.9800", python scripts/train_mnist_classifier.py
@@ -31,9 +32,9 @@ def shipped(classifier_script):
 def test_shipped_weights_reach_the_printed_test_accuracy(shipped):
     model, params, info = shipped
     test = data.open_source("mnist5k", "test")
-    logits = classifier.make_predictor(model, params)(test.images)["logits"]
+    logits = classifier_training.make_predictor(model, params)(test.images)["logits"]
     # 1,000 test images: a one-image flip from float rounding on another machine is 0.001.
-    assert classifier.accuracy(logits, test.labels) == pytest.approx(
+    assert classifier_training.accuracy(logits, test.labels) == pytest.approx(
         SHIPPED_TEST_ACCURACY, abs=1.5e-3
     )
     assert info["test_accuracy"] == pytest.approx(SHIPPED_TEST_ACCURACY, abs=5e-5)
@@ -43,7 +44,7 @@ def test_shipped_weights_reach_the_printed_test_accuracy(shipped):
 
 def test_shipped_weights_are_the_preset_and_nothing_else(shipped, tmp_path):
     _, params, _ = shipped
-    assert train.count_params(params) == 155_786
+    assert gan.count_params(params) == 155_786
     other = classifier.MnistCNN(widths=(8, 16, 32))
     with pytest.raises(ValueError, match="does not match the MnistCNN definition"):
         classifier.load_params(features.mnist_cnn_weights_path(), other)
@@ -67,7 +68,7 @@ def test_random_translate_is_a_shifted_crop():
     rng = np.random.RandomState(0)
     images = rng.randint(1, 256, (6, 8, 8, 1)).astype(np.uint8)
     key = jax.random.key(1)
-    shifted = np.asarray(classifier.random_translate(key, images, pad=2))
+    shifted = np.asarray(classifier_training.random_translate(key, images, pad=2))
     # The same offsets the function draws: (dy, dx) in [0, 4] of the zero-padded image.
     offsets = np.asarray(jax.random.randint(key, (6, 2), 0, 5))
     padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)))
@@ -81,20 +82,20 @@ def test_train_step_fits_a_batch():
     model = classifier.get("mnist_cnn")
     train = data.open_source("mnist5k", "train")
     index = np.random.RandomState(0).choice(len(train), 32, replace=False)
-    images, labels = train.images[index], train.labels[index]
-    # An 'rbg' key: XLA:CPU compiles threefry weight draws slowly (train.create_state's note).
+    images, labels = gan.images[index], gan.labels[index]
+    # An 'rbg' key: XLA:CPU compiles threefry weight draws slowly (gan.create_state's note).
     params = classifier.init_params(model, jax.random.key(0, impl="rbg"), 32, 1)
     tx = optax.adam(3e-3)
     opt_state = tx.init(params)
-    step = jax.jit(classifier.make_train_step(model, tx))
+    step = jax.jit(classifier_training.make_train_step(model, tx))
     first = None
     for i in range(20):
         params, opt_state, metrics = step(params, opt_state, images, labels, jax.random.key(i))
         first = first if first is not None else float(metrics["loss"])
     assert first > 1.5  # ~log(10) at initialisation
     assert float(metrics["loss"]) < 0.1
-    logits = classifier.make_predictor(model, params)(images)["logits"]
-    assert classifier.accuracy(logits, labels) == 1.0
+    logits = classifier_training.make_predictor(model, params)(images)["logits"]
+    assert classifier_training.accuracy(logits, labels) == 1.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -107,16 +108,16 @@ def test_train_classifier_is_the_scripts_loop():
     that wrote the shipped file), written out here: same batches, init, optimiser and keys."""
     steps, seed = 5, 3
     split = data.open_source("mnist5k", "train")
-    recipe = classifier.RECIPES["mnist5k"]
-    got = classifier.train_classifier(split.images, split.labels, recipe, seed, steps=steps)
+    recipe = classifier_training.RECIPES["mnist5k"]
+    got = classifier_training.train_classifier(split.images, split.labels, recipe, seed, steps=steps)
 
     model = classifier.MnistCNN()
     tx = optax.adamw(optax.cosine_decay_schedule(1e-3, steps), weight_decay=1e-4)
     params = classifier.init_params(model, jax.random.key(seed), 32, 1)
     opt_state = tx.init(params)
     step_fn = jax.jit(
-        classifier.make_train_step(
-            model, tx, lambda key, x: classifier.random_translate(key, x, pad=2)
+        classifier_training.make_train_step(
+            model, tx, lambda key, x: classifier_training.random_translate(key, x, pad=2)
         )
     )
     batches = data.Batches(split, 64, 32, 1, seed=seed)
@@ -170,16 +171,16 @@ def test_resnet32_is_the_reference_architecture():
 def test_cifar10_recipe_schedule_is_tf_piecewise_constant():
     """lr(step) = 0.1 up to and including step 32,031, 0.01 up to 48,046, then 0.001: TF's
     `piecewise_constant(step, [32031, 48046], [0.1, 0.01, 0.001])` (specs/metrics.md §8.1)."""
-    recipe = classifier.RECIPES["cifar10"]
+    recipe = classifier_training.RECIPES["cifar10"]
     assert (recipe.steps, recipe.batch_size, recipe.weight_decay) == (64_000, 128, 2e-4)
     assert recipe.boundaries == (int(50_000 / 128 * 82), int(50_000 / 128 * 123))
-    schedule = classifier.learning_rate_schedule(recipe)
+    schedule = classifier_training.learning_rate_schedule(recipe)
     steps = np.array([0, 1, 32_030, 32_031, 32_032, 48_046, 48_047, 63_999])
     expected = np.where(steps <= 32_031, 0.1, np.where(steps <= 48_046, 0.01, 0.001))
     # float32 constants and one product: within 2 roundings (1.2e-7) of the float64 values.
     np.testing.assert_allclose([float(schedule(s)) for s in steps], expected, rtol=1e-6)
     # A shorter run keeps the boundaries at the same fractions of its steps (~50% and ~75%).
-    short = classifier.learning_rate_schedule(recipe, 640)
+    short = classifier_training.learning_rate_schedule(recipe, 640)
     assert [float(short(s)) for s in (320, 321, 480, 481)] == pytest.approx(
         [0.1, 0.01, 0.01, 0.001], rel=1e-6
     )
@@ -192,10 +193,10 @@ def test_sgd_weight_decay_is_the_l2_term():
     split = data.open_source("mnist5k", "test")
     images, labels = split.images[:16], split.labels[:16]
     params = classifier.init_params(model, jax.random.key(0, impl="rbg"), 32, 1)
-    tx = classifier.make_optimizer(classifier.RECIPES["cifar10"], 100)
+    tx = classifier_training.make_optimizer(classifier_training.RECIPES["cifar10"], 100)
     moved = {}
     for wd in (0.0, 0.5):
-        step = jax.jit(classifier.make_train_step(model, tx, weight_decay=wd))
+        step = jax.jit(classifier_training.make_train_step(model, tx, weight_decay=wd))
         moved[wd], _, _ = step(params, tx.init(params), images, labels, jax.random.key(1))
     # float32: each side rounds w - lr·g once (|w| <= 0.75, ulp 6e-8), and if the two programs
     # round g differently, lr·(a few ulps of |g| <~ 1) adds ~1e-8: 2e-7 is ~3 ulps of w.
@@ -218,10 +219,10 @@ def test_resnet32_overfits_64_images_and_tracks_batch_statistics():
     labels = split.labels[index]
     model = classifier.get("resnet32")
     variables = classifier.init_params(model, jax.random.key(0, impl="rbg"), 16, 3)
-    recipe = classifier.RECIPES["cifar10"]
-    tx = classifier.make_optimizer(recipe)
-    opt_state = tx.init(classifier.trainable(variables))
-    step = jax.jit(classifier.make_train_step(model, tx, weight_decay=recipe.weight_decay))
+    recipe = classifier_training.RECIPES["cifar10"]
+    tx = classifier_training.make_optimizer(recipe)
+    opt_state = tx.init(classifier_training.trainable(variables))
+    step = jax.jit(classifier_training.make_train_step(model, tx, weight_decay=recipe.weight_decay))
     first_conv = variables["params"]["Input"]["kernel"]
     x = data.to_float(images, jax.random.key(0))
     conv = jax.lax.conv_general_dilated(
@@ -262,7 +263,7 @@ def test_resnet32_weights_round_trip_and_predict_in_eval_mode(tmp_path):
     # the two agree to its rounding (2^-24 relative), far inside 1e-6.
     with jax.enable_x64(True):
         loaded64 = jax.tree.map(lambda x: x.astype(jnp.float64), loaded)
-        got = classifier.make_predictor(model, loaded64, batch_size=2)(images)
+        got = classifier_training.make_predictor(model, loaded64, batch_size=2)(images)
         expected = jax.jit(model.apply)(loaded64, images.astype(np.float64) / 127.5 - 1.0)
     for name in ("features", "logits"):
         assert np.abs(expected[name]).max() > 1.0 and got[name].dtype == np.float32
@@ -281,7 +282,7 @@ def test_predictor_shards_batches_and_keeps_input_order(shipped):
     # would move its features by O(1).
     with jax.enable_x64(True):
         params64 = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), params)
-        predict = classifier.make_predictor(model, params64, batch_size=5)
+        predict = classifier_training.make_predictor(model, params64, batch_size=5)
         got = predict(iter([images[:4], images[4:]]))
         with jax.set_mesh(jax.make_mesh((jax.device_count(),), ("data",))):
             in_mesh = predict(images)

@@ -18,8 +18,8 @@ import pytest
 import scipy.linalg
 
 from jaxgan import data, evaluate
+from jaxgan.eval import catalog, classifier_training, features, imagesets, sampling, scoring
 from jaxgan.eval import classifier_metrics as cm
-from jaxgan.eval import features, imagesets, registry, sampling, scoring
 from jaxgan.eval.options import Options
 from jaxgan.models import classifier, dcgan
 
@@ -159,7 +159,7 @@ def test_gan_train_on_the_real_train_split_reproduces_the_real_baseline():
     order (labels 0, 1, ..., 9, 0, 1, ...): GAN-train is then another run of the baseline's recipe
     on the baseline's images, and matches its accuracy within run-to-run noise."""
     split, test = data.open_source("mnist5k", "train"), data.open_source("mnist5k", "test")
-    recipe = classifier.RECIPES["mnist5k"]
+    recipe = classifier_training.RECIPES["mnist5k"]
     baseline = cm.gan_train(
         split.images, split.labels, test.images, test.labels, recipe, steps=CLASSIFIER_STEPS
     )
@@ -239,14 +239,14 @@ def test_conditional_run_rows_equal_the_functions(conditional_run, options, mnis
     assert step == 3
     np.testing.assert_array_equal(labels, np.arange(NUM_SAMPLES) % 10)
     splits = imagesets.real_splits("mnist5k", None, 32, 1, small)
-    recipe = classifier.RECIPES["mnist5k"]
+    recipe = classifier_training.RECIPES["mnist5k"]
     gan_train = cm.gan_train(
         fakes, labels, splits.test.images, splits.test.labels, recipe, steps=steps
     )
     row = by["checkpoint", "gan_train"]
     assert row["value"] == pytest.approx(gan_train["accuracy"], abs=2e-3)
     assert row["n_fake"] == NUM_SAMPLES and row["details"]["classifier"]["steps"] == steps
-    predict = classifier.make_predictor(
+    predict = classifier_training.make_predictor(
         classifier.get("mnist_cnn"),
         classifier.unflatten(_cached_classifier(small.cache_dir, steps)),
     )
@@ -271,7 +271,7 @@ def test_conditional_run_rows_equal_the_functions(conditional_run, options, mnis
     assert row["values"]["class_7"] == pytest.approx(expected["per_class"][7], rel=1e-3)
     assert row["feature_network"] == "mnist_cnn" and row["details"]["singular"] == list(range(10))
     # The real baseline both classifier rows carry: the real classifier on the whole test split.
-    baseline = classifier.accuracy(predict(splits.test.images)["logits"], splits.test.labels)
+    baseline = classifier_training.accuracy(predict(splits.test.images)["logits"], splits.test.labels)
     assert by["checkpoint", "gan_train"]["real_value"] == baseline > 0.5
     assert by["checkpoint", "gan_test"]["real_value"] == baseline
     iw = by["checkpoint", "iw"]  # halves of the test split, halves of the fakes
@@ -292,7 +292,7 @@ def _cached_classifier(cache_dir, steps):
 
 def test_labelled_metrics_need_a_conditional_generator(options):
     def check(name, n_fake, labelled, channels=None):
-        metrics = registry.parse([name])
+        metrics = catalog.parse([name])
         scoring.check_metric_inputs(metrics, 60_000, {name: n_fake}, labelled, options, channels)
 
     for metric in ("gan_train", "gan_test", "class_fid"):

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from configs import acgan, dcgan, sngan
-from jaxgan import data, parallel, train
+from jaxgan import data
+from jaxgan.core import parallel
+from jaxgan.methods import gan
 from jaxgan.models import layers
 from jaxgan.models import sngan as sngan_models
 
@@ -105,11 +107,11 @@ def test_concat_conditioning_feeds_a_one_hot_label_to_the_first_layer():
 def _one_step(config):
     mesh = parallel.make_mesh(1)
     source = data.open_source("mnist5k")
-    generator, critic = train.build_models(config, 1, 10)
-    g_tx = train.make_optimizer(config, config.optim.g_lr, 1)
-    d_tx = train.make_optimizer(config, config.optim.d_lr, config.n_critic)
-    state = train.create_state(config, generator, critic, g_tx, d_tx, (32, 32, 1), mesh)
-    step = train.make_train_step(config, generator, critic, g_tx, d_tx, 10, mesh)
+    generator, critic = gan.build_models(config, 1, 10)
+    g_tx = gan.make_optimizer(config, config.optim.g_lr, 1)
+    d_tx = gan.make_optimizer(config, config.optim.d_lr, config.n_critic)
+    state = gan.create_state(config, generator, critic, g_tx, d_tx, (32, 32, 1), mesh)
+    step = gan.make_train_step(config, generator, critic, g_tx, d_tx, 10, mesh)
     batch = next(data.Batches(source, config.batch_size, 32, 1, seed=0, steps=config.n_critic))
     before = jax.device_get(state)
     after, metrics = step(state, data.to_global(batch, parallel.sharded_on(mesh, 1)))
@@ -184,14 +186,14 @@ def test_population_batchnorm_sampler_gives_each_latent_its_own_image():
     config = sngan.get_config("smoke")
     assert config.eval_batchnorm == "population"
     num_classes = 10
-    generator, _ = train.build_models(config, 1, num_classes)
-    reference_z, reference_labels = train.population_latents(config, num_classes)
-    assert reference_z.shape == (train.POPULATION_LATENTS, config.model.z_dim)
+    generator, _ = gan.build_models(config, 1, num_classes)
+    reference_z, reference_labels = gan.population_latents(config, num_classes)
+    assert reference_z.shape == (gan.POPULATION_LATENTS, config.model.z_dim)
     assert np.bincount(reference_labels).tolist() == [
-        train.POPULATION_LATENTS // 10 + (i < 4) for i in range(10)
+        gan.POPULATION_LATENTS // 10 + (i < 4) for i in range(10)
     ]
     params = generator.init(jax.random.key(0), reference_z[:2], reference_labels[:2])["params"]
-    sample = train.METHOD.sampler(config, 1, num_classes, parallel.make_mesh(1))({})
+    sample = gan.METHOD.sampler(config, 1, num_classes, parallel.make_mesh(1))({})
 
     # Population statistics are the reference batch's own batch statistics.
     batch_mode = generator.apply({"params": params}, reference_z, reference_labels)
@@ -208,9 +210,9 @@ def test_population_batchnorm_sampler_gives_each_latent_its_own_image():
 
 
 def test_eval_batchnorm_must_be_batch_or_population():
-    from jaxgan import errors
+    from jaxgan.core import errors
 
     config = sngan.get_config("smoke")
     config.eval_batchnorm = "running"
     with pytest.raises(errors.ConfigError, match="eval_batchnorm='running'.*'batch'.*'population'"):
-        train.METHOD.sampler(config, 1, 10, parallel.make_mesh(1))
+        gan.METHOD.sampler(config, 1, 10, parallel.make_mesh(1))

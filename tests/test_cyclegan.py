@@ -1,4 +1,4 @@
-"""CycleGAN's step pieces (jaxgan/cyclegan.py) against the reference's definitions."""
+"""CycleGAN's step pieces (jaxgan/methods/cyclegan.py) against the reference's definitions."""
 
 import pathlib
 
@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import cyclegan, errors, translation
+from jaxgan.core import errors
+from jaxgan.methods import cyclegan, translation
 from jaxgan.models import cyclegan as cyclegan_networks
 
 
@@ -159,7 +160,7 @@ def test_one_step_equals_the_reference_optimize_parameters():
 def _one_step_against_the_reference():
     import optax
 
-    from jaxgan import parallel
+    from jaxgan.core import parallel
 
     fixture = np.load(pathlib.Path(__file__).parent / "fixtures" / "cyclegan" / "one_step.npz")
 
@@ -213,7 +214,7 @@ def test_a_smoke_run_trains_draws_its_grid_and_resumes_exactly(
     resumed run (2 steps, then 3) ends bit-equal to an uninterrupted one, history pools included."""
     from PIL import Image
 
-    from jaxgan import loop
+    from jaxgan.training import loop
 
     workdir, root, _, whole = translation_run
     loop.train_and_evaluate(translation_smoke_config(root, 2), str(tmp_path / "resumed"))

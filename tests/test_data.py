@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxgan import data, errors, parallel
+from jaxgan import data
+from jaxgan.core import errors, parallel
 from jaxgan.data import pipeline, sources
 
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 from jaxgan import data
 from jaxgan.data import prepare
-from jaxgan.eval import features
+from jaxgan.eval import classifier_training, features
 from jaxgan.models import classifier
 
 SHIPPED_FASHION_ACCURACY = 0.9051  # "test accuracy: 0.9051", the command in its info record
@@ -87,7 +87,7 @@ def test_fashion_cnn_is_the_shipped_classifier_applied_directly(fashion):
     model, params, _ = fashion
     images = _images(12, 32, seed=0)
     network = features.load("fashion_cnn", 32, 1, batch_size=16)
-    direct = classifier.make_predictor(model, params, batch_size=16)(images)
+    direct = classifier_training.make_predictor(model, params, batch_size=16)(images)
     out = network.extract(images)
     # The same jitted function of the same weights on the same padded [16, 32, 32, 1] batches over
     # the same devices: one XLA program, so bit-for-bit equal (no tolerance to justify).
@@ -103,7 +103,7 @@ def test_fashion_cnn_is_the_shipped_classifier_applied_directly(fashion):
     small = _images(5, 28, seed=1)
     resized = np.stack([data.fit_image(im, 32, 1) for im in small])
     out = features.load("fashion_cnn", 28, 1, batch_size=16).extract(small)
-    direct = classifier.make_predictor(model, params, batch_size=16)(resized)
+    direct = classifier_training.make_predictor(model, params, batch_size=16)(resized)
     np.testing.assert_array_equal(out["logits"], direct["logits"])
     with pytest.raises(ValueError, match="fashion_cnn takes grayscale images of at most 32x32"):
         features.load("fashion_cnn", 32, 3)
@@ -221,7 +221,7 @@ def test_emoji_cnn_is_the_shipped_classifier_on_resized_rgb(emoji):
     out = network.extract(images)
     # The evaluator's path (64 -> 32 by PIL Lanczos, then the jitted classifier) is the classifier
     # applied to the project's resize: one XLA program on the same batches, so bit-for-bit equal.
-    direct = classifier.make_predictor(model, params, batch_size=16)(resized)
+    direct = classifier_training.make_predictor(model, params, batch_size=16)(resized)
     for key in ("features", "logits"):
         np.testing.assert_array_equal(out[key], direct[key])
     assert out["features"].shape == (10, 128) and out["logits"].shape == (10, 20)

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from jaxgan.eval import cache, imagesets, registry, report, results, scoring
+from jaxgan.eval import cache, catalog, imagesets, registry, report, results, scoring
 from jaxgan.eval.options import Options
 
 
@@ -20,8 +20,8 @@ def mean_gap_metric():
         gap = abs(fake.images.mean() - real.images.mean())
         return registry.Result({"mean_gap": float(gap)}, details={"n": fake.size})
 
-    yield registry.get("mean_gap")
-    registry._REGISTRY.pop("mean_gap")
+    yield catalog.get("mean_gap")
+    registry.unregister("mean_gap")
 
 
 def _sets(n_real=300, n_fake=500):
@@ -36,8 +36,8 @@ def _sets(n_real=300, n_fake=500):
 def test_a_registered_function_is_a_metric(mean_gap_metric, tmp_path):
     real, fake = _sets()
     scorer = scoring.Scorer(None, Options(cache_dir=str(tmp_path)), 8, 1)
-    assert "mean_gap" in registry.names() and "mean_gap" in registry.describe()
-    (row,) = scorer.rows(real, fake, registry.parse(["mean_gap"]), {"kind": "sets", "step": None})
+    assert "mean_gap" in catalog.names() and "mean_gap" in catalog.describe()
+    (row,) = scorer.rows(real, fake, catalog.parse(["mean_gap"]), {"kind": "sets", "step": None})
     # No count in its paper: as many fakes as the reals (300 of the 500), a prefix of the set.
     expected = abs(fake.images[:300].mean() - real.images.mean())
     assert row["value"] == pytest.approx(expected, rel=1e-12) and row["n_fake"] == 300
@@ -46,7 +46,7 @@ def test_a_registered_function_is_a_metric(mean_gap_metric, tmp_path):
 
 
 def test_paper_counts_and_the_warning_where_a_row_departs(mean_gap_metric, tmp_path):
-    metrics = registry.parse(["fid", "is", "kid", "swd", "pr", "gan_train", "modes", "fid5k_x10"])
+    metrics = catalog.parse(["fid", "is", "kid", "swd", "pr", "gan_train", "modes", "fid5k_x10"])
     counts = scoring.fake_counts(metrics, 4000, Options())
     assert counts == {"fid": 50_000, "is": 50_000, "kid": 4000, "swd": 4000, "pr": 4000,
                       "gan_train": 4000, "modes": 256_000, "fid5k_x10": 50_000}  # fmt: skip
@@ -74,7 +74,7 @@ def test_prefix_sets_share_their_parents_images_and_labels():
 
 
 def test_rows_made_differently_have_different_identities(tmp_path):
-    kid = registry.get("kid")
+    kid = catalog.get("kid")
     a = results.identity(
         "checkpoint", 2, kid, "r", 10, "f", 10, ("mnist_cnn", "sha256:a", "none", 1), Options()
     )  # noqa: E501
@@ -141,17 +141,17 @@ def test_plots_draw_the_baseline_computed_the_same_way_labelled_with_its_counts(
 
 
 def test_check_metric_inputs_names_the_count_to_pass():
-    modes = registry.parse(["modes"])
+    modes = catalog.parse(["modes"])
     options = dataclasses.replace(Options(), modes_images=100, modes_evals=3)
     with pytest.raises(ValueError, match="at least 300 fakes"):
         scoring.check_metric_inputs(modes, 1000, {"modes": 299}, False, options, 3)
     scoring.check_metric_inputs(modes, 1000, {"modes": 300}, False, options, 3)
     with pytest.raises(ValueError, match="3 channels of stacked-MNIST.*1 channel"):
         scoring.check_metric_inputs(modes, 1000, {"modes": 300}, False, options, 1)
-    fid5k = registry.parse(["fid5k_x10"])
+    fid5k = catalog.parse(["fid5k_x10"])
     with pytest.raises(ValueError, match="n_real=49999, n_fake=50000.*--num_real=50000"):
         scoring.check_metric_inputs(fid5k, 49_999, {"fid5k_x10": 50_000}, False, Options())
     scoring.check_metric_inputs(fid5k, 50_000, {"fid5k_x10": 50_000}, False, Options())
-    fid = registry.parse(["fid"])  # the generic check: the registered minimum
+    fid = catalog.parse(["fid"])  # the generic check: the registered minimum
     with pytest.raises(ValueError, match="fid needs at least 2 fakes.*--num_samples=0"):
         scoring.check_metric_inputs(fid, 10, {"fid": 1}, False, Options())

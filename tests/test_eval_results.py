@@ -3,7 +3,7 @@ evaluators, error rows, and plots and the summary of rows without a value (`eval
 
 import json
 
-from jaxgan import logging as run_logging
+from jaxgan.core import run_files
 from jaxgan.eval import report, results
 
 
@@ -35,15 +35,15 @@ def test_torn_last_line_is_skipped_once_and_the_next_append_is_parseable(tmp_pat
     assert [json.loads(line)["value"] for line in lines[3:]] == [7.0, 8.0]
     assert log.rows == complete + [_row(4, value=7.0), _row(5, value=8.0)]
     caplog.clear()
-    assert run_logging.read_jsonl(str(path)) == log.rows  # the trainer's reader: same tolerance
+    assert run_files.read_jsonl(str(path)) == log.rows  # the trainer's reader: same tolerance
     assert _skipped_lines_warnings(caplog) == [
         f"{path}: skipped line(s) 3, not JSON rows (a writer killed mid-line leaves a torn line)."
     ]
     # Zero bytes (what a crash can leave) and a character cut in two are skipped alike.
     path.write_bytes(b"\0\0\0\n" + json.dumps(_row(2)).encode() + b'\n{"metric": "\xc3')
-    assert run_logging.read_jsonl(str(path)) == [_row(2)]
-    assert run_logging.parse_jsonl(str(path)) == ([_row(2)], [1, 3])
-    assert run_logging.read_jsonl(str(tmp_path / "absent.jsonl")) == []
+    assert run_files.read_jsonl(str(path)) == [_row(2)]
+    assert run_files.parse_jsonl(str(path)) == ([_row(2)], [1, 3])
+    assert run_files.read_jsonl(str(tmp_path / "absent.jsonl")) == []
 
 
 def test_force_rewrite_under_the_lock_keeps_rows_appended_meanwhile(tmp_path):
@@ -58,7 +58,7 @@ def test_force_rewrite_under_the_lock_keeps_rows_appended_meanwhile(tmp_path):
 
     append_as_another_evaluator(_row(4, value=4.0))  # after this log read the file
     log.write(_row(2, value=2.5))  # --force: replaces step 2's row
-    assert run_logging.read_jsonl(str(path)) == [_row(3), _row(4, value=4.0), _row(2, value=2.5)]
+    assert run_files.read_jsonl(str(path)) == [_row(3), _row(4, value=4.0), _row(2, value=2.5)]
 
     # While another evaluator holds the lock, a write waits, then works on what it finds.
     import fcntl
@@ -74,13 +74,13 @@ def test_force_rewrite_under_the_lock_keeps_rows_appended_meanwhile(tmp_path):
         fcntl.flock(lock, fcntl.LOCK_UN)
     writer.join(timeout=10)
     assert not writer.is_alive()
-    assert run_logging.read_jsonl(str(path)) == [
+    assert run_files.read_jsonl(str(path)) == [
         _row(4, value=4.0),
         _row(2, value=2.5),
         _row(5, value=5.0),
         _row(3, value=3.5),
     ]
-    assert log.rows == run_logging.read_jsonl(str(path))
+    assert log.rows == run_files.read_jsonl(str(path))
 
 
 def test_error_rows_are_not_done_and_are_replaced(tmp_path):
@@ -92,7 +92,7 @@ def test_error_rows_are_not_done_and_are_replaced(tmp_path):
     assert (error["value"], error["error"]) == (None, "checkpoint /w/checkpoints/2: bad bytes")
     log.write(_row(2, value=1.5))  # a later evaluator scores it: the error row is replaced
     assert log.has(identity)
-    assert run_logging.read_jsonl(log.path) == [_row(2, value=1.5)]
+    assert run_files.read_jsonl(log.path) == [_row(2, value=1.5)]
 
 
 def test_plots_and_summary_skip_rows_without_a_value(tmp_path, capsys):

@@ -23,9 +23,10 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import wgan_gp
-from jaxgan import checkpoint, data, evaluate, train
-from jaxgan import logging as run_logging
+from jaxgan import data, evaluate
+from jaxgan.core import checkpoint, run_files
 from jaxgan.eval import (
+    catalog,
     features,
     fid,
     imagesets,
@@ -34,12 +35,12 @@ from jaxgan.eval import (
     kid,
     ms_ssim,
     prd,
-    registry,
     sampling,
     scoring,
     swd,
 )
 from jaxgan.eval.options import Options
+from jaxgan.methods import gan
 
 METRICS = ["fid", "kid", "is", "swd", "ms_ssim", "pr"]
 NUM_REAL = 400  # a seeded subset of each split keeps the test fast
@@ -95,13 +96,13 @@ def _fakes(workdir, config, step, options):
     state = ocp.StandardCheckpointer().restore(
         os.path.join(workdir, "checkpoints", str(step), "state")
     )
-    generator, _ = train.build_models(config, 1, 10)
+    generator, _ = gan.build_models(config, 1, 10)
     devices = jax.device_count()
     batch = -(-min(options.batch_size, options.num_samples) // devices) * devices
     z, labels = sampling.generation_inputs(config, 10, options.num_samples, batch, options.seed)
     apply = jax.jit(generator.apply)  # one device, no sharding: unlike the evaluator's sampler
     images = [
-        run_logging.to_uint8(
+        run_files.to_uint8(
             apply({"params": state["ema_params"]}, z[i : i + batch], labels[i : i + batch])
         )
         for i in range(0, len(z), batch)
@@ -132,7 +133,7 @@ def _swd_descriptors(images, rng):
 
 
 def _rows(workdir):
-    return run_logging.read_jsonl(os.path.join(workdir, "eval", "metrics.jsonl"))
+    return run_files.read_jsonl(os.path.join(workdir, "eval", "metrics.jsonl"))
 
 
 def _find(rows, kind, step, metric):
@@ -152,7 +153,7 @@ def test_rows_for_every_checkpoint_and_the_baseline(run, evaluated):
             assert row["real"] == "mnist5k:train" and row["fake"] == f"ema_params@{step}"
             assert (row["n_real"], row["n_fake"], row["seed"]) == (NUM_REAL, NUM_SAMPLES, 0)
             assert row["sample_batch_size"] == 48 and row["wall_time_s"] >= 0
-            feature_metric = registry.get(metric).features
+            feature_metric = catalog.get(metric).features
             assert row["feature_network"] == ("mnist_cnn" if feature_metric else None)
             assert row["resize"] == "none"
             assert np.isfinite(row["value"])
@@ -338,7 +339,7 @@ def test_fid5k_x10_row_is_fid_chunks():
         sets.append(image_set)
     scorer = scoring.Scorer("mnist_cnn", Options(), 32, 1)
     scorer._network = features.FeatureNetwork("mnist_cnn", "none", "sha256:x", "", "", None)
-    metrics = registry.parse(["fid5k_x10"])
+    metrics = catalog.parse(["fid5k_x10"])
     (row,) = scorer.rows(*sets, metrics, {"kind": "sets", "step": None})
     assert (row["value"], row["std"]) == fid.fid_chunks(real_f, fake_f)
     assert row["n_fake"] == 50_000 and "warning" not in row  # the paper's count
@@ -346,7 +347,7 @@ def test_fid5k_x10_row_is_fid_chunks():
         scoring.check_metric_inputs(metrics, 4000, {"fid5k_x10": 4000}, False, Options())
     with pytest.raises(ValueError, match="class-conditional generator"):
         scoring.check_metric_inputs(
-            registry.parse(["gan_test"]), 4000, {"gan_test": 4000}, False, Options()
+            catalog.parse(["gan_test"]), 4000, {"gan_test": 4000}, False, Options()
         )
 
 
@@ -356,9 +357,9 @@ def test_step_selection_and_metric_names():
     assert sampling.select_steps([2, 3, 5], "3,4,5") == [3, 5]
     with pytest.raises(ValueError, match="--steps"):
         sampling.select_steps([2], "last")
-    assert [m.name for m in registry.parse(["fid", " kid", "fid"])] == ["fid", "kid"]
+    assert [m.name for m in catalog.parse(["fid", " kid", "fid"])] == ["fid", "kid"]
     with pytest.raises(ValueError, match="unknown fidd"):
-        registry.parse(["fidd"])
+        catalog.parse(["fidd"])
 
 
 def test_cli_fails_fast_without_inception_weights(run, tmp_path):
@@ -403,7 +404,7 @@ def test_cli_two_sets(options, evaluated, tmp_path):
         cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
-    (row,) = run_logging.read_jsonl(str(output))
+    (row,) = run_files.read_jsonl(str(output))
     assert json.loads(result.stdout.strip().splitlines()[-1]) == row
     assert row["value"] == pytest.approx(_find(evaluated, "real_vs_real", None, "fid")["value"])
 
@@ -452,12 +453,12 @@ def test_conditional_generators_get_balanced_labels():
     z_cond, labels = sampling.generation_inputs(config, 10, 95, 48, seed=5)
     np.testing.assert_array_equal(labels, np.arange(96) % 10)
     np.testing.assert_array_equal(z_cond, z)  # latents depend on the seed and count only
-    expected = train.sample_latents(config, jax.random.fold_in(jax.random.key(5), 0), 1000)
+    expected = gan.sample_latents(config, jax.random.fold_in(jax.random.key(5), 0), 1000)
     np.testing.assert_array_equal(z, np.asarray(expected)[:96])
     # Latent i does not depend on how many are drawn: each metric's fakes are a prefix of all.
     z_many, _ = sampling.generation_inputs(config, 10, 2500, 48, seed=5)
     np.testing.assert_array_equal(z_many[:96], z)
-    second_block = train.sample_latents(config, jax.random.fold_in(jax.random.key(5), 1), 1000)
+    second_block = gan.sample_latents(config, jax.random.fold_in(jax.random.key(5), 1), 1000)
     np.testing.assert_array_equal(z_many[1000:2000], np.asarray(second_block))
 
 
@@ -557,14 +558,14 @@ def test_each_checkpoint_is_sampled_with_its_own_config(
         for step in (2, 3)
     }
     assert stored[2]["optim"]["b2"] == 0.9 and stored[3] == config
-    built, build = [], train.METHOD.sampler
+    built, build = [], gan.METHOD.sampler
 
     def recording_sampler(config, *args):
         built.append(json.loads(json.dumps(config.to_dict())))
         return build(config, *args)
 
     monkeypatch.setattr(
-        train, "METHOD", dataclasses.replace(train.METHOD, sampler=recording_sampler)
+        gan, "METHOD", dataclasses.replace(gan.METHOD, sampler=recording_sampler)
     )
     rows = evaluate.evaluate_workdir(copy, ["fid"], dataclasses.replace(options, baseline=False))
     assert built == [stored[2], stored[3]]
@@ -614,7 +615,7 @@ def test_samplers_compile_once_per_network_config(monkeypatch):
         return lambda meta: ("sampler", config.model.g_width, meta["lod"])
 
     monkeypatch.setattr(
-        train, "METHOD", dataclasses.replace(train.METHOD, sampler=counting_sampler)
+        gan, "METHOD", dataclasses.replace(gan.METHOD, sampler=counting_sampler)
     )
     samplers = sampling.Samplers(1, 10, mesh=None)
     run_config = wgan_gp.get_config("smoke")
@@ -651,6 +652,6 @@ def test_cli_prints_a_user_error_without_traceback(run):
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"ConfigError: --metrics: unknown fidd; choose from {', '.join(registry.names())} "
+        f"ConfigError: --metrics: unknown fidd; choose from {', '.join(catalog.names())} "
         "(python -m jaxgan.evaluate --list_metrics describes each)."
     ]

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from configs import wgan_gp
-from jaxgan import data, experiments
-from jaxgan import logging as run_logging
+from jaxgan import data
+from jaxgan.core import run_files
 from jaxgan.eval import classifier_metrics as cm
-from jaxgan.eval import imagesets, sampling
+from jaxgan.eval import classifier_training, imagesets, sampling
 from jaxgan.eval.options import Options
-from jaxgan.models import classifier
+from jaxgan.experiments import cli as experiments
 
 STEPS = 20
 
@@ -39,7 +39,7 @@ def options(tmp_path_factory):
 
 
 def _accuracy(images, labels, splits):
-    recipe = classifier.RECIPES["mnist5k"]
+    recipe = classifier_training.RECIPES["mnist5k"]
     test = splits.test
     return cm.gan_train(images, labels, test.images, test.labels, recipe, steps=STEPS)["accuracy"]
 
@@ -68,7 +68,7 @@ def test_diversity_table_and_plot(run, options):
 @pytest.fixture(scope="module")
 def subset_run(tmp_path_factory, smoke_config):
     """The conditional `:smoke` GAN trained on 10 digits of each class (`mnist5k:n=10`)."""
-    from jaxgan import loop
+    from jaxgan.training import loop
 
     workdir = str(tmp_path_factory.mktemp("subset_run"))
     overrides = {"model.conditional_generator": True, "model.ac_head": True}
@@ -106,7 +106,7 @@ def test_augmentation_uses_the_gan_trained_on_each_subset(run, subset_run, optio
     other = tmp_path / "other"  # a GAN of another dataset cannot augment this one
     config_json = json.loads((pathlib.Path(subset_dir) / "config.json").read_text())
     config_json["data"]["dataset"] = "stacked_mnist5k:n=10"
-    run_logging.write_json(str(other / "config.json"), config_json)
+    run_files.write_json(str(other / "config.json"), config_json)
     with pytest.raises(ValueError, match="subsets of"):
         experiments.augmentation(workdir, [str(other)], 100, options)
 
@@ -126,7 +126,7 @@ def test_cli_and_unconditional_runs(run, options, tmp_path, capsys):
     stored = json.loads((pathlib.Path(workdir) / "eval" / "diversity.json").read_text())
     assert stored["checkpoint"] == 2 and stored["classifier"]["steps"] == 2
     unconditional = tmp_path / "unconditional"
-    run_logging.write_json(
+    run_files.write_json(
         os.path.join(str(unconditional), "config.json"), wgan_gp.get_config("smoke").to_dict()
     )
     with pytest.raises(ValueError, match="config.model.conditional_generator=True"):

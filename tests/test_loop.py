@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import checkpoint, errors, loop, methods
+from jaxgan.core import checkpoint, errors
+from jaxgan.training import contract, loop, registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -127,17 +128,17 @@ def test_skip_mode_skips_and_counts_nonfinite_updates(tmp_path, smoke_config):
 def test_config_changes_are_classified_by_field():
     old = {"num_steps": 3, "model": {"g_width": 8, "z_dim": 16}, "optim": {"g_lr": 1e-4}}
     new = {"num_steps": 5, "model": {"g_width": 16, "z_dim": 16}, "optim": {"g_lr": 2e-4}, "x": 1}
-    assert loop.config_changes(old, new) == {
+    assert contract.config_changes(old, new) == {
         "model.g_width": (8, 16),
         "num_steps": (3, 5),
         "optim.g_lr": (1e-4, 2e-4),
         "x": ("<absent>", 1),
     }
     same_model = {**old, "model": new["model"]}  # only safe fields (and a new one) differ
-    changes = loop.check_contract(same_model, new, loop.SAFE_TO_CHANGE, 3, "w")
+    changes = contract.check_contract(same_model, new, contract.SAFE_TO_CHANGE, 3, "w")
     assert set(changes) == {"num_steps", "optim.g_lr", "x"}
     with pytest.raises(errors.ConfigError, match=r"model\.g_width: 8 -> 16") as raised:
-        loop.check_contract(old, new, loop.SAFE_TO_CHANGE, 3, "w")
+        contract.check_contract(old, new, contract.SAFE_TO_CHANGE, 3, "w")
     assert "num_steps" not in str(raised.value).split("Fields a resumed run may change")[0]
 
 
@@ -267,12 +268,12 @@ def test_the_registry_names_its_methods():
     import importlib
 
     for name, module in (
-        ("gan", "jaxgan.train"),
-        ("progressive", "jaxgan.progressive"),
-        ("cyclegan", "jaxgan.cyclegan"),
-        ("nicegan", "jaxgan.nicegan"),
-        ("translation", "jaxgan.cyclegan"),  # CycleGAN's runs from before NICE-GAN
+        ("gan", "jaxgan.methods.gan"),
+        ("progressive", "jaxgan.methods.progressive"),
+        ("cyclegan", "jaxgan.methods.cyclegan"),
+        ("nicegan", "jaxgan.methods.nicegan"),
+        ("translation", "jaxgan.methods.cyclegan"),  # CycleGAN's runs from before NICE-GAN
     ):
-        assert methods.get(name) is importlib.import_module(module).METHOD
+        assert registry.get(name) is importlib.import_module(module).METHOD
     with pytest.raises(errors.ConfigError, match="config.method='pix2pix' .* gan, progressive, cy"):
-        methods.get("pix2pix")
+        registry.get("pix2pix")

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import losses, penalties
+from jaxgan.training import losses, penalties
 
 REAL = np.array([2.0, -1.0, 0.5])
 FAKE = np.array([-0.5, 1.5, 0.0])

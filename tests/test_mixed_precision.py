@@ -1,4 +1,4 @@
-"""Mixed precision (`config.compute_dtype`, jaxgan/precision.py): a bfloat16 train step against the
+"""Mixed precision (`config.compute_dtype`, jaxgan/core/precision.py): a bfloat16 train step against the
 float32 one, what stays float32, that the networks really compute in bfloat16, and the bad value.
 
 The steps run on one device (a compile there is ~2x faster than on the 8 test devices).
@@ -11,9 +11,12 @@ import pytest
 from jax.extend import core
 
 from configs import acgan, cyclegan, dcgan, nicegan, pggan, sngan, wgan_gp
-from jaxgan import cyclegan as cyclegan_method
-from jaxgan import data, errors, loop, parallel, precision, progressive, train
-from jaxgan import nicegan as nicegan_method
+from jaxgan import data
+from jaxgan.core import errors, parallel, precision
+from jaxgan.methods import cyclegan as cyclegan_method
+from jaxgan.methods import gan, progressive
+from jaxgan.methods import nicegan as nicegan_method
+from jaxgan.training import loop
 
 # Tolerances of a bfloat16 step against the float32 step from the same state and batch.
 # bfloat16 keeps 8 significant bits: one rounding is off by at most u = 2^-8 (relative). Products
@@ -97,17 +100,17 @@ def test_wgan_gp_step_in_bfloat16_matches_float32():
     """WGAN-GP (ResNet, LayerNorm critic, gradient penalty, 2 critic updates), smoke config."""
     config = wgan_gp.get_config("smoke")
     mesh = parallel.make_mesh(1)
-    generator, critic = train.build_models(config, 1, 10)
-    g_tx = train.make_optimizer(config, config.optim.g_lr, 1)
-    d_tx = train.make_optimizer(config, config.optim.d_lr, config.n_critic)
-    state = train.create_state(config, generator, critic, g_tx, d_tx, (32, 32, 1), mesh)
+    generator, critic = gan.build_models(config, 1, 10)
+    g_tx = gan.make_optimizer(config, config.optim.g_lr, 1)
+    d_tx = gan.make_optimizer(config, config.optim.d_lr, config.n_critic)
+    state = gan.create_state(config, generator, critic, g_tx, d_tx, (32, 32, 1), mesh)
     source = data.open_source("mnist5k")
     batch = next(data.Batches(source, config.batch_size, 32, 1, seed=0, steps=config.n_critic))
     batch = data.to_global(batch, parallel.sharded_on(mesh, 1))
     results = {}
     for dtype in ("float32", "bfloat16"):
         c = _with_dtype(config, dtype)
-        step = train.make_train_step(c, generator, critic, g_tx, d_tx, 10, mesh)
+        step = gan.make_train_step(c, generator, critic, g_tx, d_tx, 10, mesh)
         results[dtype] = jax.device_get(step(_copy(state), batch))
     (state_bf16, metrics_bf16), (state_f32, metrics_f32) = results["bfloat16"], results["float32"]
     _assert_float32_state(state_bf16, state_f32)
@@ -155,19 +158,19 @@ def test_pggan_fade_in_step_in_bfloat16_matches_float32():
 
 
 def _gan_step(config):
-    generator, critic = train.build_models(config, 1, 10)
-    g_tx = train.make_optimizer(config, config.optim.g_lr, 1)
-    d_tx = train.make_optimizer(config, config.optim.d_lr, config.n_critic)
+    generator, critic = gan.build_models(config, 1, 10)
+    g_tx = gan.make_optimizer(config, config.optim.g_lr, 1)
+    d_tx = gan.make_optimizer(config, config.optim.d_lr, config.n_critic)
     mesh = parallel.make_mesh(1)
     state = jax.eval_shape(
-        lambda: train.create_state(config, generator, critic, g_tx, d_tx, (32, 32, 1), mesh)
+        lambda: gan.create_state(config, generator, critic, g_tx, d_tx, (32, 32, 1), mesh)
     )
     shape = (config.n_critic, config.batch_size)
     batch = {
         "image": jax.ShapeDtypeStruct((*shape, 32, 32, 1), jnp.uint8),
         "label": jax.ShapeDtypeStruct(shape, jnp.int32),
     }
-    return train.make_train_step(config, generator, critic, g_tx, d_tx, 10, mesh), (state, batch)
+    return gan.make_train_step(config, generator, critic, g_tx, d_tx, 10, mesh), (state, batch)
 
 
 def _pggan_step(config):

@@ -1,4 +1,4 @@
-"""NICE-GAN's decoupled step (jaxgan/nicegan.py) against a PyTorch build of `NICE.py::train`
+"""NICE-GAN's decoupled step (jaxgan/methods/nicegan.py) against a PyTorch build of `NICE.py::train`
 (tests/fixtures/nicegan/one_step.npz, made by scripts/make_nicegan_fixture.py), and its run."""
 
 import pathlib
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import nicegan, translation
+from jaxgan.methods import nicegan, translation
 from jaxgan.models import nicegan as networks
 
 FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "nicegan" / "one_step.npz"
@@ -115,7 +115,7 @@ def test_learning_rate_is_the_references_decrement_before_each_update():
 
 
 def test_resolution_too_small_for_the_global_head_is_a_config_error():
-    from jaxgan import errors
+    from jaxgan.core import errors
 
     with pytest.raises(errors.ConfigError, match="at least 96"):
         nicegan.check_resolution(_smoke_config(**{"data.resolution": 64, "model.num_layers": 7}))
@@ -124,7 +124,7 @@ def test_resolution_too_small_for_the_global_head_is_a_config_error():
 
 def test_translate_is_the_source_encoder_then_the_target_decoder():
     """`translate(params, x, 'AtoB')` is gen2B(disA.encode(x)) with disA's u read, not advanced."""
-    from jaxgan import parallel
+    from jaxgan.core import parallel
 
     config = _smoke_config()
     model = nicegan.build(config, parallel.make_mesh(1))
@@ -150,7 +150,7 @@ def nice_run(tmp_path_factory, translation_smoke_config):
     num_steps out of the program)."""
     from conftest import write_two_domain_folder
 
-    from jaxgan import loop
+    from jaxgan.training import loop
 
     root = write_two_domain_folder(tmp_path_factory.mktemp("pair"))
     workdir = str(tmp_path_factory.mktemp("nice_run"))
@@ -165,7 +165,7 @@ def test_a_smoke_run_trains_draws_its_grid_and_resumes_exactly(
     optimizers and every spectral-norm u (state the reference keeps in its modules' buffers)."""
     from PIL import Image
 
-    from jaxgan import loop
+    from jaxgan.training import loop
 
     workdir, root, _, whole = nice_run
     loop.train_and_evaluate(translation_smoke_config(root, 2, "nicegan"), str(tmp_path / "r"))
@@ -186,8 +186,8 @@ def test_the_evaluator_and_translate_use_encoder_and_decoder(nice_run, tmp_path)
     g_params, d_params and spectral_norm restored together)."""
     from PIL import Image
 
-    from jaxgan import logging as run_logging
     from jaxgan import translate
+    from jaxgan.core import run_files
     from jaxgan.eval import runner
     from jaxgan.eval.options import Options
 
@@ -206,7 +206,7 @@ def test_the_evaluator_and_translate_use_encoder_and_decoder(nice_run, tmp_path)
             variables, images / 127.5 - 1.0, method=networks.Discriminator.encode
         )
         fake = generator.apply({"params": state["g_params"][decoder]}, code)
-        return images, run_logging.to_uint8(np.asarray(fake))
+        return images, run_files.to_uint8(np.asarray(fake))
 
     (a, a2b), (b, b2a) = by_hand("A"), by_hand("B")
     options = Options(cache_dir=str(tmp_path / "cache"), progress=False)
@@ -228,7 +228,7 @@ def test_the_evaluator_and_translate_use_encoder_and_decoder(nice_run, tmp_path)
         {"params": state["d_params"]["disA"], SPECTRAL: state[SPECTRAL]["disA"]},
         images / 127.5 - 1.0, method=networks.Discriminator.encode,
     )  # fmt: skip
-    want = run_logging.to_uint8(
+    want = run_files.to_uint8(
         np.asarray(generator.apply({"params": state["g_params"]["gen2B"]}, code))
     )
     got = np.stack([np.asarray(Image.open(p)) for p in written])

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import parallel
+from jaxgan.core import parallel
 from jaxgan.models import layers, progan
 
 # ----------------------------------------------------------------------------------------------

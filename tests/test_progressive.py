@@ -9,8 +9,10 @@ import pytest
 import scipy.ndimage
 
 from configs import pggan
-from jaxgan import data, interpolate, parallel, progressive
+from jaxgan import data, interpolate
+from jaxgan.core import parallel
 from jaxgan.eval import sampling
+from jaxgan.methods import progressive
 from jaxgan.models import layers, progan
 
 
@@ -314,7 +316,7 @@ def test_the_penalty_is_taken_at_the_final_resolution_as_the_references_take_it(
     """`full_resolution_penalty` at a 4×4 stage of a 16×16 run equals the TF construction done
     literally (reals and fakes nearest-upscaled ×4, a critic that box-downscales its input first),
     and differs from the penalty taken at the stage resolution (what jaxgan did before)."""
-    from jaxgan import penalties
+    from jaxgan.training import penalties
 
     rng = np.random.default_rng(0)
     weights = rng.normal(size=(4 * 4 * 3, 5))

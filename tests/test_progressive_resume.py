@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from configs import pggan
-from jaxgan import checkpoint, loop
+from jaxgan.core import checkpoint
+from jaxgan.training import loop
 
 
 def _config(**overrides):

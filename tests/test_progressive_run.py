@@ -9,7 +9,10 @@ import pytest
 from PIL import Image
 
 from configs import pggan
-from jaxgan import checkpoint, data, interpolate, loop, parallel, progressive
+from jaxgan import data, interpolate
+from jaxgan.core import checkpoint, parallel
+from jaxgan.methods import progressive
+from jaxgan.training import loop
 
 # The smoke schedule (configs/pggan.py `_smoke`): 8 images a step, stabilise 16 images' worth,
 # fade over 24. Step k runs at kimg = 0.008·(k - 1).

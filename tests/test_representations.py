@@ -1,4 +1,4 @@
-"""DCGAN's representation experiment (jaxgan/representations.py) and the latent-space pictures
+"""DCGAN's representation experiment (jaxgan/experiments/dcgan_features.py) and the latent-space pictures
 (jaxgan/interpolate.py) of a DCGAN run: features against numpy, the SVM and k-means baselines
 against hand computations, walks and arithmetic against the generator's own images."""
 
@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxgan import errors, interpolate, representations
+from jaxgan import interpolate
+from jaxgan.core import errors
+from jaxgan.experiments import dcgan_features
 from jaxgan.models import dcgan
 
 
@@ -19,7 +21,7 @@ from jaxgan.models import dcgan
 def dcgan_run(tmp_path_factory):
     """`configs/dcgan.py:smoke` (BatchNorm in both networks), trained on one device."""
     from configs import dcgan as dcgan_config
-    from jaxgan import loop
+    from jaxgan.training import loop
 
     config = dcgan_config.get_config("smoke")
     config.tensorboard, config.num_devices = False, 1
@@ -56,7 +58,7 @@ def _max_pool_loops(x, grid=4):
 def test_critic_features_are_every_block_max_pooled_to_4x4_and_concatenated():
     critic, variables = _tiny_critic()
     images = _images(6, 0)
-    statistics, features = representations.make_critic_features(critic)
+    statistics, features = dcgan_features.make_critic_features(critic)
     # Statistics frozen from the same batch: the critic exactly as it runs in training.
     got = np.asarray(features(variables, statistics(variables, images), images))
     x = images.astype(np.float32) / 127.5 - 1.0
@@ -70,7 +72,7 @@ def test_critic_features_are_every_block_max_pooled_to_4x4_and_concatenated():
 
 def test_frozen_statistics_make_an_images_features_its_own():
     critic, variables = _tiny_critic()
-    statistics, features = representations.make_critic_features(critic)
+    statistics, features = dcgan_features.make_critic_features(critic)
     reference = _images(50, 1)
     frozen = statistics(variables, reference)
     assert sorted(frozen) == ["Norm1"]
@@ -92,10 +94,10 @@ def test_frozen_statistics_make_an_images_features_its_own():
 
 
 def test_map_batches_pads_and_trims_on_the_test_mesh():
-    from jaxgan import parallel
+    from jaxgan.core import parallel
 
     images = _images(13, 4)
-    out = representations.map_batches(
+    out = dcgan_features.map_batches(
         lambda x: x.reshape(x.shape[0], -1).astype(jnp.float32).sum(axis=1, keepdims=True),
         images, 4, parallel.make_mesh(),
     )  # fmt: skip
@@ -106,13 +108,13 @@ def test_the_svm_separates_linearly_separable_features():
     rng = np.random.RandomState(0)
     centres = 6.0 * rng.randn(4, 20)
     draw = lambda n: (lambda y: (centres[y] + rng.randn(n, 20), y))(rng.randint(0, 4, n))  # noqa: E731
-    result = representations.linear_svm(*draw(80), *draw(40), *draw(200))
+    result = dcgan_features.linear_svm(*draw(80), *draw(40), *draw(200))
     assert result["accuracy"] == 1.0 and result["validation_accuracy"] == 1.0
-    assert result["C"] == min(representations.C_GRID)  # ties go to the smallest C
+    assert result["C"] == min(dcgan_features.C_GRID)  # ties go to the smallest C
     assert result["converged"]
     # Shuffled labels: nothing to learn, near chance (4 classes).
     x, y = draw(200)
-    shuffled = representations.linear_svm(
+    shuffled = dcgan_features.linear_svm(
         x[:120], rng.permutation(y[:120]), x[120:160], y[120:160], x[160:], y[160:]
     )
     assert shuffled["accuracy"] < 0.6
@@ -132,7 +134,7 @@ def test_the_svm_solver_finds_liblinears_solution():
         reference = LinearSVC(C=c, dual=False, tol=1e-10, max_iter=100_000).fit(x, y)
         expected = np.concatenate([reference.coef_.T, reference.intercept_[None]])
         with jax.enable_x64(True):
-            weights, iterations = representations.fit_svm_weights(
+            weights, iterations = dcgan_features.fit_svm_weights(
                 jnp.asarray(design), jnp.asarray(targets), jnp.asarray(c),
                 jnp.zeros((21, 3)), tolerance=1e-10, max_iterations=5000,
             )  # fmt: skip
@@ -150,7 +152,7 @@ def test_kmeans_features_against_a_hand_computation():
     mean = rng.randn(d).astype(np.float32) * 0.1
     whitening = (np.eye(d) + 0.05 * rng.randn(d, d)).astype(np.float32)
     centroids = rng.randn(k, d).astype(np.float32)
-    got = np.asarray(representations.kmeans_features(image, mean, whitening, centroids))
+    got = np.asarray(dcgan_features.kmeans_features(image, mean, whitening, centroids))
     expected = np.zeros(4 * k)
     for quadrant, (y, x) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
         patch = image[0, y : y + 6, x : x + 6, 0].astype(np.float64).reshape(-1)
@@ -166,10 +168,10 @@ def test_quadrants_split_as_matlab_rounds_and_patches_are_row_column_channel():
     codes = jnp.arange(1 * 3 * 3 * 1, dtype=jnp.float32).reshape(1, 3, 3, 1)
     # round(3 / 2) = 2: rows/columns {0, 1} and {2}.
     np.testing.assert_array_equal(
-        representations.quadrant_sums(codes)[0], [0 + 1 + 3 + 4, 2 + 5, 6 + 7, 8]
+        dcgan_features.quadrant_sums(codes)[0], [0 + 1 + 3 + 4, 2 + 5, 6 + 7, 8]
     )
     images = jnp.arange(1 * 3 * 3 * 2, dtype=jnp.float32).reshape(1, 3, 3, 2)
-    patches = representations.image_patches(images, size=2)
+    patches = dcgan_features.image_patches(images, size=2)
     assert patches.shape == (1, 2, 2, 8)
     np.testing.assert_array_equal(patches[0, 1, 0], np.asarray(images[0, 1:3, 0:2, :]).reshape(-1))
 
@@ -177,7 +179,7 @@ def test_quadrants_split_as_matlab_rounds_and_patches_are_row_column_channel():
 def test_zca_whitening_flattens_the_spectrum_as_the_reference():
     rng = np.random.RandomState(0)
     patches = rng.randn(5000, 6) @ rng.randn(6, 6)
-    mean, whitening = representations.fit_whitening(patches)
+    mean, whitening = dcgan_features.fit_whitening(patches)
     covariance = np.cov(patches, rowvar=False)
     eigenvalues = np.linalg.eigvalsh(covariance)
     whitened = np.cov((patches - mean) @ whitening, rowvar=False)
@@ -190,21 +192,21 @@ def test_zca_whitening_flattens_the_spectrum_as_the_reference():
 
 def test_labelled_split_holds_out_a_fixed_balanced_validation_set():
     labels = np.repeat(np.arange(10), 50)
-    held_out, labelled = representations.labelled_split(labels, 100, 30, seed=0)
+    held_out, labelled = dcgan_features.labelled_split(labels, 100, 30, seed=0)
     assert len(set(held_out) & set(labelled)) == 0
     assert np.bincount(labels[held_out]).tolist() == [10] * 10
     assert np.bincount(labels[labelled]).tolist() == [3] * 10
-    held_out_2, labelled_2 = representations.labelled_split(labels, 100, 30, seed=1)
+    held_out_2, labelled_2 = dcgan_features.labelled_split(labels, 100, 30, seed=1)
     np.testing.assert_array_equal(held_out, held_out_2)
     assert set(labelled) != set(labelled_2)
-    _, everything = representations.labelled_split(labels, 100, 0, seed=0)
+    _, everything = dcgan_features.labelled_split(labels, 100, 0, seed=0)
     assert len(everything) == 400
     with pytest.raises(errors.ConfigError, match="only 400 train images remain"):
-        representations.labelled_split(labels, 100, 401, seed=0)
+        dcgan_features.labelled_split(labels, 100, 401, seed=0)
 
 
 def test_svm_fits_plan_one_extraction_per_seed_only_for_the_random_critic():
-    fits = representations.svm_fits
+    fits = dcgan_features.svm_fits
     # Trained features: one extraction (seed 0), every seed's draw of 20 labels, one all-label fit.
     assert fits("dcgan", (20, 0), (0, 1, 2)) == [(0, 20, 0), (0, 20, 1), (0, 20, 2), (0, 0, 0)]
     # The random critic: one critic per seed, its own draw; all labels only for the first.
@@ -214,12 +216,12 @@ def test_svm_fits_plan_one_extraction_per_seed_only_for_the_random_critic():
 
 def test_the_experiment_on_a_dcgan_run(dcgan_run):
     # 40 train images per class (400), all 1,000 test images.
-    table = representations.dcgan_features(
+    table = dcgan_features.dcgan_features(
         dcgan_run, "mnist5k:n=40", labels=(20, 0), label_seeds=(0, 1), validation=100,
         kmeans_centroids=4,
     )  # fmt: skip
     rows = {(r["features"], r["labels"]): r for r in table["rows"]}
-    assert set(rows) == {(f, n) for f in representations.FEATURE_SETS for n in (20, 300)}
+    assert set(rows) == {(f, n) for f in dcgan_features.FEATURE_SETS for n in (20, 300)}
     # The smoke critic at 32x32, width w: 16x16xw, 8x8x2w, 4x4x4w blocks -> 4x4 x 7w.
     width = json.load(open(os.path.join(dcgan_run, "config.json")))["model"]["d_width"]
     assert rows[("dcgan", 20)]["dims"] == 16 * 7 * width
@@ -244,7 +246,7 @@ def test_the_experiment_refuses_a_run_without_a_dcgan_critic(tmp_path):
 
     config = ml_collections.ConfigDict({"method": "progressive", "model": {"name": "progan"}})
     with pytest.raises(errors.ConfigError, match="DCGAN critic"):
-        representations._load_critic(str(tmp_path), config, "latest", 1, 0)
+        dcgan_features._load_critic(str(tmp_path), config, "latest", 1, 0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -289,9 +291,9 @@ def test_the_numbered_grid(dcgan_run, tmp_path):
     picture = np.asarray(Image.open(path))
     assert picture.shape == (3 * 34 + 2, 4 * 34 + 2, 3)  # 4 columns, RGB for the white numbers
     generator = interpolate.CheckpointGenerator(dcgan_run)
-    from jaxgan import logging as run_logging
+    from jaxgan.core import run_files
 
-    tile = run_logging.to_uint8(generator(generator.latents(10, 0), generator.labels(range(10))))
+    tile = run_files.to_uint8(generator(generator.latents(10, 0), generator.labels(range(10))))
     # Tile 9 (row 2, column 1) below its number's box equals the generator's image of latent 9.
     np.testing.assert_array_equal(picture[70 + 16 : 70 + 32, 36:68, 0], tile[9, 16:, :, 0])
 
@@ -305,10 +307,10 @@ def test_walk_endpoints_are_the_grid_images_of_their_latents(dcgan_run, tmp_path
     )
     strip = np.asarray(Image.open(png))
     tiles = [strip[2:34, 2 + 34 * t : 34 + 34 * t] for t in range(5)]
-    from jaxgan import logging as run_logging
+    from jaxgan.core import run_files
 
-    np.testing.assert_array_equal(tiles[0], run_logging.to_uint8(ends[0])[..., 0])
-    np.testing.assert_array_equal(tiles[-1], run_logging.to_uint8(ends[1])[..., 0])
+    np.testing.assert_array_equal(tiles[0], run_files.to_uint8(ends[0])[..., 0])
+    np.testing.assert_array_equal(tiles[-1], run_files.to_uint8(ends[1])[..., 0])
     assert np.abs(tiles[0].astype(int) - tiles[2]).mean() > 0.5  # the walk does move
     animation = Image.open(gif)
     assert animation.n_frames == 5 + 3 and animation.info["loop"] == 0  # forward, then back
@@ -328,9 +330,9 @@ def test_arithmetic_is_mean_a_minus_mean_b_plus_mean_c(dcgan_run, tmp_path):
     generator = interpolate.CheckpointGenerator(dcgan_run)
     zs = generator.latents(64, seed=0)
     exact, _ = interpolate.concept_arithmetic(zs, [0, 1, 2], [3, 4, 5], [6, 7, 8])
-    from jaxgan import logging as run_logging
+    from jaxgan.core import run_files
 
-    centre = run_logging.to_uint8(generator(exact[None], generator.labels([6]))[0])[..., 0]
+    centre = run_files.to_uint8(generator(exact[None], generator.labels([6]))[0])[..., 0]
     left = 3 * 36 + 3 * 12 + 34 + 2
     np.testing.assert_array_equal(picture[36:68, left : left + 32], centre)
     with pytest.raises(errors.ConfigError, match="grid indices from 0 to 63"):

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 from configs import dcgan, wgan_gp
-from jaxgan import checkpoint, data, loop, parallel, train
+from jaxgan import data
+from jaxgan.core import checkpoint, parallel
+from jaxgan.methods import gan
+from jaxgan.training import loop
 
 CONFIGS = {"wgan_gp": wgan_gp, "dcgan": dcgan}
 
@@ -44,9 +47,9 @@ def _float64(tree):
 
 def _models(config):
     """(generator, critic, g_tx, d_tx) of `config` for 1-channel 32x32 images with 10 classes."""
-    generator, critic = train.build_models(config, 1, 10)
-    g_tx = train.make_optimizer(config, config.optim.g_lr, 1)
-    d_tx = train.make_optimizer(config, config.optim.d_lr, config.n_critic)
+    generator, critic = gan.build_models(config, 1, 10)
+    g_tx = gan.make_optimizer(config, config.optim.g_lr, 1)
+    d_tx = gan.make_optimizer(config, config.optim.d_lr, config.n_critic)
     return generator, critic, g_tx, d_tx
 
 
@@ -55,7 +58,7 @@ def _initial_state(config, models, mesh):
     `jax.enable_x64(True)` cast exactly to float64, so every device count starts from the same
     numbers."""
     with jax.enable_x64(False):
-        state = train.create_state(config, *models, (32, 32, 1), mesh)
+        state = gan.create_state(config, *models, (32, 32, 1), mesh)
     return _float64(state) if jax.config.jax_enable_x64 else state
 
 
@@ -68,7 +71,7 @@ def _one_step(config, mesh, batch):
     when called under `jax.enable_x64(True)` (the step's arithmetic follows its state's dtype)."""
     models = _models(config)
     state = _initial_state(config, models, mesh)
-    step = train.make_train_step(config, *models, 10, mesh)
+    step = gan.make_train_step(config, *models, 10, mesh)
     state, metrics = step(state, _on(mesh, batch))
     return state, metrics, models[0]
 
@@ -118,7 +121,7 @@ def _assert_same_metrics(metrics_a, metrics_b, tolerance=FLOAT64_TOLERANCE):
 def _assert_same_models(state_a, state_b, generator, config, tolerance=FLOAT64_TOLERANCE):
     """Every critic parameter, and the generator and its EMA as functions of fixed latents."""
     assert _max_relative_difference(state_a["d_params"], state_b["d_params"]) <= tolerance
-    z, labels = train.fixed_latents(config, 10)
+    z, labels = gan.fixed_latents(config, 10)
     for key in ("g_params", "ema_params"):
         images_a = generator.apply({"params": state_a[key]}, z, labels)
         images_b = generator.apply({"params": state_b[key]}, z, labels)
@@ -227,7 +230,7 @@ def test_resume_on_a_different_device_count(tmp_path):
     mesh8, mesh1 = parallel.make_mesh(8), parallel.make_mesh(1)
     models = _models(config)
     with jax.enable_x64(True):
-        step8 = train.make_train_step(config, *models, 10, mesh8)
+        step8 = gan.make_train_step(config, *models, 10, mesh8)
         state, _ = step8(_initial_state(config, models, mesh8), _on(mesh8, first))
         ckpt = checkpoint.Checkpointer(str(tmp_path))
         ckpt.save(1, state, {"data_cursor": config.n_critic * config.batch_size})
@@ -240,7 +243,7 @@ def test_resume_on_a_different_device_count(tmp_path):
         assert meta["data_cursor"] == 8
         kernel = restored["d_params"]["Output"]["kernel"]
         assert kernel.dtype == jnp.float64 and kernel.sharding.num_devices == 1
-        step1 = train.make_train_step(config, *models, 10, mesh1)
+        step1 = gan.make_train_step(config, *models, 10, mesh1)
         resumed, resumed_metrics = step1(restored, _on(mesh1, second))
         assert int(resumed["step"]) == int(straight["step"]) == 2
         _assert_same_metrics(resumed_metrics, straight_metrics)

@@ -6,12 +6,13 @@ import jax
 import numpy as np
 import pytest
 
-from jaxgan import checkpoint, errors, loop, parallel, train, transfer
-from jaxgan import logging as run_logging
+from jaxgan.core import checkpoint, errors, parallel, run_files
+from jaxgan.methods import gan
+from jaxgan.training import loop, transfer
 
 
 def _fresh_state(config):
-    return train.Trainer(config, "", parallel.make_mesh(1)).init_state()
+    return gan.Trainer(config, "", parallel.make_mesh(1)).init_state()
 
 
 def _leaves(tree):
@@ -189,21 +190,21 @@ def test_the_target_size_table_trains_and_scores_every_run(source, tmp_path):
     """`python -m jaxgan.experiments transfer --table=size` at smoke scale: scratch and transfer at
     2 images per class, each checkpoint scored against the test split; a second call trains and
     scores nothing new."""
-    from jaxgan import transfer_experiments
     from jaxgan.eval.options import Options
+    from jaxgan.experiments import transfer
 
     workdir, _ = source
     options = Options(num_samples=20, baseline=False, cache_dir=str(tmp_path / "c"), progress=False)
     args = dict(source=workdir, target="mnist5k", metrics=("kid",), preset="smoke")
     args["overrides"] = {"tensorboard": False, "num_devices": 1}
-    table = transfer_experiments.run_table(str(tmp_path), "size", [2], 2, options, **args)
+    table = transfer.run_table(str(tmp_path), "size", [2], 2, options, **args)
     rows = table["rows"]
     assert [(r["per_class"], r["networks"], r["n_images"]) for r in rows] == [
         (2, "", 20), (2, "g,d", 20)
     ]  # fmt: skip
     for row in rows:
         (run,) = row["runs"]
-        logged = run_logging.read_jsonl(os.path.join(run["workdir"], "eval", "metrics.jsonl"))
+        logged = run_files.read_jsonl(os.path.join(run["workdir"], "eval", "metrics.jsonl"))
         logged = [r for r in logged if r["kind"] == "checkpoint"]
         assert {r["real"] for r in logged} == {"mnist5k:test"}  # the target's test split
         expected = [[r["step"], r["value"]] for r in logged]
@@ -216,7 +217,7 @@ def test_the_target_size_table_trains_and_scores_every_run(source, tmp_path):
     assert f"| from scratch | 20 | {final[0]:.4g} |" in md
     assert f"| transfer (G and D) | 20 | {final[1]:.4g} |" in md
     assert os.path.getsize(tmp_path / "eval" / "transfer_size_n2_seeds0.png") > 5000
-    again = transfer_experiments.run_table(str(tmp_path), "size", [2], 2, options, **args)
+    again = transfer.run_table(str(tmp_path), "size", [2], 2, options, **args)
     assert [r["runs"] for r in again["rows"]] == [r["runs"] for r in rows]
 
 
@@ -225,7 +226,7 @@ def test_every_table_names_its_runs_and_their_settings(tmp_path):
     the conditional rows are configs/acgan.py's AC-GAN (`configs/transfer.py:conditional`)."""
     from configs import acgan
     from configs import transfer as presets
-    from jaxgan import transfer_experiments as tx
+    from jaxgan.experiments import transfer as tx
 
     def rows(table, **kw):
         kw = {"per_class": [10, 100], "source": "S", "sources": {"mnist5k": "S"}, **kw}
@@ -269,16 +270,16 @@ def test_the_source_table_trains_each_source_and_measures_it_against_the_target(
     """`--table=source`: a source GAN per dataset (here one mnist5k class), a target run from each,
     and the selection measure: a one-class source's real images are far further from the target
     (all ten digits) than the whole train split is."""
-    from jaxgan import transfer_experiments
     from jaxgan.eval import runner, sampling
     from jaxgan.eval.options import Options
+    from jaxgan.experiments import transfer
 
     workdir, _ = source
     options = Options(
         num_samples=200, baseline=False, cache_dir=str(tmp_path / "c"), progress=False
     )
     overrides = {"tensorboard": False, "num_devices": 1}
-    table = transfer_experiments.run_table(
+    table = transfer.run_table(
         str(tmp_path), "source", [2], 2, options, source=workdir, target="mnist5k",
         metrics=("kid",), sources=["mnist5k:class=1"], preset="smoke", source_preset="smoke",
         overrides=overrides,

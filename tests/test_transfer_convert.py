@@ -15,16 +15,10 @@ import jax
 import numpy as np
 import pytest
 
-from jaxgan import (
-    checkpoint,
-    errors,
-    loop,
-    parallel,
-    tf_checkpoint,
-    train,
-    transfer,
-    transfer_convert,
-)
+from jaxgan import transfer_convert
+from jaxgan.core import checkpoint, errors, parallel, tf_checkpoint
+from jaxgan.methods import gan
+from jaxgan.training import loop, transfer
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "transferring_gans"
 # The unconditional one by its prefix, the conditional one by its directory (`checkpoint` file).
@@ -200,7 +194,7 @@ def test_the_converted_networks_compute_what_the_reference_graph_computed(conver
     config = transfer_convert.make_config(
         {"width": 2, "z_dim": 16, "num_classes": 10 if conditional else 0}
     )
-    generator, critic = train.build_models(config, 3, 10 if conditional else 0)
+    generator, critic = gan.build_models(config, 3, 10 if conditional else 0)
     labels = want["labels"] if conditional else np.zeros(2, np.int32)
     with jax.enable_x64(True):
         as64 = lambda tree: jax.tree.map(lambda x: np.asarray(x, np.float64), tree)

@@ -15,9 +15,9 @@ import pytest
 from absl import flags
 from PIL import Image
 
-from jaxgan import errors, translate
-from jaxgan import logging as run_logging
-from jaxgan.cyclegan import build_models
+from jaxgan import translate
+from jaxgan.core import errors, run_files
+from jaxgan.methods.cyclegan import build_models
 
 LEVELS = 1  # grey levels a pixel may differ by (XLA float rounding across batch shapes)
 
@@ -74,7 +74,7 @@ def reference(translation_run):
     def translate_one(generator_name, image):
         x = image[None].astype(np.float32) / 127.5 - 1.0
         g_params = state["g_params"][generator_name]
-        return run_logging.to_uint8(np.asarray(apply({"params": g_params}, x)))[0]
+        return run_files.to_uint8(np.asarray(apply({"params": g_params}, x)))[0]
 
     return translate_one
 
@@ -130,7 +130,7 @@ def _gan_run(tmp_path):
     from configs import wgan_gp
 
     workdir = tmp_path / "gan"
-    run_logging.write_json(str(workdir / "config.json"), wgan_gp.get_config("smoke").to_dict())
+    run_files.write_json(str(workdir / "config.json"), wgan_gp.get_config("smoke").to_dict())
     return {"workdir": str(workdir)}
 
 

@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxgan import errors
-from jaxgan import logging as run_logging
-from jaxgan.cyclegan import build_models
-from jaxgan.eval import features, fid, ms_ssim, registry, report, runner, scoring
+from jaxgan.core import errors, run_files
+from jaxgan.eval import catalog, features, fid, ms_ssim, report, runner, scoring
 from jaxgan.eval.options import Options
+from jaxgan.methods.cyclegan import build_models
 
 # 2 test and 5 train images per domain: FID's covariances are singular (the formula is still
 # what is compared).
@@ -37,7 +36,7 @@ def _test_images(root, domain, size):
 def _translate(config, g_params, images):
     generator, _ = build_models(config, 3)
     x = images.astype(np.float32) / 127.5 - 1.0
-    return run_logging.to_uint8(np.asarray(generator.apply({"params": g_params}, x)))
+    return run_files.to_uint8(np.asarray(generator.apply({"params": g_params}, x)))
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +133,7 @@ def test_default_metrics_and_errors(translation_run, tmp_path):
         runner.job_for(source, ["gan_train"], options, force=False)
     # A GAN run's fakes have no counterparts.
     with pytest.raises(errors.ConfigError, match="paired_l1 compare each fake with its true"):
-        scoring.check_metric_inputs([registry.get("paired_l1")], 10, {"paired_l1": 10}, False,
+        scoring.check_metric_inputs([catalog.get("paired_l1")], 10, {"paired_l1": 10}, False,
                                     options)  # fmt: skip
 
 
@@ -145,10 +144,10 @@ def test_paired_metrics_against_numpy():
     from jaxgan.eval.imagesets import ImageSet
 
     real_set, fake_set = ImageSet.from_arrays("r", real), ImageSet.from_arrays("f", fake)
-    l1 = registry.get("paired_l1").compute(None, real_set, fake_set)
+    l1 = catalog.get("paired_l1").compute(None, real_set, fake_set)
     assert l1.values["paired_l1"] == pytest.approx(np.abs(fake / 255 - real[:3] / 255).mean())
-    same = registry.get("paired_ssim").compute(None, real_set, ImageSet.from_arrays("r", real))
+    same = catalog.get("paired_ssim").compute(None, real_set, ImageSet.from_arrays("r", real))
     assert same.values["paired_ssim"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="compare fake i with real i"):
-        registry.get("paired_l1").compute(None, fake_set, real_set)
+        catalog.get("paired_l1").compute(None, fake_set, real_set)
     json.dumps(l1.values)  # rows are JSON

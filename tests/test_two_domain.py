@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxgan import errors, parallel
+from jaxgan.core import errors, parallel
 from jaxgan.data import prepare, two_domain
 
 # ----------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from jaxgan import errors
+from jaxgan.core import errors
 from jaxgan.data import sources
 
 

@@ -44,8 +44,9 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
-from jaxgan import errors
-from jaxgan.data import pipeline
+from jaxgan import data
+from jaxgan.core import errors
+from jaxgan.data import pipeline, sources
 
 EMOJI_VERSION = "16.0.0"
 EMOJI_STYLES = {"A": "google", "B": "twitter"}  # domain -> emoji-datasource-<style>
@@ -276,8 +277,6 @@ def prepare_dataset(
     the end: a killed run leaves no half-prepared OUT. Returns the manifest."""
     import concurrent.futures
 
-    from jaxgan import data
-    from jaxgan.data import sources
 
     if os.path.exists(out):
         raise errors.ConfigError(f"--out={out} exists; prepare into a new folder.")

@@ -47,7 +47,7 @@ from typing import Protocol
 import numpy as np
 from absl import logging
 
-from jaxgan import errors
+from jaxgan.core import errors
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MNIST5K_TRAIN_PER_CLASS = 400

@@ -37,7 +37,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from jaxgan import errors
+from jaxgan.core import errors
 from jaxgan.data import pipeline, sources
 
 SPLITS = {"train": ("trainA", "trainB"), "test": ("testA", "testB")}

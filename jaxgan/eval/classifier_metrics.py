@@ -31,9 +31,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxgan import data, losses, penalties
-from jaxgan.eval import fid
+from jaxgan import data
+from jaxgan.eval import classifier_training, fid
 from jaxgan.models import classifier, dcgan
+from jaxgan.training import losses, penalties
 
 # ----------------------------------------------------------------------------------------------
 # Labelled sets.
@@ -64,7 +65,7 @@ def gan_train(
     train_labels: np.ndarray,
     test_images: np.ndarray,
     test_labels: np.ndarray,
-    recipe: classifier.Recipe,
+    recipe: classifier_training.Recipe,
     seed: int = 0,
     num_classes: int = 10,
     steps: int = 0,
@@ -75,19 +76,19 @@ def gan_train(
     the real test split; the real baseline when the train pair is the real train split.
     Returns {"accuracy", "params"} (params: the trained classifier's weights).
     """
-    params = classifier.train_classifier(
+    params = classifier_training.train_classifier(
         train_images, train_labels, recipe, seed, num_classes, steps
     )
     model = classifier.get(recipe.model, num_classes)
-    logits = classifier.make_predictor(model, params)(test_images)["logits"]
-    return {"accuracy": classifier.accuracy(logits, test_labels), "params": params}
+    logits = classifier_training.make_predictor(model, params)(test_images)["logits"]
+    return {"accuracy": classifier_training.accuracy(logits, test_labels), "params": params}
 
 
 def gan_test(
     predict: Callable[[np.ndarray], dict], images: np.ndarray, labels: np.ndarray
 ) -> float:
     """Accuracy of a real-trained classifier `predict` on all generated images vs their labels."""
-    return classifier.accuracy(predict(images)["logits"], labels)
+    return classifier_training.accuracy(predict(images)["logits"], labels)
 
 
 # ----------------------------------------------------------------------------------------------

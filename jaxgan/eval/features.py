@@ -39,6 +39,11 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from jaxgan import data
+from jaxgan.eval import classifier_training, inception
+from jaxgan.eval import resize as resizing
+from jaxgan.models import classifier
+
 NAMES = ("inception_v3", "mnist_cnn", "fashion_cnn", "emoji_cnn")
 # The project's own classifiers (preset `mnist_cnn` of `jaxgan.models.classifier`, shipped as
 # `jaxgan/assets/<network>.npz`) -> the dataset each was trained on; `auto` picks it for that data.
@@ -116,7 +121,6 @@ def resize_mode(name: str, resolution: int, resize: str = "legacy") -> str:
     PIL bicubic (`eval/resize.py`). The domain CNNs have one resize, PIL Lanczos (the data's) to
     32x32, grayscale or RGB alike: 'none' at 32, else 'pil_lanczos_32' (emoji_cnn's 64 -> 32)."""
     if name == "inception_v3":
-        from jaxgan.eval import resize as resizing
 
         return resizing.CLEAN if resize == "clean" else resizing.LEGACY
     if resolution == MNIST_CNN_RESOLUTION:
@@ -127,7 +131,6 @@ def resize_mode(name: str, resolution: int, resize: str = "legacy") -> str:
 def check_available(name: str, inception_weights: str | None = None) -> None:
     """Fails fast (file lookups only) if the network's weights are missing."""
     if name == "inception_v3":
-        from jaxgan.eval import inception
 
         inception.find_weights(inception_weights)  # raises InceptionWeightsNotFoundError
     elif not os.path.isfile(domain_weights_path(name)):
@@ -141,7 +144,6 @@ def check_available(name: str, inception_weights: str | None = None) -> None:
 def weights_id(name: str, inception_weights: str | None = None) -> str:
     """The weights' hash a row and the cache name, without building the network."""
     if name == "inception_v3":
-        from jaxgan.eval import inception
 
         return _sha256_prefix(str(inception.find_weights(inception_weights)))
     return _sha256_prefix(domain_weights_path(name))
@@ -183,8 +185,6 @@ def load(
 def _load_inception(
     resolution: int, batch_size: int, weights: str | None, progress: bool, resize: str
 ) -> FeatureNetwork:
-    from jaxgan.eval import inception
-    from jaxgan.eval import resize as resizing
 
     path = inception.find_weights(weights)
     variables = inception.load_params(path)
@@ -212,8 +212,6 @@ def _load_domain_cnn(
 ) -> FeatureNetwork:
     """A `mnist_cnn`-preset classifier with the weights file `path`, as feature network `name`:
     `DOMAIN_CHANNELS[name]` channels in, `DOMAIN_CLASSES[name]` logits out."""
-    from jaxgan import data
-    from jaxgan.models import classifier
 
     want, largest = DOMAIN_CHANNELS[name], DOMAIN_MAX_RESOLUTION[name]
     if channels != want or resolution > largest:
@@ -225,7 +223,7 @@ def _load_domain_cnn(
         )
     model = classifier.get("mnist_cnn", DOMAIN_CLASSES[name])
     params, _ = classifier.load_params(path, model)
-    predict = classifier.make_predictor(model, params, batch_size)
+    predict = classifier_training.make_predictor(model, params, batch_size)
 
     def fit(chunk: np.ndarray) -> np.ndarray:
         if chunk.shape[1] == MNIST_CNN_RESOLUTION:

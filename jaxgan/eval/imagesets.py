@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from jaxgan import errors
+from jaxgan import data
+from jaxgan.core import errors
+from jaxgan.data import sources
 from jaxgan.data.sources import (
     EMBEDDED_DATASETS,
 )  # strings with no name part: SPLIT follows a colon
@@ -77,8 +79,6 @@ def load_images(
     source, indices: np.ndarray, resolution: int, channels: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reads `source[indices]`, fitted to [resolution, resolution, channels] (`data.fit_image`)."""
-    from jaxgan import data
-    from jaxgan.data import sources
 
     images, labels = [], []
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -113,7 +113,6 @@ def dataset_set(
     The order matters: mnist5k is stored sorted by class, and fid5k_x10 chunks and SWD's first-N
     take contiguous rows (PGGAN's datasets were shuffled once when written, §1.9).
     """
-    from jaxgan import data
 
     source = source or data.open_source(dataset, split, data_dir, channels or None)
     kind, name, named_split = data.parse(dataset)
@@ -149,7 +148,6 @@ def dataset_set(
 def dataset_splits_name(dataset: str) -> str | None:
     """The dataset string that opens any split ('tfds:cifar10:train' -> 'tfds:cifar10'), or None
     for a folder (one split only); a `:class=C` dataset keeps its class in every split."""
-    from jaxgan import data
 
     kind, name, _ = data.parse(dataset)
     if kind == "folder":
@@ -175,7 +173,6 @@ def real_splits(
 ) -> RealSplits:
     """`--real_split` and `--baseline_split` of `dataset` (all of each, at most 50,000, in the
     evaluator's seeded order) at the run's resolution and channels."""
-    from jaxgan import data
 
     root = dataset_splits_name(dataset)
     if root is None:
@@ -194,7 +191,6 @@ def real_splits(
 
 def spec_set(spec: str, split: str, resolution: int, channels: int, limit: int, seed: int):
     """Two-set mode: an ImageSet from a dataset string, a folder path or an .npz of uint8 images."""
-    from jaxgan import data
 
     if spec.endswith(".npz"):
         return _npz_set(spec, resolution, channels, limit, seed)
@@ -214,7 +210,6 @@ def spec_set(spec: str, split: str, resolution: int, channels: int, limit: int, 
 
 
 def _npz_set(path: str, resolution: int, channels: int, limit: int, seed: int) -> ImageSet:
-    from jaxgan import data
 
     with np.load(path, allow_pickle=False) as stored:
         names = stored.files
@@ -230,7 +225,7 @@ def _npz_set(path: str, resolution: int, channels: int, limit: int, seed: int) -
     if images.dtype != np.uint8 or images.ndim != 4:
         raise errors.ConfigError(
             f"{path}: '{name}' must be uint8 images [N, H, W(, C)], got {images.dtype} "
-            f"{images.shape}. Quantise [-1, 1] floats with jaxgan.logging.to_uint8 first."
+            f"{images.shape}. Quantise [-1, 1] floats with jaxgan.core.run_files.to_uint8 first."
         )
     resolution = resolution or images.shape[1]
     channels = channels or images.shape[-1]
@@ -257,7 +252,6 @@ def _npz_set(path: str, resolution: int, channels: int, limit: int, seed: int) -
 
 def spec_splits(real_spec: str, resolution: int, channels: int, options: Options) -> RealSplits:
     """Two-set mode: the train split `--real` names (else `--real_split`), `--baseline_split`."""
-    from jaxgan import data
 
     if real_spec.endswith(".npz") or os.path.isdir(real_spec):
         raise errors.ConfigError(

@@ -39,13 +39,15 @@ import pickle
 import sys
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxgan.core import batched
 
 FID_WEIGHTS_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -113,28 +115,13 @@ def resize_bilinear_tf1(images: jax.Array | np.ndarray, size: tuple[int, int]) -
     return top + (bottom - top) * dy
 
 
-def _check_images(images: Any, where: str) -> None:
-    """Shape/dtype check shared by the traced and host-side entry points."""
-    shape, dtype = tuple(images.shape), np.dtype(images.dtype)
-    if len(shape) != 4 or shape[-1] not in (1, 3):
-        raise ValueError(
-            f"{where}: images must be [N, H, W, C] with C in (1, 3), got shape {shape}"
-        )
-    if dtype != np.uint8:
-        raise TypeError(
-            f"{where}: images must be uint8 in [0, 255], got {dtype}. Quantize generator output "
-            "first, e.g. np.clip(np.floor(x * 127.5 + 128), 0, 255).astype(np.uint8) for x in "
-            "[-1, 1] (StyleGAN2-ADA's rounding), so fake and real images are preprocessed alike."
-        )
-
-
 def preprocess(images: jax.Array | np.ndarray) -> jax.Array:
     """uint8 [N, H, W, C] (C = 1 or 3) -> float32 [N, 299, 299, 3] in [-1, 0.9921875].
 
     Resize first, then scale, as the TF graph does (specs/metrics.md §1.3): grayscale is resized
     once and broadcast to 3 channels, which equals tiling first.
     """
-    _check_images(images, "preprocess")
+    batched.check_uint8_images(images, "preprocess")
     return scale_resized(resize_bilinear_tf1(images, (INPUT_SIZE, INPUT_SIZE)))
 
 
@@ -852,21 +839,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="convert even if the SHA-256 is not 6726825d...",
     )
-    bench = sub.add_parser("bench", help="feature-extraction throughput with random weights")
-    bench.add_argument("--batch_size", type=int, default=50)
-    bench.add_argument("--num_batches", type=int, default=5)
-    bench.add_argument("--image_size", type=int, default=32)
     args = parser.parse_args(argv)
-    if args.command == "convert":
-        try:
-            out = convert_pth(args.pth, args.out, args.allow_hash_mismatch)
-        except (OSError, ValueError, pickle.UnpicklingError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        print(f"wrote {out}")
-    else:
-        rate = benchmark_features(args.batch_size, args.num_batches, args.image_size)
-        print(f"features_img_per_s: {rate:.2f}")
+    try:
+        out = convert_pth(args.pth, args.out, args.allow_hash_mismatch)
+    except (OSError, ValueError, pickle.UnpicklingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}")
     return 0
 
 
@@ -880,125 +859,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 _preprocess_jit = jax.jit(preprocess)
 _scale_resized_jit = jax.jit(scale_resized)
 _network_jit = jax.jit(lambda variables, x: FIDInceptionV3().apply(variables, x))
-
-
-def _fixed_batches(
-    images: np.ndarray | Iterable[np.ndarray], batch_size: int
-) -> Iterable[tuple[np.ndarray, int]]:
-    """Re-chunk an array or a stream of arrays into [batch_size, ...] batches, zero-padding the last.
-
-    Yields (batch, number of real images in it).
-    """
-    chunks = [images] if isinstance(images, np.ndarray) else images
-    buffer: list[np.ndarray] = []
-    buffered = 0
-    image_shape = None
-    for chunk in chunks:
-        chunk = np.asarray(chunk)
-        _check_images(chunk, "feature extractor")
-        if image_shape is None:
-            image_shape = chunk.shape[1:]
-        elif chunk.shape[1:] != image_shape:
-            raise ValueError(
-                f"feature extractor: all images must share one [H, W, C]; got {chunk.shape[1:]} after "
-                f"{image_shape}. Resize them first, or extract each size separately."
-            )
-        while len(chunk):
-            take = chunk[: batch_size - buffered]
-            chunk = chunk[len(take) :]
-            buffer.append(take)
-            buffered += len(take)
-            if buffered == batch_size:
-                yield np.concatenate(buffer), batch_size
-                buffer, buffered = [], 0
-    if buffered:
-        pad = np.zeros((batch_size - buffered,) + buffer[0].shape[1:], np.uint8)
-        yield np.concatenate(buffer + [pad]), buffered
-
-
-def sharded_batch_size(batch_size: int, mesh: jax.sharding.Mesh) -> int:
-    """`batch_size` rounded up to a multiple of the mesh's devices, so every device gets an equal shard."""
-    devices = mesh.devices.size
-    return -(-batch_size // devices) * devices
-
-
-def make_sharded_map(
-    apply: Callable[[Any, jax.Array], Mapping[str, jax.Array]],
-    variables: Any,
-    batch_size: int,
-    output_names: Sequence[str],
-    *,
-    mesh: jax.sharding.Mesh | None = None,
-    host_prepare: Callable[[np.ndarray], np.ndarray] | None = None,
-    dtype: Any = np.float32,
-    progress: str | None = None,
-    where: str = "feature extractor",
-) -> Callable[..., dict[str, np.ndarray]]:
-    """`run(images, total=None) -> {name: [N, ...] numpy of dtype}`: a network over fixed-shape batches.
-
-    images: uint8 [N, H, W, C], or an iterable of such chunks (any sizes; `total` sizes the
-    progress bar). Each batch has `sharded_batch_size(batch_size, mesh)` images (the last one
-    zero-padded, the padding dropped), so one compile serves any N. A batch is sharded along its
-    first axis over `mesh` (default `parallel.make_mesh()`: every device) and `variables` are
-    replicated, so each device runs an equal slice; outputs come back in input order.
-    apply: a jitted `(variables, batch) -> {name: [B, ...]}`. host_prepare: numpy batch -> numpy
-    batch, run on the host before the copy to the devices (e.g. a resize). progress: the
-    description of a progress bar, or None for none. Safe inside a caller's `jax.set_mesh(...)`.
-    """
-    from jaxgan import parallel  # imported here: jaxgan.parallel pulls in absl logging
-
-    if batch_size < 1:
-        raise ValueError(f"{where}: batch_size must be >= 1, got {batch_size}")
-    mesh = mesh or parallel.make_mesh()
-    batch_size = sharded_batch_size(batch_size, mesh)
-    batch_sharding = parallel.sharded_on(mesh, 0)
-    device_variables = jax.device_put(variables, parallel.replicated(mesh))
-    prepare = host_prepare or (lambda batch: batch)
-
-    def run(
-        images: np.ndarray | Iterable[np.ndarray], total: int | None = None
-    ) -> dict[str, np.ndarray]:
-        if isinstance(images, (np.ndarray, jax.Array)):
-            images = np.asarray(images)
-            total = len(images)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total, desc=progress, unit="img")
-        outputs: dict[str, list[np.ndarray]] = {name: [] for name in output_names}
-
-        def collect(pending: tuple[Mapping[str, jax.Array], int]) -> None:
-            result, count = pending
-            for name in output_names:
-                # The whole batch to the host, then the slice: slicing a sharded array on the
-                # devices would be one more dispatched op per output.
-                outputs[name].append(np.asarray(result[name], dtype=dtype)[:count])
-            if bar is not None:
-                bar.update(count)
-
-        pending = None
-        try:
-            # A caller's mesh context would otherwise re-shard or replicate the work; the explicit
-            # shardings of the inputs decide where it runs. The caller's context is restored on exit.
-            with jax.set_mesh(None):
-                for batch, count in _fixed_batches(images, batch_size):
-                    # Dispatch this batch before pulling the previous one back: host/device overlap.
-                    x = jax.device_put(prepare(batch), batch_sharding)
-                    result = apply(device_variables, x)
-                    if pending is not None:
-                        collect(pending)
-                    pending = (result, count)
-                if pending is not None:
-                    collect(pending)
-        finally:
-            if bar is not None:
-                bar.close()
-        if pending is None:
-            raise ValueError(f"{where}: no images given")
-        return {name: np.concatenate(parts) for name, parts in outputs.items()}
-
-    return run
 
 
 def _checked_host_resize(
@@ -1034,7 +894,7 @@ def make_feature_extractor(
     any chunk sizes; pass `total` for the progress bar). Outputs are numpy arrays of `dtype`
     (float32 or float64), in input order. Batches of `batch_size` rounded up to a multiple of the
     devices are sharded over `mesh` (default: all devices, `parallel.make_mesh()`), the weights
-    replicated; see `make_sharded_map` (also safe inside a caller's `jax.set_mesh`).
+    replicated; see `core/batched.make_sharded_map` (also safe inside a caller's `jax.set_mesh`).
 
     host_resize: None for the TF1 bilinear resize of `preprocess`, on the devices. Otherwise a
     host function from each uint8 batch [B, H, W, C] to float32 [B, 299, 299, 3] in [0, 255]
@@ -1044,7 +904,7 @@ def make_feature_extractor(
         apply = lambda v, x: _network_jit(v, _preprocess_jit(x))
     else:
         apply = lambda v, x: _network_jit(v, _scale_resized_jit(x))
-    return make_sharded_map(
+    return batched.make_sharded_map(
         apply,
         variables,
         batch_size,
@@ -1054,22 +914,6 @@ def make_feature_extractor(
         dtype=dtype,
         progress="inception features" if progress else None,
     )
-
-
-def benchmark_features(
-    batch_size: int = 50, num_batches: int = 5, image_size: int = 32, seed: int = 0
-) -> float:
-    """Feature-extraction throughput in images/second (random weights, random uint8 images).
-
-    The median of `jaxgan.bench.time_extraction` over `num_batches` batches of
-    [batch_size, image_size, image_size, 3] through `make_feature_extractor` on every device,
-    after a warm-up batch (compilation excluded); host -> device copies and the copy back included.
-    """
-    from jaxgan import bench  # the benchmark's timing protocol, written once
-
-    extract = make_feature_extractor(random_params(seed), batch_size)
-    images = bench.random_images(batch_size * num_batches, image_size, 3, seed)
-    return bench.time_extraction(extract, images, batch_size, repeats=1)["img_per_s"][0]
 
 
 if __name__ == "__main__":

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxgan.eval import registry
+from jaxgan.eval import fid as frechet
+from jaxgan.eval import inception_score as score
+from jaxgan.eval import kid as kernel
+from jaxgan.eval import ms_ssim as similarity
+from jaxgan.eval import prd, registry, swd
 from jaxgan.eval.registry import Result
 
 TTUR = "TTUR (Heusel et al. 2017): 50,000 fakes"
@@ -24,7 +28,6 @@ TTUR = "TTUR (Heusel et al. 2017): 50,000 fakes"
     better="lower",
 )
 def fid(scorer, real, fake) -> Result:
-    from jaxgan.eval import fid as frechet
 
     if "fid_stats" not in real.memo:
         real.memo["fid_stats"] = frechet.feature_statistics(scorer.features(real)["features"])
@@ -48,7 +51,6 @@ def fid(scorer, real, fake) -> Result:
     better="lower",
 )
 def fid5k_x10(scorer, real, fake) -> Result:
-    from jaxgan.eval import fid as frechet
 
     mean, std = frechet.fid_chunks(
         scorer.features(real)["features"], scorer.features(fake)["features"]
@@ -64,7 +66,6 @@ def fid5k_x10(scorer, real, fake) -> Result:
     better="lower",
 )
 def kid(scorer, real, fake) -> Result:
-    from jaxgan.eval import kid as kernel
 
     o = scorer.options
     mean, std = kernel.kernel_inception_distance(
@@ -87,7 +88,6 @@ def kid(scorer, real, fake) -> Result:
     better="higher",
 )
 def inception_score(scorer, real, fake) -> Result:
-    from jaxgan.eval import inception_score as score
 
     o = scorer.options
     if "is" not in real.memo:
@@ -111,7 +111,6 @@ def inception_score(scorer, real, fake) -> Result:
     params=("pr_k",),
 )
 def precision_recall(scorer, real, fake) -> Result:
-    from jaxgan.eval import prd
 
     result = prd.precision_recall(
         real_features=scorer.features(real)["features"],
@@ -129,7 +128,6 @@ def precision_recall(scorer, real, fake) -> Result:
     better="lower",
 )
 def sliced_wasserstein(scorer, real, fake) -> Result:
-    from jaxgan.eval import swd
 
     o = scorer.options
     preset = swd.SWD_PRESETS[o.swd_preset]
@@ -156,7 +154,6 @@ def sliced_wasserstein(scorer, real, fake) -> Result:
 
 def _swd_descriptors(images: np.ndarray, resolution: int, rng, preset) -> list[np.ndarray]:
     """PGGAN's normalised patch descriptors per level, fed 256 images at a time (its minibatches)."""
-    from jaxgan.eval import swd
 
     accumulator = swd.SWDDescriptorAccumulator(resolution, rng, preset)
     for start in range(0, len(images), 256):
@@ -170,7 +167,6 @@ def _swd_descriptors(images: np.ndarray, resolution: int, rng, preset) -> list[n
     params=("ms_ssim_pairs",),
 )
 def ms_ssim(scorer, real, fake) -> Result:
-    from jaxgan.eval import ms_ssim as similarity
 
     pairs, seed = scorer.options.ms_ssim_pairs, scorer.options.seed
     if "ms_ssim" not in real.memo:
@@ -226,9 +222,8 @@ def paired_l1(scorer, real, fake) -> Result:
     better="higher",
 )
 def paired_ssim(scorer, real, fake) -> Result:
-    from jaxgan.eval import ms_ssim
 
     del scorer
     counterparts, translated = paired_images(real, fake)
-    ssim, _ = ms_ssim.ssim_and_contrast(translated, counterparts, max_val=1.0)
+    ssim, _ = similarity.ssim_and_contrast(translated, counterparts, max_val=1.0)
     return Result({"paired_ssim": float(ssim.mean())}, float(ssim.std()))

@@ -16,9 +16,10 @@ import os
 import numpy as np
 from absl import logging
 
-from jaxgan import errors
-from jaxgan.eval import registry
+from jaxgan.core import errors
+from jaxgan.eval import classifier_metrics, classifier_training, features, registry
 from jaxgan.eval.registry import Result
+from jaxgan.models import classifier
 
 CLASSIFIER_PARAMS = ("classifier_recipe", "classifier_steps", "classifier_seed")
 AS_MANY_AS_TRAIN = registry.like_reals(
@@ -27,13 +28,12 @@ AS_MANY_AS_TRAIN = registry.like_reals(
 
 
 def classifier_recipe(options, dataset: str, channels: int):
-    """(name, `classifier.Recipe`, steps, seed) from --classifier_recipe/_steps/_seed."""
-    from jaxgan.models import classifier
+    """(name, `classifier_training.Recipe`, steps, seed) from --classifier_recipe/_steps/_seed."""
 
     name = options.classifier_recipe
     if name == "auto":
-        name = classifier.recipe_for(dataset, channels)
-    recipe = classifier.get_recipe(name)
+        name = classifier_training.recipe_for(dataset, channels)
+    recipe = classifier_training.get_recipe(name)
     return name, recipe, options.classifier_steps or recipe.steps, options.classifier_seed
 
 
@@ -62,8 +62,6 @@ def _split_details(splits) -> dict:
 def real_classifier(scorer) -> dict:
     """The recipe trained on the real train split: {"predict", "accuracy" (on the test split),
     "source"}, once per scorer."""
-    from jaxgan.eval import features
-    from jaxgan.models import classifier
 
     splits = scorer.require_splits("gan_test")
     name, recipe, steps, seed = classifier_recipe(scorer.options, splits.dataset, scorer.channels)
@@ -96,18 +94,18 @@ def real_classifier(scorer) -> dict:
             logging.info(
                 "Training the real classifier (%s, %d steps) on %s.", name, steps, train.name
             )
-            params = classifier.train_classifier(
+            params = classifier_training.train_classifier(
                 train.images, train.labels, recipe, seed, splits.num_classes, steps
             )
             return classifier.flatten(params)
 
         params = classifier.unflatten(scorer.cache.get_or_compute(key, compute))
         source = f"cache:{os.path.basename(scorer.cache.path(key))}"
-    predict = classifier.make_predictor(model, params)
+    predict = classifier_training.make_predictor(model, params)
     test_logits = predict(splits.test.images)["logits"]
     scorer.memo[memo_key] = {
         "predict": predict,
-        "accuracy": classifier.accuracy(test_logits, splits.test.labels),
+        "accuracy": classifier_training.accuracy(test_logits, splits.test.labels),
         "source": source,
     }
     return scorer.memo[memo_key]
@@ -124,7 +122,6 @@ def real_classifier(scorer) -> dict:
     params=CLASSIFIER_PARAMS,
 )
 def gan_train(scorer, real, fake) -> Result:
-    from jaxgan.eval import classifier_metrics
 
     splits = scorer.require_splits("gan_train")
     require_labels("gan_train", fake)
@@ -154,7 +151,6 @@ def gan_train(scorer, real, fake) -> Result:
     params=CLASSIFIER_PARAMS,
 )
 def gan_test(scorer, real, fake) -> Result:
-    from jaxgan.eval import classifier_metrics
 
     splits = scorer.require_splits("gan_test")
     require_labels("gan_test", fake)
@@ -177,7 +173,6 @@ def gan_test(scorer, real, fake) -> Result:
     fakes=registry.like_reals("Transferring GANs: as many fakes as reals"),
 )
 def class_fid(scorer, real, fake) -> Result:
-    from jaxgan.eval import classifier_metrics
 
     real_out = scorer.features(real)
     require_labels("class_fid", fake)
@@ -209,7 +204,6 @@ def class_fid(scorer, real, fake) -> Result:
     params=("iw_steps", "iw_width", "iw_batch_size"),
 )
 def independent_wasserstein(scorer, real, fake) -> Result:
-    from jaxgan.eval import classifier_metrics
 
     splits = scorer.require_splits("iw")
     o = scorer.options
@@ -272,7 +266,6 @@ def _modes_inputs(n_real: int, n_fake: int, channels: int | None, options) -> st
     params=("modes_images", "modes_evals"),
 )
 def modes(scorer, real, fake) -> Result:
-    from jaxgan.eval import classifier_metrics, features
 
     o = scorer.options
     digits = features.load("mnist_cnn", scorer.resolution, 1)  # the shipped MNIST classifier

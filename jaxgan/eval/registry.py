@@ -11,16 +11,14 @@ splits and the cache; `real`, `fake` are `imagesets.ImageSet`s, `fake` already c
 count. The evaluator reads the declarations to check inputs before any work, to decide how many
 fakes to generate (the largest count asked for: every metric scores a prefix of the same latents),
 to skip the real-vs-real row where it has no meaning, and to build a row's identity (`params`).
-Adding a metric is one registered function and its test.
+Adding a metric is one registered function and its test. `eval/catalog.py` lists them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
-
-from jaxgan import errors
 
 DEFAULT_FAKES = 10_000  # metrics whose paper fixes no count: as many as the reals, at most this
 
@@ -108,57 +106,11 @@ def register(name: str, **declaration) -> Callable[[Callable[..., Result]], Call
     return add
 
 
-_MODULES = ("jaxgan.eval.metrics", "jaxgan.eval.protocols")  # listed in this order, then others
+def unregister(name: str) -> None:
+    """Removes a metric (a test's own); the catalog lists the rest."""
+    del _REGISTRY[name]
 
 
-def _load() -> dict[str, Metric]:
-    """Every metric: the distribution metrics, then the protocols, then any other module's, each
-    in registration order (whichever module was imported first)."""
-    from jaxgan.eval import metrics, protocols  # noqa: F401  (registering is importing)
-
-    rank = lambda m: _MODULES.index(m) if m in _MODULES else len(_MODULES)  # noqa: E731
-    ordered = sorted(_REGISTRY.values(), key=lambda m: rank(m.compute.__module__))
-    return {m.name: m for m in ordered}
-
-
-def names() -> tuple[str, ...]:
-    return tuple(_load())
-
-
-def get(name: str) -> Metric:
-    return _load()[name]
-
-
-def parse(names_given: Iterable[str]) -> list[Metric]:
-    """--metrics: registered metrics in the given order, duplicates dropped."""
-    wanted = [n.strip() for n in names_given if n.strip()]
-    registered = _load()
-    unknown = [n for n in wanted if n not in registered]
-    if unknown or not wanted:
-        raise errors.ConfigError(
-            f"--metrics: unknown {', '.join(unknown) or '(none given)'}; choose from "
-            f"{', '.join(registered)} (python -m jaxgan.evaluate --list_metrics describes each)."
-        )
-    return [registered[n] for n in dict.fromkeys(wanted)]
-
-
-def describe() -> str:
-    """One paragraph per metric: what it is, what it needs and its paper's count (--list_metrics)."""
-    lines = []
-    for metric in _load().values():
-        needs = [
-            w
-            for w, on in (
-                ("features", metric.features),
-                ("labelled fakes", metric.labels),
-                ("train+test splits", metric.splits),
-                ("pairs (translation with ground truth)", metric.paired),
-            )
-            if on
-        ]
-        lines.append(f"{metric.name:10s} {metric.summary}")
-        lines.append(
-            f"{'':10s} needs: {', '.join(needs) or 'pixels only'}; fakes: {metric.fakes.source}"
-            + (f"; options: {', '.join(metric.params)}" if metric.params else "")
-        )
-    return "\n".join(lines)
+def registered() -> list[Metric]:
+    """Every registered metric, in registration order."""
+    return list(_REGISTRY.values())

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from jaxgan.eval import catalog
+
 # What makes two rows of one metric comparable: the same reference, network, weights, resize,
 # counts, seed and metric parameters. A curve is drawn from rows with the newest row's settings.
 SETTINGS = (
@@ -134,7 +136,6 @@ def print_summary(rows: list[dict], metrics: Sequence[str]) -> None:
     """The last checkpoint's numbers next to the baselines, one line per metric (and direction),
     and the best checkpoint where the metric has a better direction and it is not the last (papers
     after CycleGAN report the best). Rows without a value (unreadable checkpoints) are left out."""
-    from jaxgan.eval import registry
 
     rows = [r for r in rows if r.get("value") is not None]
     curves = _curves(rows)
@@ -148,7 +149,7 @@ def print_summary(rows: list[dict], metrics: Sequence[str]) -> None:
             line = f"step {last['step']}: {label} = {last['value']:.4g} (n_fake={_count(last['n_fake'])})"
             if last.get("real_value") is not None:
                 line += f" (reals: {last['real_value']:.4g})"
-            best = best_row(series, registry.get(metric).better)
+            best = best_row(series, catalog.get(metric).better)
             if best is not None and best["step"] != last["step"]:
                 line += f"; best: {best['value']:.4g} at step {best['step']}"
             for baseline in _baselines(rows, last):

@@ -31,6 +31,8 @@ from collections.abc import Iterator
 
 from absl import logging
 
+from jaxgan.core import run_files
+
 IDENTITY_FIELDS = (
     "kind",
     "step",
@@ -169,7 +171,6 @@ class MetricsLog:
     def write(self, row: dict) -> None:
         """Appends `row`, or, where a row of the same identity is there, rewrites the file with
         that row replaced."""
-        from jaxgan import logging as run_logging
 
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         key = row_identity(row)
@@ -177,10 +178,10 @@ class MetricsLog:
             rows = self._read()
             if any(row_identity(r) == key for r in rows):
                 rows = [r for r in rows if row_identity(r) != key] + [row]
-                run_logging.write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
+                run_files.write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
                 self._reported.clear()  # the rewritten file has no unparseable lines
             else:
-                run_logging.append_jsonl(self.path, row)  # after a torn last line: on a new one
+                run_files.append_jsonl(self.path, row)  # after a torn last line: on a new one
                 rows.append(row)
         self.rows = rows
 
@@ -192,9 +193,8 @@ class MetricsLog:
             yield  # closing the file releases the lock
 
     def _read(self) -> list[dict]:
-        from jaxgan import logging as run_logging
 
-        rows, bad_lines = run_logging.parse_jsonl(self.path)
+        rows, bad_lines = run_files.parse_jsonl(self.path)
         new = [n for n in bad_lines if n not in self._reported]
         if new:
             logging.warning(

@@ -1,5 +1,5 @@
 """Checkpoint -> images: the generator of each checkpoint, built from the config it was saved
-with, through the method registry (`jaxgan/methods.py`), as the run loop builds it.
+with, through the method registry (`jaxgan/training/registry.py`), as the run loop builds it.
 
 Only the EMA generator is restored (an Orbax partial restore). Latents come from `--seed` in fixed
 blocks, so the first n fakes are the same images whatever the total: every checkpoint is sampled
@@ -18,7 +18,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from jaxgan import errors
+from jaxgan import data
+from jaxgan.core import batched, checkpoint, errors, parallel, run_files
+from jaxgan.methods import gan
+from jaxgan.training import contract, registry
 
 LATENT_BLOCK = 1000
 
@@ -53,9 +56,8 @@ def select_steps(available: Sequence[int], spec: str) -> list[int]:
 
 def generator_is_conditional(config) -> bool:
     """Whether fakes are drawn for the labels given (what labelled metrics compare them with)."""
-    from jaxgan import methods
 
-    return methods.get(config.method).is_conditional(config)
+    return registry.get(config.method).is_conditional(config)
 
 
 def generation_inputs(config, num_classes: int, n: int, batch_size: int, seed: int):
@@ -67,16 +69,15 @@ def generation_inputs(config, num_classes: int, n: int, batch_size: int, seed: i
     """
     import jax
 
-    from jaxgan import train
 
     n_total = -(-n // batch_size) * batch_size
     key = jax.random.key(seed)
     blocks = [  # latent i is the same whatever n: a metric's fakes are a prefix of everyone's
-        np.asarray(train.sample_latents(config, jax.random.fold_in(key, b), LATENT_BLOCK))
+        np.asarray(gan.sample_latents(config, jax.random.fold_in(key, b), LATENT_BLOCK))
         for b in range(-(-n_total // LATENT_BLOCK))
     ]
     z = np.concatenate(blocks)[:n_total]
-    if train.is_conditional(config):
+    if gan.is_conditional(config):
         labels = np.arange(n_total, dtype=np.int32) % num_classes
     else:
         labels = np.zeros(n_total, np.int32)
@@ -87,15 +88,13 @@ def generate(sample, params, z, labels, n: int, batch_size: int, mesh) -> np.nda
     """uint8 [n, R, R, C]: `sample` over full batches (sharded over the mesh), `to_uint8`-quantised."""
     import jax
 
-    from jaxgan import logging as run_logging
-    from jaxgan import parallel
 
     batch_sharding = parallel.sharded_on(mesh, 0)
     images = []
     for start in range(0, len(z), batch_size):
         batch_z = jax.device_put(z[start : start + batch_size], batch_sharding)
         batch_labels = jax.device_put(labels[start : start + batch_size], batch_sharding)
-        images.append(run_logging.to_uint8(jax.device_get(sample(params, batch_z, batch_labels))))
+        images.append(run_files.to_uint8(jax.device_get(sample(params, batch_z, batch_labels))))
     return np.concatenate(images)[:n]
 
 
@@ -113,13 +112,12 @@ def checkpoint_config(meta: dict, run_config):
 
 
 def network_fields(config) -> dict:
-    """The config without the fields a run may change mid-run (`loop.SAFE_TO_CHANGE` and the
+    """The config without the fields a run may change mid-run (`contract.SAFE_TO_CHANGE` and the
     method's own): what the generator is built from. Checkpoints of a resumed run that changed
     num_steps or a learning rate share one compiled sampler."""
-    from jaxgan import loop, methods
 
-    safe = loop.SAFE_TO_CHANGE | frozenset(methods.get(config.method).safe_to_change)
-    return {k: v for k, v in loop.flatten(config.to_dict()).items() if k not in safe}
+    safe = contract.SAFE_TO_CHANGE | frozenset(registry.get(config.method).safe_to_change)
+    return {k: v for k, v in contract.flatten(config.to_dict()).items() if k not in safe}
 
 
 class Samplers:
@@ -134,9 +132,8 @@ class Samplers:
     def __call__(self, config, meta: dict) -> Callable:
         key = json.dumps(network_fields(config), sort_keys=True, default=str)
         if key not in self._by_config:
-            from jaxgan import methods
 
-            build = methods.get(config.method).sampler
+            build = registry.get(config.method).sampler
             self._by_config[key] = build(config, self.channels, self.num_classes, self.mesh)
         return self._by_config[key](meta)
 
@@ -157,7 +154,6 @@ def sample_checkpoint(
     `config` is the run's (W/config.json); the generator is built from the checkpoint's own
     (`checkpoint_config`). Pass one `samplers` to calls on the same run to compile once per config.
     """
-    from jaxgan import checkpoint, data, parallel
 
     source = data.open_source(
         config.data.dataset, "train", config.data.data_dir, config.data.channels or None
@@ -165,8 +161,7 @@ def sample_checkpoint(
     channels = config.data.channels or source.channels
     mesh = samplers.mesh if samplers is not None else parallel.make_mesh()
     samplers = samplers or Samplers(channels, source.num_classes, mesh)
-    devices = mesh.devices.size
-    batch_size = -(-min(batch_size, n) // devices) * devices
+    batch_size = batched.round_up_to_devices(min(batch_size, n), mesh)
     params, meta, step = checkpoint.restore_params(workdir, "ema_params", step, mesh)
     sample = samplers(checkpoint_config(meta, config), meta)
     z, labels = generation_inputs(config, source.num_classes, n, batch_size, seed)

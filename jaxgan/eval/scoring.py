@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from absl import logging
 
-from jaxgan import errors
-from jaxgan.eval import registry
+from jaxgan.core import errors
+from jaxgan.eval import features, registry, results
 from jaxgan.eval.cache import Cache
 from jaxgan.eval.imagesets import ImageSet, RealSplits
 from jaxgan.eval.options import Options, default_cache_dir
@@ -44,7 +44,6 @@ class Scorer:
     @property
     def network(self):
         if self._network is None:
-            from jaxgan.eval import features
 
             o = self.options
             self._network = features.load(
@@ -59,7 +58,6 @@ class Scorer:
         what a row's identity names, known before anything is computed."""
         if self.network_name is None:
             return None
-        from jaxgan.eval import features
 
         name, o = self.network_name, self.options
         return (
@@ -118,7 +116,6 @@ class Scorer:
     ) -> Iterable[dict]:
         """One row per metric, yielded as each is done. Each metric scores the first counts[name]
         (default: `fake_counts`) of `fake`; protocol=False (real-vs-real rows) scores all of it."""
-        from jaxgan.eval import results
 
         if counts is None:
             counts = fake_counts(metrics, real.size, self.options) if protocol else {}
@@ -152,7 +149,6 @@ def resolve_network(metrics, options: Options, dataset: str, channels: int | Non
     """The feature network's name (None if no metric needs one); fails fast if it is missing."""
     if not any(m.features for m in metrics):
         return None
-    from jaxgan.eval import features
 
     name = features.resolve_name(options.feature_network, dataset, channels, resolution)
     features.check_available(name, options.inception_weights)

@@ -32,10 +32,12 @@ import time
 import numpy as np
 from absl import logging
 
-from jaxgan import errors
-from jaxgan.eval import imagesets, registry, results, scoring
+from jaxgan import data
+from jaxgan.core import batched, errors, parallel, run_files
+from jaxgan.data import sources, two_domain
+from jaxgan.eval import catalog, imagesets, registry, results, sampling, scoring
+from jaxgan.eval.job import Job
 from jaxgan.eval.options import Options
-from jaxgan.eval.runner import Job
 
 DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))  # (direction, source domain, target domain)
 DISTRIBUTION_METRICS = ("fid", "kid")
@@ -59,7 +61,6 @@ def feature_dataset(dataset: str) -> str:
     """The name `features.resolve_name` knows a two-domain dataset by: a folder written by
     `jaxgan.data.prepare` is its prepared name (`prepare.json`'s "dataset", e.g. 'emoji', whose
     own network is emoji_cnn), anything else its dataset string."""
-    from jaxgan.data import sources
 
     kind, name, _ = sources.parse(dataset)
     manifest = os.path.join(name, "prepare.json") if kind == "folder" else ""
@@ -83,7 +84,6 @@ class TranslationEvaluation(Job):
     """A translation run's test sets, scorer and log (the job `eval/runner.py` drives)."""
 
     def __init__(self, config, method, metrics, options: Options, force: bool, workdir: str):
-        from jaxgan.data import two_domain
 
         d = config.data
         self.config, self.method, self.force = config, method, force
@@ -95,7 +95,7 @@ class TranslationEvaluation(Job):
         except errors.DataError:  # tfds splits have no file names: no ground truth
             index_a = index_b = np.zeros(0, int)
         self.num_pairs = len(index_a)
-        self.metrics = registry.parse(metrics or default_metrics(self.num_pairs > 0))
+        self.metrics = catalog.parse(metrics or default_metrics(self.num_pairs > 0))
         paired = [m.name for m in self.metrics if m.paired]
         if paired and not self.num_pairs:
             raise errors.ConfigError(
@@ -234,7 +234,6 @@ class TranslationEvaluation(Job):
                         pending, extra=None)  # fmt: skip
 
     def _train_sets(self) -> dict:
-        from jaxgan.data import two_domain
 
         d = self.config.data
         train = dict(zip("AB", two_domain.open_domains(d.dataset, "train", d.data_dir, d.channels)))
@@ -246,7 +245,6 @@ class TranslationEvaluation(Job):
         }
 
     def score_checkpoint(self, step: int, params, meta: dict, missing) -> list[dict]:
-        from jaxgan.eval import sampling
 
         start = time.perf_counter()
         checkpoint_config = sampling.checkpoint_config(meta, self.config)
@@ -269,8 +267,6 @@ class TranslationEvaluation(Job):
 
     def translator(self, config):
         """The method's translator, built (and compiled) once per network config."""
-        from jaxgan import parallel
-        from jaxgan.eval import sampling
 
         if self.translate is None:
             self.mesh, self.translate = parallel.make_mesh(), {}
@@ -282,8 +278,7 @@ class TranslationEvaluation(Job):
 
 def device_batch(batch_size: int, n: int, mesh) -> int:
     """min(batch_size, n) rounded up to a multiple of the mesh's devices."""
-    devices = mesh.devices.size
-    return -(-min(batch_size, n) // devices) * devices
+    return batched.round_up_to_devices(min(batch_size, n), mesh)
 
 
 def translate_images(translate, params, images: np.ndarray, direction: str, batch_size: int, mesh):
@@ -292,8 +287,6 @@ def translate_images(translate, params, images: np.ndarray, direction: str, batc
     copies of its first image, dropped after, so each image shape compiles once."""
     import jax
 
-    from jaxgan import data, parallel
-    from jaxgan import logging as run_logging
 
     sharding = parallel.sharded_on(mesh, 0)
     out = []
@@ -301,5 +294,5 @@ def translate_images(translate, params, images: np.ndarray, direction: str, batc
         batch = images[start : start + batch_size]
         filled = np.concatenate([batch, np.repeat(batch[:1], batch_size - len(batch), 0)])
         x = data.to_float(jax.device_put(filled, sharding), jax.random.key(0))
-        out.append(run_logging.to_uint8(jax.device_get(translate(params, x, direction))))
+        out.append(run_files.to_uint8(jax.device_get(translate(params, x, direction))))
     return np.concatenate(out)[: len(images)]

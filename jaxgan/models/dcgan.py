@@ -81,7 +81,7 @@ class Critic(nn.Module):
             x
         )
         x = nn.leaky_relu(x, 0.2)
-        # Each block's output, for the feature experiments (`jaxgan.representations`); a no-op
+        # Each block's output, for the feature experiments (`jaxgan.experiments.dcgan_features`); a no-op
         # unless the caller makes "intermediates" mutable.
         self.sow("intermediates", "features", x)
         for i in range(1, n):

@@ -14,7 +14,7 @@ equalized learning rate) and so that the *way* XLA computes them can be chosen p
   `JAXGAN_CONV_IMPL=lax|patches` forces one everywhere, `rule` keeps `lax` for stride 1 without
   measuring; both forms agree to float rounding (tests/test_layers.py). `python -m jaxgan.bench --conv`.
 
-Under bfloat16 activations (`config.compute_dtype`, `jaxgan/precision.py`) two kinds of arithmetic
+Under bfloat16 activations (`config.compute_dtype`, `jaxgan/core/precision.py`) two kinds of arithmetic
 run in at least float32 and are cast back to the activations' dtype: normalisation statistics
 (`in_float32`: with 8 significant bits, x - mean cancels to a few levels and a variance of many
 terms loses most of its digits) and every parameter broadcast over activations, a bias, scale or
@@ -41,6 +41,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from jaxgan.models import conv_autotune
 
 Array = jax.Array
 Padding = str | int | tuple[tuple[int, int], tuple[int, int]]
@@ -128,7 +130,6 @@ def stride1_conv_impl(x: Array, kernel: Array, pads) -> str:
         return conv_impl(1)
     if x.shape[0] < AUTOTUNE_MIN_BATCH:  # initialisation's dummy batch: too little work to time
         return conv_impl(1)
-    from jaxgan.models import conv_autotune
 
     candidates = {
         "lax": functools.partial(_conv_lax, stride=1, pads=pads),
@@ -362,7 +363,7 @@ class BatchNorm(nn.Module):
 
     def statistics(self, x: Array) -> tuple[Array, Array]:
         """The batch's per-channel (mean, variance) over (N, H, W). A method of its own so that a
-        caller may read or replace them (`nn.intercept_methods`): `jaxgan.representations` freezes
+        caller may read or replace them (`nn.intercept_methods`): `jaxgan.experiments.dcgan_features` freezes
         them to make a critic's features one image's alone."""
         x = at_least_float32(x)
         axes = tuple(range(x.ndim - 1))

@@ -17,9 +17,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxgan import data, errors, losses, methods, parallel
-from jaxgan import logging as run_logging
+from jaxgan import data
+from jaxgan.core import errors, parallel, run_files
 from jaxgan.data import two_domain
+from jaxgan.training import loop, losses, registry
 
 State = dict[str, Any]
 
@@ -89,7 +90,6 @@ def learning_rate_fn(base_lr: float, num_steps: int, decay_steps: int) -> Callab
 def jit_step(train_step: Callable, mesh) -> Callable:
     """The method's `train_step` jitted as the loop runs it: state replicated and donated, the
     batch [1, N, ...] sharded along N, non-finite updates refused (`loop.guard_update`)."""
-    from jaxgan import loop
 
     replicated = parallel.replicated(mesh)
     return jax.jit(
@@ -101,7 +101,7 @@ def jit_step(train_step: Callable, mesh) -> Callable:
 
 
 class Trainer:
-    """A translation method's side of a run (`methods.Trainer`), for any `Model`."""
+    """A translation method's side of a run (`registry.Trainer`), for any `Model`."""
 
     def __init__(
         self,
@@ -178,7 +178,7 @@ class Trainer:
                 jax.device_get(translated),
                 jax.device_get(self.model.translate(params, translated, back)),
             ]
-        return run_logging.make_grid(np.concatenate(rows), columns=len(self.sample_inputs["A"]))
+        return run_files.make_grid(np.concatenate(rows), columns=len(self.sample_inputs["A"]))
 
     def finish(self, state: State) -> None:
         pass
@@ -188,10 +188,10 @@ class Trainer:
             self.batches.close()
 
 
-def method(build: Callable[..., Model], eval_params: str | tuple[str, ...]) -> methods.Method:
+def method(build: Callable[..., Model], eval_params: str | tuple[str, ...]) -> registry.Method:
     """The registry's `Method` of a translation model: the shared Trainer around `build`, and
     `build(config, mesh).translate` as the evaluator's and `jaxgan.translate`'s translator."""
-    return methods.Method(
+    return registry.Method(
         trainer=functools.partial(Trainer, build=build, params_entry=eval_params),
         sampler=None,
         is_conditional=lambda config: False,

@@ -22,9 +22,12 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxgan import data, errors, losses, parallel, precision, translation
+from jaxgan import data
+from jaxgan.core import errors, parallel, precision
+from jaxgan.methods import translation
+from jaxgan.methods.translation import l1
 from jaxgan.models import cyclegan as networks
-from jaxgan.translation import l1
+from jaxgan.training import losses
 
 State = dict[str, Any]
 
@@ -172,7 +175,7 @@ def make_train_step(
     optimize_parameters (spec §1.5): G_A and G_B step jointly on `generator_loss` (one Adam over
     both, as the reference chains their parameters), then D_A and D_B on `critic_loss`, judging
     the fakes of the forward pass before G's update, through the pools. The networks compute in
-    `compute_dtype` (`jaxgan/precision.py`); parameters, optimizers, losses and pools stay float32.
+    `compute_dtype` (`jaxgan/core/precision.py`); parameters, optimizers, losses and pools stay float32.
     """
     generator_apply = precision.in_compute_dtype(generator.apply, compute_dtype)
     critic_apply = precision.in_compute_dtype(critic.apply, compute_dtype)

@@ -1,8 +1,8 @@
 """The GAN method (DCGAN, WGAN-GP, AC-GAN, SNGAN): models, state, the train step, its `Trainer`.
 
 The run itself (resume, logs, samples, checkpoints, non-finite updates, preemption) is
-`jaxgan/loop.py`; this module supplies what differs, as `METHOD` in the registry
-(`jaxgan/methods.py`). Its pieces (`build_models`, `create_state`, `make_train_step`, ...) are plain
+`jaxgan/training/loop.py`; this module supplies what differs, as `METHOD` in the registry
+(`jaxgan/training/registry.py`). Its pieces (`build_models`, `create_state`, `make_train_step`, ...) are plain
 functions that the progressive method, the benchmark and the evaluator reuse.
 
 One call of the jitted `train_step` is one generator iteration: `n_critic` critic updates, each on
@@ -24,9 +24,10 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxgan import augment, data, errors, loop, losses, methods, parallel, penalties, precision
-from jaxgan import logging as run_logging
+from jaxgan import data
+from jaxgan.core import errors, parallel, precision, run_files
 from jaxgan.models import dcgan, layers, resnet, sngan
+from jaxgan.training import augment, loop, losses, penalties, registry
 
 State = dict[str, Any]
 
@@ -187,7 +188,7 @@ def critic_blocks(d_params) -> list[list[str]]:
             if not found:
                 raise ValueError(
                     f"Critic parameter {name!r} is in no FreezeD block: add its family's rule to "
-                    f"jaxgan/train.py _CRITIC_BLOCK_RULES."
+                    f"jaxgan/methods/gan.py _CRITIC_BLOCK_RULES."
                 )
             number = found[0]
         blocks.setdefault(number, []).append(name)
@@ -279,7 +280,7 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
         raise errors.ConfigError(
             f"config.d_fake_labels={config.d_fake_labels!r}: expected real or uniform."
         )
-    # DiffAugment (jaxgan/augment.py): every image the critic sees goes through T, in both steps.
+    # DiffAugment (jaxgan/training/augment.py): every image the critic sees goes through T, in both steps.
     policy = config.get("diffaugment", "")  # .get: configs saved by older versions lack it
     augment.parse_policy(policy)  # a typo fails here, naming the field
     d_lr = learning_rate_fn(config, config.optim.d_lr)
@@ -438,7 +439,7 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
 
 def make_sampler(generator: nn.Module, mesh) -> Callable:
     """`sample(params, z, labels) -> images [N, H, W, C] in [-1, 1]`, jitted, in float32 whatever
-    `config.compute_dtype` (`jaxgan/precision.py`).
+    `config.compute_dtype` (`jaxgan/core/precision.py`).
 
     The output is replicated: a sample grid is small, and every process of a multi-host run can
     then read it (a batch-sharded array is not addressable from one host).
@@ -465,7 +466,7 @@ def fixed_latents(config, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Trainer:
-    """The GAN method's side of a run (`methods.Trainer`): one compiled step, one data stream."""
+    """The GAN method's side of a run (`registry.Trainer`): one compiled step, one data stream."""
 
     def __init__(self, config: ml_collections.ConfigDict, workdir: str, mesh):
         del workdir  # everything this method writes goes through the loop
@@ -522,7 +523,7 @@ class Trainer:
 
     def sample_grid(self, state: State) -> np.ndarray:
         images = self._sample(state["ema_params"], self.sample_z, self.sample_labels)
-        return run_logging.make_grid(jax.device_get(images))
+        return run_files.make_grid(jax.device_get(images))
 
     def finish(self, state: State) -> None:
         pass
@@ -612,7 +613,7 @@ def _eval_sampler(config, channels: int, num_classes: int, mesh):
     return lambda meta: sample
 
 
-METHOD = methods.Method(
+METHOD = registry.Method(
     trainer=Trainer,
     sampler=_eval_sampler,
     is_conditional=lambda config: bool(config.model.get("conditional_generator")),

@@ -34,9 +34,12 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxgan import data, errors, losses, parallel, precision, translation
+from jaxgan import data
+from jaxgan.core import errors, parallel, precision
+from jaxgan.methods import translation
 from jaxgan.models import layers
 from jaxgan.models import nicegan as networks
+from jaxgan.training import losses
 
 State = dict[str, Any]
 SPECTRAL = layers.SPECTRAL_COLLECTION
@@ -62,7 +65,7 @@ class Networks(NamedTuple):
 def make_networks(
     generator: nn.Module, discriminator: nn.Module, compute_dtype=jnp.float32
 ) -> Networks:
-    """The networks computing in `compute_dtype` (`jaxgan/precision.py`): their parameters, u,
+    """The networks computing in `compute_dtype` (`jaxgan/core/precision.py`): their parameters, u,
     outputs and the losses stay float32."""
     generator_apply = precision.in_compute_dtype(generator.apply, compute_dtype)
     discriminator_apply = precision.in_compute_dtype(discriminator.apply, compute_dtype)

@@ -48,10 +48,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxgan import checkpoint as checkpointing
-from jaxgan import data, errors, experiments, parallel, train
-from jaxgan import logging as run_logging
+from jaxgan import data
+from jaxgan.core import batched, errors, parallel, run_files
+from jaxgan.core import checkpoint as checkpointing
 from jaxgan.eval import imagesets, sampling
+from jaxgan.experiments import tables
+from jaxgan.methods import gan
 from jaxgan.models import layers
 
 FEATURE_SETS = ("dcgan", "random_critic", "kmeans", "pixels")
@@ -117,7 +119,7 @@ def map_batches(fn: Callable, images: np.ndarray, batch_size: int, mesh) -> np.n
     """fn(uint8 batch) -> [B, D] over `images` in batches sharded over the mesh's data axis; the
     last batch is zero-padded (every image's result is its own) and trimmed."""
     sharding = parallel.sharded_on(mesh, 0)
-    batch_size = -(-batch_size // mesh.devices.size) * mesh.devices.size
+    batch_size = batched.round_up_to_devices(batch_size, mesh)
     out = []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size]
@@ -355,7 +357,7 @@ def _load_critic(workdir: str, config, checkpoint: str | int, channels: int, num
             f"{workdir} is a {config.method!r} run of model {config.model.get('name')!r}; the "
             f"feature experiment reads the blocks of a DCGAN critic (configs/dcgan.py)."
         )
-    _, critic = train.build_models(config, channels, num_classes)
+    _, critic = gan.build_models(config, channels, num_classes)
     params, _, step = checkpointing.restore_params(
         workdir, "d_params", checkpoint, parallel.make_mesh()
     )
@@ -400,7 +402,7 @@ def dcgan_features(
     train_images, train_labels = _load_split(target, "train", resolution, channels)
     test_images, test_labels = _load_split(target, "test", resolution, channels)
     # The critic's AC head (unused here) is sized by the run's own classes.
-    run_classes = run_source.num_classes if train.is_conditional(config) else 0
+    run_classes = run_source.num_classes if gan.is_conditional(config) else 0
     critic, trained, step = _load_critic(workdir, config, checkpoint, channels, run_classes)
     mesh = parallel.make_mesh()
     statistics, features = make_critic_features(critic)
@@ -435,7 +437,7 @@ def dcgan_features(
         raise errors.ConfigError(f"Feature set {name!r}: expected one of {FEATURE_SETS}.")
 
     plans = {name: svm_fits(name, labels, label_seeds) for name in feature_sets}
-    bar = run_logging.progress_bar(sum(map(len, plans.values())), unit="fit", desc="dcgan_features")
+    bar = run_files.progress_bar(sum(map(len, plans.values())), unit="fit", desc="dcgan_features")
     rows = []
     for name, fits in plans.items():
         by_count: dict[int, list[dict]] = {n: [] for n in labels}
@@ -487,7 +489,7 @@ def dcgan_features(
         "rows": rows,
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
-    return experiments.write_table(table, workdir, plot, markdown(table))
+    return tables.write_table(table, workdir, plot, markdown(table))
 
 
 def markdown(table: dict) -> str:

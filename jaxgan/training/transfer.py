@@ -28,8 +28,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from jaxgan import checkpoint, errors
-from jaxgan import logging as run_logging
+from jaxgan.core import checkpoint, errors, run_files
 
 # Which state entries each network brings: target entry <- source entry.
 NETWORKS = {
@@ -180,5 +179,5 @@ def init_from(state: dict, config, workdir: str) -> dict:
     table = format_table(rows, f"{source_dir}:{step}")
     logging.info("%s", table)
     if jax.process_index() == 0:
-        run_logging.write_text(os.path.join(workdir, "init_from.txt"), table)
+        run_files.write_text(os.path.join(workdir, "init_from.txt"), table)
     return state

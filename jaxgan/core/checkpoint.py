@@ -26,7 +26,7 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
-from jaxgan import errors
+from jaxgan.core import errors, parallel
 
 
 class UnreadableCheckpoint(errors.CheckpointError):
@@ -258,7 +258,6 @@ def restore_params(
 ) -> tuple[Any, dict, int]:
     """(params, meta, step): state entry `entry` (`Checkpointer.restore_state_entry`) of
     checkpoint `step` ('latest', None or a saved step) of a run, replicated on the mesh."""
-    from jaxgan import parallel
 
     ckpt = Checkpointer(workdir, read_only=True)
     try:

@@ -39,6 +39,12 @@ import statistics
 import time
 from collections.abc import Sequence
 
+from configs import transfer as presets
+from jaxgan import data
+from jaxgan.eval import imagesets, report, results, runner, sampling
+from jaxgan.experiments import tables
+from jaxgan.training import loop
+
 TABLES = ("size", "network", "source", "conditional", "fewshot")
 CONDITIONAL_METRICS = ("fid", "class_fid", "gan_test")  # Tables 6-7: FID per class and GAN-test
 DIFFAUGMENT = "color,translation,cutout"  # the DiffAugment paper's policy for few-shot data
@@ -91,7 +97,6 @@ def rows_of(
             rows.append(Row(f"from {dataset}", name, k, "g,d", run))
         return rows
     if table == "conditional":
-        from configs import transfer as presets
 
         conditional = tuple(presets.conditional_fields().items())  # the AC-GAN of configs/acgan.py
         return [
@@ -119,7 +124,6 @@ def rows_of(
 
 def target_config(row: Row, preset: str, target: str, train_steps: int, seed: int, overrides: dict):
     """`configs/transfer.py:<preset>` on `target` (row.per_class per class) for `train_steps`."""
-    from configs import transfer as presets
 
     config = presets.get_config(preset)
     config.data.dataset = f"{target}:n={row.per_class}" if row.per_class else target
@@ -136,7 +140,6 @@ def target_config(row: Row, preset: str, target: str, train_steps: int, seed: in
 
 def _curves(workdir: str, metrics: Sequence[str]) -> dict[str, list[list[float]]]:
     """metric -> [[step, value], ...] of the newest settings in W/eval/metrics.jsonl."""
-    from jaxgan.eval import report, results
 
     rows = results.MetricsLog(os.path.join(workdir, "eval", "metrics.jsonl")).rows
     curves = {}
@@ -159,8 +162,6 @@ def _spread(values: list[float]) -> dict:
 
 def train_source(workdir: str, preset: str, dataset: str | None, overrides: dict) -> str:
     """`configs/transfer.py:<preset>` (on `dataset`, if given) trained in `workdir`, or resumed."""
-    from configs import transfer as presets
-    from jaxgan import loop
 
     config = presets.get_config(preset)
     config.data.dataset = dataset or config.data.dataset
@@ -176,7 +177,6 @@ def source_fids(out: str, source: str, source_dataset: str, target: str, options
     import numpy as np
     from absl import logging
 
-    from jaxgan.eval import runner, sampling
 
     config = sampling.load_config(source)
     n = options.num_samples or 10_000
@@ -201,7 +201,6 @@ def source_fids(out: str, source: str, source_dataset: str, target: str, options
 def split_spec(dataset: str, split: str) -> str:
     """'fashion_mnist:class=0', 'train' -> 'fashion_mnist:train:class=0': the evaluator's spec of one
     split of an embedded dataset (tfds strings name their split themselves)."""
-    from jaxgan.eval import imagesets
 
     kind, _, rest = dataset.partition(":")
     if kind not in imagesets.EMBEDDED_DATASETS:
@@ -226,9 +225,6 @@ def run_table(
     overrides: dict | None = None,
 ) -> dict:
     """Trains and scores every row of `table` (module doc); writes and returns the table."""
-    from configs import transfer as presets
-    from jaxgan import data, experiments, loop
-    from jaxgan.eval import runner
 
     start = time.perf_counter()
     overrides = overrides or {}
@@ -276,7 +272,7 @@ def run_table(
         "rows": rows,
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
-    experiments.write_table(result, out, _plot, markdown(result))
+    tables.write_table(result, out, _plot, markdown(result))
     return result
 
 

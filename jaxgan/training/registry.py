@@ -1,7 +1,7 @@
 """The method registry: `config.method` -> what the run loop and the evaluator need from a method.
 
 A method is a registry line here, a module that defines `METHOD`, a model file and a config. The
-run loop (`jaxgan/loop.py`) owns everything a run does around its steps; a method supplies only
+run loop (`jaxgan/training/loop.py`) owns everything a run does around its steps; a method supplies only
 what differs, through a `Trainer` (its state, its compiled step for the current phase, its sample
 grid, its part of the checkpoint meta). The evaluator builds generators through `sampler` (or a
 translation method's `translator`); translation methods share their Trainer (`translation.py`).
@@ -18,17 +18,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from jaxgan import errors
+from jaxgan.core import errors
 
 State = dict[str, Any]
 
 # name -> the module whose `METHOD` it is.
 REGISTRY = {
-    "gan": "jaxgan.train",
-    "progressive": "jaxgan.progressive",
-    "cyclegan": "jaxgan.cyclegan",
-    "nicegan": "jaxgan.nicegan",
-    "translation": "jaxgan.cyclegan",  # CycleGAN's name before NICE-GAN: its runs still evaluate
+    "gan": "jaxgan.methods.gan",
+    "progressive": "jaxgan.methods.progressive",
+    "cyclegan": "jaxgan.methods.cyclegan",
+    "nicegan": "jaxgan.methods.nicegan",
+    "translation": "jaxgan.methods.cyclegan",  # CycleGAN's name before NICE-GAN: its runs still evaluate
 }
 
 
@@ -87,7 +87,7 @@ class Method:
         of entries, which they take as {entry: tree} (`Checkpointer.restore_state_entry`).
     is_conditional(config): whether G draws fakes for given labels (labelled metrics need it).
     safe_to_change: config fields (dotted) this method lets a resumed run change, besides the
-        loop's own (`loop.SAFE_TO_CHANGE`).
+        loop's own (`contract.SAFE_TO_CHANGE`).
     """
 
     trainer: Callable[..., Trainer]

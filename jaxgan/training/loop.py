@@ -1,14 +1,14 @@
 """The run loop every training method shares: resume -> contract -> steps -> logs, samples, checkpoints.
 
 `train_and_evaluate(config, workdir)` reads top to bottom (big_vision `train.py`); the method named
-by `config.method` supplies only what differs, through its `Trainer` (`jaxgan/methods.py`). What
+by `config.method` supplies only what differs, through its `Trainer` (`jaxgan/training/registry.py`). What
 the loop guarantees, for every method:
 
 * **Resume.** A workdir with checkpoints continues from the newest *readable* one. A checkpoint that
   cannot be read (or holds non-finite values) is named in a few lines and moved aside to
   `checkpoints/<step>.unreadable`; with none readable the run stops with that message.
 * **The config is a contract.** Before anything is written, the config stored in that checkpoint is
-  compared with the new one: a changed field outside `SAFE_TO_CHANGE` (and the method's own list)
+  compared with the new one: a changed field outside `contract.SAFE_TO_CHANGE` (and the method's own list)
   fails naming each field with its old and new value. Safe changes are logged; `config.json` keeps
   the latest config and `config_history.jsonl` every one a run started with.
 * **A bad state is never kept.** Every compiled step is wrapped by `guard_update`: an update is
@@ -26,9 +26,6 @@ the loop guarantees, for every method:
 
 from __future__ import annotations
 
-import datetime
-import json
-import os
 import signal
 import threading
 import time
@@ -40,35 +37,10 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxgan import checkpoint, errors, methods, parallel, precision, transfer
-from jaxgan import logging as run_logging
+from jaxgan.core import checkpoint, errors, parallel, precision, run_files
+from jaxgan.training import contract, registry, transfer
 
 State = dict[str, Any]
-
-# Fields a resumed run may change: how long it runs, how often it reports, where it runs, the
-# learning rates (a fine-tune's). Everything else changes what the checkpoint's parameters mean.
-SAFE_TO_CHANGE = frozenset(
-    {
-        "num_steps",
-        "max_minutes",
-        "log_every",
-        "sample_every",
-        "num_samples",
-        "checkpoint_every",
-        "keep_last",
-        "keep_every",
-        "tensorboard",
-        "num_devices",
-        "nonfinite",
-        "compute_dtype",  # the state is float32 either way (jaxgan/precision.py)
-        "data.data_dir",
-        "optim.g_lr",
-        "optim.d_lr",
-        "init_from",  # read only when a run starts fresh
-        "init_from_networks",
-        "init_from_skip",
-    }
-)
 
 # Keys a guarded step adds to its metrics; the loop reads them and does not log them.
 UPDATE_OK, NONFINITE_STATE = "update_ok", "nonfinite_state"
@@ -169,67 +141,6 @@ def mean_rows(rows: list[dict]) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
-# The config contract and its history.
-# ----------------------------------------------------------------------------------------------
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    """{'optim': {'g_lr': 1}} -> {'optim.g_lr': 1}; values in their JSON form (tuples -> lists)."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = json.loads(json.dumps(value, default=str))
-    return flat
-
-
-def config_changes(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
-    """field -> (old, new) for every field whose value differs ('<absent>' where one lacks it)."""
-    old, new = flatten(old), flatten(new)
-    return {
-        k: (old.get(k, "<absent>"), new.get(k, "<absent>"))
-        for k in sorted(set(old) | set(new))
-        if old.get(k, "<absent>") != new.get(k, "<absent>")
-    }
-
-
-def check_contract(old: dict, new: dict, safe: frozenset, step: int, workdir: str) -> dict:
-    """Raises ConfigError naming every changed field that is not safe mid-run; returns the safe
-    changes. Fields only the new config has were added by a newer jaxgan and are allowed."""
-    changes = config_changes(old, new)
-    refused = {k: v for k, v in changes.items() if k not in safe and v[0] != "<absent>"}
-    if refused:
-        fields = "\n".join(f"  {k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
-        raise errors.ConfigError(
-            f"{workdir} was trained to step {step} with a different config, and these fields "
-            f"change what its parameters mean:\n{fields}\nResume with the stored values (see "
-            f"{os.path.join(workdir, 'config.json')}), or train into a new --workdir. Fields a "
-            f"resumed run may change: {', '.join(sorted(safe))}."
-        )
-    return changes
-
-
-def record_config(workdir: str, config: dict, step: int, changes: dict) -> None:
-    """`config.json` (the latest config, what tools read) and one `config_history.jsonl` row per
-    run start with a new config, so no earlier config is lost. Process 0 writes."""
-    if jax.process_index() != 0:
-        return
-    os.makedirs(workdir, exist_ok=True)
-    history = os.path.join(workdir, "config_history.jsonl")
-    rows = run_logging.read_jsonl(history)
-    if not rows or rows[-1].get("config") != json.loads(json.dumps(config, default=str)):
-        row = {
-            "step": step,
-            "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "changes": {k: list(v) for k, v in changes.items()},
-            "config": config,
-        }
-        run_logging.append_jsonl(history, row)
-    run_logging.write_json(os.path.join(workdir, "config.json"), config)
-
-
-# ----------------------------------------------------------------------------------------------
 # Resume from the newest readable checkpoint.
 # ----------------------------------------------------------------------------------------------
 
@@ -250,7 +161,7 @@ def restore_newest_readable(
                 meta = ckpt.restore_meta(step)
                 changes = {}
                 if "config" in meta:
-                    changes = check_contract(meta["config"], config.to_dict(), safe, step, workdir)
+                    changes = contract.check_contract(meta["config"], config.to_dict(), safe, step, workdir)
                 state, meta = ckpt.restore(step, abstract)
                 if not bool(_all_finite(state)):
                     raise checkpoint.UnreadableCheckpoint(
@@ -312,7 +223,7 @@ class Preemption:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State:
     """Trains `config` in `workdir`, resuming from its newest readable checkpoint if it has one."""
-    method = methods.get(config.method)
+    method = registry.get(config.method)
     precision.compute_dtype(config)  # a bad value fails here, before anything is built
     if config.nonfinite not in ("stop", "skip"):
         raise errors.ConfigError(
@@ -328,7 +239,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
         abstract = checkpoint.abstract_like(
             jax.eval_shape(trainer.init_state), parallel.replicated(mesh)
         )
-        safe = SAFE_TO_CHANGE | frozenset(method.safe_to_change)
+        safe = contract.SAFE_TO_CHANGE | frozenset(method.safe_to_change)
         resumed = restore_newest_readable(workdir, config, safe, abstract)
         step, meta, changes = 0, {}, {}
         if resumed is None:
@@ -345,7 +256,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
         for key in sorted(k for k in abstract if k.endswith("params")):
             count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(abstract[key]))
             logging.info("%s: %s parameters.", key, f"{count:,}")
-        record_config(workdir, config.to_dict(), step, changes)
+        contract.record_config(workdir, config.to_dict(), step, changes)
         trainer.start(meta)
         if resumed is not None:
             logging.info("Resumed from step %d (%d images seen).", step, trainer.images_seen())
@@ -357,7 +268,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
 
 def _run(config, workdir, trainer, state: State, step: int, meta: dict, preemption) -> State:
     """The steps, and around them the logs, samples, checkpoints, budget and preemption."""
-    writer = run_logging.MetricWriter(workdir, config.tensorboard, resume_step=step)
+    writer = run_files.MetricWriter(workdir, config.tensorboard, resume_step=step)
     ckpt = checkpoint.Checkpointer(workdir, config.keep_last, config.keep_every)
     health = UpdateHealth(config, state, meta.get("skipped_updates", 0))
     elapsed_before = meta.get("elapsed_s", 0.0)
@@ -367,7 +278,7 @@ def _run(config, workdir, trainer, state: State, step: int, meta: dict, preempti
     pending: list[tuple[int, dict]] = []
     timer_images, timer = trainer.images_seen(), start
     done, total, unit = trainer.progress(step)
-    bar = run_logging.progress_bar(total, done, unit=unit)
+    bar = run_files.progress_bar(total, done, unit=unit)
 
     def log(rows: list[dict]) -> None:
         nonlocal timer_images, timer

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxgan import errors
+from jaxgan.core import errors
 
 # float16 is not offered: its 5-bit exponent overflows on unscaled GAN losses and penalties
 # (it needs loss scaling); bfloat16 has float32's exponent range.

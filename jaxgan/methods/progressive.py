@@ -1,7 +1,7 @@
 """Progressive growing of GANs (Karras et al. 2018): the schedule, the per-stage step, its `Trainer`.
 
-A method on the shared run loop (`jaxgan/loop.py`), reusing the GAN method's pieces
-(`train.create_state`, `sample_latents`, `fixed_latents`); what differs is the schedule
+A method on the shared run loop (`jaxgan/training/loop.py`), reusing the GAN method's pieces
+(`gan.create_state`, `sample_latents`, `fixed_latents`); what differs is the schedule
 (specs/pggan_wgan_transfer_dcgan.md §1.4-1.5):
 
 * Time is counted in real images shown (kimg). `lod_at` is TF `TrainingSchedule` / Theano
@@ -21,7 +21,7 @@ A method on the shared run loop (`jaxgan/loop.py`), reusing the GAN method's pie
   beside `D_train_op`), then one generator update — or, with `simultaneous_updates` (Theano's
   `separate_funcs=False`, the CIFAR-10 run), G and D updated together from the same fakes.
 * Losses: WGAN-GP (λ 10, γ = `penalties.wgan_gp.target`) + ε-drift 0.001 through
-  `jaxgan.penalties`, the gradient taken w.r.t. the final-resolution images as the references
+  `jaxgan.training.penalties`, the gradient taken w.r.t. the final-resolution images as the references
   take it (`full_resolution_penalty`), or the LSGAN variant of App. B (`loss='pggan_lsgan'`) with
   the adaptive multiplicative noise in D. AC-GAN terms (D on reals and fakes, G on fakes) when `model.ac_head`.
 
@@ -45,20 +45,11 @@ import numpy as np
 import optax
 from absl import logging
 
-from jaxgan import (
-    checkpoint,
-    data,
-    errors,
-    loop,
-    losses,
-    methods,
-    parallel,
-    penalties,
-    precision,
-    train,
-)
-from jaxgan import logging as run_logging
+from jaxgan import data
+from jaxgan.core import checkpoint, errors, parallel, precision, run_files
+from jaxgan.methods import gan
 from jaxgan.models import layers, progan
+from jaxgan.training import loop, losses, penalties, registry
 
 State = dict[str, Any]
 
@@ -316,10 +307,10 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
 
 
 def create_state(config, generator, critic, tx, image_shape, mesh) -> State:
-    """`train.create_state` (full final-resolution networks) plus the LSGAN noise average."""
+    """`gan.create_state` (full final-resolution networks) plus the LSGAN noise average."""
     # The critic is initialised without the per-device mesh: init runs on a batch of 2.
     init_critic = critic.clone(mbstd_mesh=None)
-    state = train.create_state(config, generator, init_critic, tx, tx, image_shape, mesh)
+    state = gan.create_state(config, generator, init_critic, tx, tx, image_shape, mesh)
     if uses_noise(config):
         state["d_noise_average"] = jax.device_put(
             jnp.zeros((), jnp.float32), parallel.replicated(mesh)
@@ -394,7 +385,7 @@ def make_train_step(config, generator, critic, tx, num_classes: int, mesh, stage
         return jax.lax.with_sharding_constraint(x, batch_sharding)
 
     def generate(g_params, key, labels, alpha):
-        z = shard_batch(train.sample_latents(config, key, labels.shape[0]))
+        z = shard_batch(gan.sample_latents(config, key, labels.shape[0]))
         alpha = alpha if stage.fade_in else None
         return generator_apply({"params": g_params}, z, labels, res_log2=r, alpha=alpha)
 
@@ -490,7 +481,7 @@ def make_train_step(config, generator, critic, tx, num_classes: int, mesh, stage
         g_params, g_opt = apply(g_params_before, state["g_opt"], g_grads, g_lr)
         # Gs <- lerp(G, Gs, β), with G before this iteration's update (TF Gs_update_op).
         ema_params = optax.incremental_update(
-            g_params_before, state["ema_params"], 1.0 - train.ema_decay(config, state["step"])
+            g_params_before, state["ema_params"], 1.0 - gan.ema_decay(config, state["step"])
         )
         state = {
             **state,
@@ -548,7 +539,7 @@ def make_stage_sampler(generator: progan.Generator, stage: Stage, mesh=None):
     """`sample(params, z, labels, alpha) -> images [N, 2^r, 2^r, C]` at the stage resolution, jitted.
 
     The output is replicated on `mesh` (a sample grid is small and every process can read it).
-    Float32 whatever `config.compute_dtype` (`jaxgan/precision.py`).
+    Float32 whatever `config.compute_dtype` (`jaxgan/core/precision.py`).
     """
 
     def sample(params, z, labels, alpha):
@@ -573,7 +564,7 @@ def make_eval_sampler(
     R is the run's final resolution, whatever the checkpoint's lod: the generator runs at the
     checkpoint's stage and fade weight and is nearest-upscaled, as `Gs.run` returns
     full-resolution images at any lod; values are clipped to [-1, 1] (the uint8 conversion of
-    the references saturates there anyway). z as `train.sample_latents(config, key, N)` draws it.
+    the references saturates there anyway). z as `gan.sample_latents(config, key, N)` draws it.
 
     Reads `meta["lod"]` (float; every checkpoint of this loop stores the lod of its last step).
     """
@@ -604,7 +595,7 @@ class EvalSamplers:
     def __call__(self, meta: dict) -> Callable[[Any, jax.Array, jax.Array], jax.Array]:
         if "lod" not in meta:
             raise KeyError(
-                "Checkpoint meta has no 'lod': it was not written by jaxgan.progressive "
+                "Checkpoint meta has no 'lod': it was not written by jaxgan.methods.progressive "
                 f"(meta keys: {sorted(meta)})."
             )
         lod = float(meta["lod"])
@@ -622,7 +613,7 @@ class EvalSamplers:
 
 
 class Trainer:
-    """Progressive growing's side of a run (`methods.Trainer`): the schedule decides, before each
+    """Progressive growing's side of a run (`registry.Trainer`): the schedule decides, before each
     step, the stage (compiled once per resolution), the minibatch, the learning rates and alpha;
     Adam is reset where floor(lod) or ceil(lod) changes, and a resolution's picture is written
     when the run leaves it."""
@@ -640,7 +631,7 @@ class Trainer:
             config, self.channels, self.source.num_classes, mesh
         )
         self.tx = make_optimizer(config)
-        self.sample_z, self.sample_labels = train.fixed_latents(config, self.source.num_classes)
+        self.sample_z, self.sample_labels = gan.fixed_latents(config, self.source.num_classes)
         self.batch_sharding = parallel.sharded_on(mesh, 1)
         self.steps: dict[Stage, Callable] = {}  # compiled once per stage
         self.samplers: dict[Stage, Callable] = {}
@@ -701,7 +692,7 @@ class Trainer:
             if self.batches is not None:
                 self.cursor = self.batches.cursor
                 self.batches.close()
-            self.batches = train.make_batches(
+            self.batches = gan.make_batches(
                 config, self.source, self.channels, schedule.minibatch, self.cursor
             )
         batch = data.to_global(next(self.batches), self.batch_sharding)
@@ -740,15 +731,15 @@ class Trainer:
 
     def sample_grid(self, state: State) -> np.ndarray:
         images = self._sample(state["ema_params"], self.last_lod)
-        return run_logging.make_grid(upsample_to(images, self.config.data.resolution))
+        return run_files.make_grid(upsample_to(images, self.config.data.resolution))
 
     def _write_resolution_grid(self, state: State, lod: float) -> None:
         """`<workdir>/resolutions/<res>x<res>.png`: the EMA generator when it leaves a resolution."""
         if jax.process_index() == 0:
             stage = stage_of(lod, self.final_log2, self.first_log2)
             name = f"{stage.resolution:04d}x{stage.resolution:04d}.png"
-            grid = run_logging.make_grid(self._sample(state["ema_params"], lod))
-            run_logging.save_png(os.path.join(self.workdir, "resolutions", name), grid)
+            grid = run_files.make_grid(self._sample(state["ema_params"], lod))
+            run_files.save_png(os.path.join(self.workdir, "resolutions", name), grid)
 
     def finish(self, state: State) -> None:
         if self.last_lod is not None:
@@ -759,7 +750,7 @@ class Trainer:
             self.batches.close()
 
 
-METHOD = methods.Method(
+METHOD = registry.Method(
     trainer=Trainer,
     sampler=lambda config, channels, num_classes, mesh: EvalSamplers(config, channels, num_classes),
     is_conditional=generator_is_conditional,

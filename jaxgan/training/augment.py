@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxgan import errors
+from jaxgan.core import errors
 
 
 class Augmentation(NamedTuple):

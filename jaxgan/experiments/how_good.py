@@ -3,9 +3,9 @@
   python -m jaxgan.experiments diversity --workdir=W [--sizes=500,1000,2000,4000]
   python -m jaxgan.experiments augmentation --workdir=W --subset_runs=W10,W25 [--num_generated=0]
   python -m jaxgan.experiments transfer --workdir=OUT --table=size|network|source|conditional|fewshot
-      (Transferring GANs' tables: jaxgan/transfer_experiments.py)
+      (Transferring GANs' tables: jaxgan/experiments/transfer.py)
   python -m jaxgan.experiments dcgan_features --workdir=W --target=DATASET [--labels=100,1000,0]
-      (DCGAN's critic as a feature extractor, Tables 1-2: jaxgan/representations.py)
+      (DCGAN's critic as a feature extractor, Tables 1-2: jaxgan/experiments/dcgan_features.py)
   common: [--checkpoint=latest|STEP] [--classifier_recipe=auto] [--classifier_steps=0]
       [--classifier_seed=0] [--seed=0] [--batch_size=200] [--real_split=train]
       [--baseline_split=test]
@@ -47,30 +47,24 @@ curve (8 classifiers) takes ~12 minutes and the augmentation experiment 3 per ru
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import time
 from collections.abc import Sequence
 
 import numpy as np
-from absl import app, flags, logging
+from absl import logging
 
-from jaxgan import errors, evaluate
-from jaxgan.eval import imagesets, protocols, sampling
+from jaxgan import data
+from jaxgan.core import errors
+from jaxgan.eval import classifier_metrics, imagesets, protocols, sampling
 from jaxgan.eval.options import Options
-
-FLAGS = flags.FLAGS
-
-EXPERIMENTS = ("diversity", "augmentation", "transfer", "dcgan_features")
+from jaxgan.experiments.tables import figure, write_table
 
 
 class _Setup:
     """What both experiments need from a run: its config, real splits, recipe and classifier."""
 
     def __init__(self, workdir: str, options: Options, checkpoint: str | int):
-        from jaxgan import data
-
         self.workdir, self.options, self.checkpoint = workdir, options, checkpoint
         self.config = config = sampling.load_config(workdir)
         if not sampling.generator_is_conditional(config):
@@ -116,8 +110,6 @@ class _Setup:
 
     def accuracy(self, images: np.ndarray, labels: np.ndarray) -> float:
         """A fresh classifier trained on (images, labels), scored on the real test split."""
-        from jaxgan.eval import classifier_metrics
-
         test = self.splits.test
         result = classifier_metrics.gan_train(
             images,
@@ -132,8 +124,6 @@ class _Setup:
         return result["accuracy"]
 
     def real_subset(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        from jaxgan.eval import classifier_metrics
-
         train = self.splits.train
         index = classifier_metrics.balanced_subset(train.labels, n, self.options.seed)
         return train.images[index], train.labels[index]
@@ -189,8 +179,6 @@ def augmentation(
     of W's dataset, `--config.data.dataset=DATASET:n=K`): a classifier on that run's real training
     images alone, on them plus `num_generated` fakes of that same run's generator, and on the fakes
     alone. Writes W/eval/augmentation.{json,png}; returns the table."""
-    from jaxgan import data
-
     start = time.perf_counter()
     setup = _Setup(workdir, options, checkpoint)
     full_size = setup.splits.train.size
@@ -240,36 +228,8 @@ def augmentation(
     return write_table(table, workdir, _plot_augmentation)
 
 
-def write_table(table: dict, workdir: str, plot, markdown: str | None = None) -> dict:
-    """W/eval/<experiment>.json, its plot `.png` (and `.md`, the table for people), each written
-    atomically; returns the table."""
-    from jaxgan import logging as run_logging
-
-    stem = os.path.join(workdir, "eval", table["experiment"])
-    table["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    run_logging.write_text(f"{stem}.json", json.dumps(table, indent=1))
-    if markdown is not None:
-        run_logging.write_text(f"{stem}.md", markdown)
-    plot(table).savefig(f"{stem}.tmp.png")
-    os.replace(f"{stem}.tmp.png", f"{stem}.png")
-    return table
-
-
-def _figure(table: dict, title: str):
-    from matplotlib.figure import Figure  # no pyplot: no global backend state
-
-    fig = Figure(figsize=(6.4, 4.0), dpi=100)
-    ax = fig.add_subplot()
-    c = table["classifier"]
-    ax.set_title(f"{title}: {table['dataset']}, step {table['checkpoint']}", fontsize="medium")
-    ax.set_ylabel(f"accuracy on {table['test_set']} ({c['recipe']}, {c['steps']} steps)")
-    ax.grid(alpha=0.3)
-    fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.13)
-    return fig, ax
-
-
 def _plot_diversity(table: dict):
-    fig, ax = _figure(table, "GAN-train vs number of images")
+    fig, ax = figure(table, "GAN-train vs number of images")
     rows = table["rows"]
     ax.plot(
         [r["n"] for r in rows], [r["gan_train"] for r in rows], "o-", label="generated (GAN-train)"
@@ -288,7 +248,7 @@ def _plot_diversity(table: dict):
 
 
 def _plot_augmentation(table: dict):
-    fig, ax = _figure(table, "real subset + generated by a GAN trained on it")
+    fig, ax = figure(table, "real subset + generated by a GAN trained on it")
     rows = table["rows"]
     n_real = [r["n_real"] for r in rows]
     ax.plot(n_real, [r["real"] for r in rows], "s--", label="real subset")
@@ -303,106 +263,3 @@ def _plot_augmentation(table: dict):
     ax.set_xlabel(f"real images from {table['train_set']} (class-balanced; the GAN's training set)")
     ax.legend(fontsize="small")
     return fig
-
-
-def main(argv):
-    from jaxgan import logging as run_logging
-
-    if len(argv) != 2 or argv[1] not in EXPERIMENTS:
-        raise app.UsageError(
-            f"Usage: python -m jaxgan.experiments {{{'|'.join(EXPERIMENTS)}}} --workdir=W"
-        )
-    if not FLAGS.workdir:
-        raise app.UsageError("--workdir is required.")
-    run_logging.quiet_library_logs()
-    options = evaluate.options_from_flags()
-    try:
-        if argv[1] == "diversity":
-            sizes = [int(n) for n in FLAGS.sizes]
-            table = diversity(FLAGS.workdir, sizes, options, FLAGS.checkpoint)
-        elif argv[1] == "transfer":
-            from jaxgan import transfer_experiments
-
-            table = transfer_experiments.run_table(
-                FLAGS.workdir, FLAGS.table, [int(k) for k in FLAGS.per_class], FLAGS.train_steps,
-                options, FLAGS.source, FLAGS.target, FLAGS.transfer_metrics,
-                [int(s) for s in FLAGS.train_seeds], FLAGS.sources, FLAGS.freeze_blocks,
-            )  # fmt: skip
-            print(transfer_experiments.markdown(table), flush=True)
-        elif argv[1] == "dcgan_features":
-            from jaxgan import representations
-
-            table = representations.dcgan_features(
-                FLAGS.workdir, FLAGS.target, [int(n) for n in FLAGS.labels],
-                [int(s) for s in FLAGS.label_seeds], FLAGS.validation, FLAGS.checkpoint,
-                FLAGS.kmeans_centroids, FLAGS.batch_size,
-            )  # fmt: skip
-            print(representations.markdown(table), flush=True)
-        else:
-            table = augmentation(
-                FLAGS.workdir, FLAGS.subset_runs, FLAGS.num_generated, options, FLAGS.checkpoint
-            )
-    except (errors.UserError, FileNotFoundError) as e:
-        sys.exit(f"{type(e).__name__}: {e}")
-    print(json.dumps(table["rows"]), flush=True)
-    print(
-        f"wrote {os.path.join(FLAGS.workdir, 'eval', table['experiment'])}.json and .png",
-        flush=True,
-    )
-
-
-def define_flags() -> None:
-    """The evaluator's flags plus these; registered only when run as a program."""
-    if "sizes" in flags.FLAGS:  # already defined (a test may ask twice)
-        return
-    from jaxgan import transfer_experiments
-
-    evaluate.define_flags()
-    flags.DEFINE_list("sizes", ["500", "1000", "2000", "4000"], "diversity: numbers of images N.")
-    flags.DEFINE_list(
-        "subset_runs",
-        [],
-        "augmentation: workdirs of GANs trained on subsets of W's data (DATASET:n=K).",
-    )
-    flags.DEFINE_integer(
-        "num_generated", 0, "augmentation: fakes added (0: the train split's size)."
-    )
-    flags.DEFINE_string("checkpoint", "latest", "The checkpoint to sample: latest or a step.")
-    flags.DEFINE_list(
-        "per_class", ["10", "100", "0"], "transfer: target images per class (0: all)."
-    )
-    flags.DEFINE_integer("train_steps", 1000, "transfer: generator iterations of every target run.")
-    flags.DEFINE_string(
-        "source", None, "transfer: the source run (default: WORKDIR/source, trained)."
-    )
-    flags.DEFINE_string("target", "fashion_mnist", "transfer, dcgan_features: the target dataset.")
-    flags.DEFINE_enum(
-        "table", "size", list(transfer_experiments.TABLES),
-        "transfer: which table (jaxgan/transfer_experiments.py says what each trains).",
-    )  # fmt: skip
-    flags.DEFINE_list(
-        "transfer_metrics", [], "transfer: metrics scored at every checkpoint (default: fid; "
-        "conditional: fid,class_fid,gan_test).",
-    )  # fmt: skip
-    flags.DEFINE_list("train_seeds", ["0"], "transfer: training seeds of every row.")
-    flags.DEFINE_list(
-        "sources", ["mnist5k", "fashion_mnist:class=0"], "transfer --table=source: source datasets."
-    )
-    flags.DEFINE_integer("freeze_blocks", 1, "transfer --table=fewshot: FreezeD's frozen blocks.")
-    flags.DEFINE_list(
-        "labels", ["100", "1000", "0"], "dcgan_features: labelled target images N (0: all)."
-    )
-    flags.DEFINE_list(
-        "label_seeds", ["0", "1", "2"], "dcgan_features: seeds of the labelled draws."
-    )
-    flags.DEFINE_integer(
-        "validation", 1000, "dcgan_features: class-balanced train images held out to choose C."
-    )
-    flags.DEFINE_integer(
-        "kmeans_centroids", 800, "dcgan_features: K of the k-means baseline (4K features)."
-    )
-
-
-if __name__ == "__main__":
-    define_flags()
-    app.run(main)

@@ -16,7 +16,7 @@ from absl import logging
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxgan import errors
+from jaxgan.core import errors
 
 DATA_AXIS = "data"
 
