@@ -14,7 +14,7 @@ both generators; then each critic's loss 0.5 (MSE(D(real), 1) + MSE(D(pool.query
 the forward's fakes through the 50-image ImagePool, backward and one Adam step over both critics.
 The networks are networks.py's `ResnetGenerator` (reflection padding, instance norm without affine,
 so biased convs) and the `NLayerDiscriminator` PatchGAN, at jaxgan's widths (ngf = ndf = --width)
-and depths (specs/translation.md §1.1-1.6); their parameter counts print as `g_params` and
+and depths; their parameter counts print as `g_params` and
 `d_params`, both networks of each side summed, as `python -m jaxgan.bench` prints them.
 Prints `train_img_per_s: <2 * batch * iterations / seconds>` (one A and one B image per batch
 position), the same quantity as `python -m jaxgan.bench --config=configs/cyclegan.py`.

@@ -21,7 +21,7 @@ the new one (alpha = 1 once the fade is over), and the networks hold every resol
 up to the final one (`--final_resolution`), only those up to the stage running.
 
 One iteration = `jaxgan/methods/progressive.py` `make_train_step`'s, with the networks of
-`jaxgan/models/progan.py` (specs/pggan_wgan_transfer_dcgan.md §1.1-1.6), written as a PyTorch user
+`jaxgan/models/progan.py` (PGGAN's TF `networks.py` and `loss.py`), written as a PyTorch user
 would (NCHW nn.Module convs whose N(0, 1) weights are multiplied by the He constant at run time,
 F.interpolate, F.avg_pool2d, autograd.grad with create_graph=True):
   * reals: uint8 at the final resolution -> [-1, 1], box-filtered to the stage resolution and

@@ -11,14 +11,10 @@ the real batch's labels. The generator is conditioned by per-class BatchNorm ("C
 a one-hot label joined to z ("Cond Concat" of Transferring GANs): `config.model.conditioning`.
 
 Presets:
-  default   mnist5k, the WGAN-GP default network (configs/wgan_gp.py) made conditional by Cond
-            Concat, class-loss weight 1 for G, 4,100 generator iterations (~15 minutes on the
-            2-core Zen 5 of README.md's "Speed"): one row of README.md's table, domain FID 3.7,
-            GAN-train 94%, GAN-test 96% (two training seeds x three evaluation seeds). Why not
-            the reference's Cond BNorm and 0.1: in a 1,400-step run of Adam(2e-4) with linear
-            decay the per-class BN scales and offsets moved by ~0.02 (std across classes), and the
-            generator ignored its labels: the shipped MNIST classifier agreed with them on 10.5%
-            of 1,000 fakes, chance (`:condbn`, measured).
+  default   mnist5k, configs/wgan_gp.py's default network made conditional by Cond Concat,
+            class-loss weight 1 for G, 4,100 generator iterations. Expected (docs/experiments.md's
+            table): domain FID 3.7, GAN-train 94%, GAN-test 96%. Why not the reference's Cond
+            BNorm and 0.1: the generator ignored its labels (docs/configs.md).
   condbn    the default with the reference's Cond BNorm and G class-loss weight 0.1.
   cifar10   gan_cifar_resnet.py with CONDITIONAL=ACGAN=True: ResNet width 128, 100k iterations,
             G batch 128, dequantised reals. Paper: IS 8.42 +- 0.10 (WGAN-GP Table 3).
@@ -40,5 +36,5 @@ def get_config(preset: str = ""):
     c.model.conditioning, c.ac_weight_d, c.ac_weight_g = "batchnorm", 1.0, 0.1
     if preset == "":  # mnist5k in CPU minutes: labels must take hold fast (see the docstring)
         c.model.conditioning, c.ac_weight_g = "concat", 1.0
-        c.num_steps = 4100  # x 0.22 s (Zen 5) = the ~15 minutes each row of README's table gets
+        c.num_steps = 4100  # the training wall time of docs/experiments.md's other table rows
     return c

@@ -11,9 +11,7 @@ from ml_collections import config_dict
 def run() -> ml_collections.ConfigDict:
     """The fields the run loop reads (jaxgan/training/loop.py), whatever the method."""
     c = ml_collections.ConfigDict()
-    c.method = (
-        "gan"  # a name of the registry, jaxgan/training/registry.py: gan | progressive | cyclegan | nicegan
-    )
+    c.method = "gan"  # a name of the registry, jaxgan/training/registry.py: gan | progressive | cyclegan | nicegan
     c.seed = 0
     c.num_steps = 100_000  # generator iterations
     c.max_minutes = 0.0  # > 0: stop (and checkpoint) after this much training wall time
@@ -106,7 +104,9 @@ def base() -> ml_collections.ConfigDict:
     # DiffAugment (jaxgan/training/augment.py) of every image the critic sees: '' (off) or a comma list of
     # color | translation | cutout, e.g. 'color,translation,cutout' (the paper's policy).
     c.diffaugment = ""
-    c.d_freeze_blocks = 0  # FreezeD: the critic's first N blocks get no updates (jaxgan/methods/gan.py)
+    c.d_freeze_blocks = (
+        0  # FreezeD: the critic's first N blocks get no updates (jaxgan/methods/gan.py)
+    )
     c.num_samples = 64  # images in each sample grid (fixed latents)
     # How the evaluated generator's BatchNorm layers normalise: 'batch' (each sampled batch's own
     # statistics, as tflib and PyTorch DCGAN sample) or 'population' (fixed statistics of

@@ -6,7 +6,7 @@
       --config.data.data_dir=~/tensorflow_datasets      # a prepared tfds cycle_gan/horse2zebra
   python -m jaxgan.main --config=configs/cyclegan.py:smoke --workdir=/tmp/smoke     # tests
 
-The reference (junyanz/pytorch-CycleGAN-and-pix2pix, ../shared/specs/translation.md §1): ResNet
+The reference (junyanz/pytorch-CycleGAN-and-pix2pix): ResNet
 generators with instance norm, 70×70 PatchGAN critics, LSGAN, cycle λ 10 and identity 0.5·λ, a
 50-image history pool, Adam(2e-4, 0.5, 0.999) constant for n epochs then linearly to 0 over n more,
 batch 1. jaxgan/methods/cyclegan.py is the step, jaxgan/models/cyclegan.py the networks.

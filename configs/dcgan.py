@@ -9,17 +9,12 @@ step, Adam(2e-4, 0.5, 0.999), no lr decay, batch 64 (the paper: 128), z ~ N(0, 1
 N(0, 0.02) init, BatchNorm in both networks except the critic's first layer, no EMA (decay 0).
 
 Presets:
-  default   mnist5k at 32x32, ngf = ndf = 32. Expected: digits; README.md gives measured numbers.
-            Its critic as a feature extractor and its latent space (walks, arithmetic): README's
-            "DCGAN's representations" (`jaxgan.experiments dcgan_features`, `jaxgan.interpolate`).
-  ac        the DCGAN baseline of "How good is my GAN?" on mnist5k: class-conditional generator
-            (per-class BatchNorm) and an AC head on the critic, TF-GAN's AC-GAN loss (class loss on
-            real and fake images for the critic, weight 1; on fakes for the generator, weight 0.1),
-            batch 100, 10,600 steps (~15 minutes on the 2-core Zen 5 of README.md's "Speed"):
-            one row of README.md's table. Measured there: clean digits (domain FID 4.0) that
-            ignore their labels (GAN-test 10%, GAN-train 11%): the critic's class loss on fakes
-            lets G and D agree on a label code that is not the digit (G's class loss fell to
-            0.75 while the MNIST classifier stayed at chance).
+  default   mnist5k at 32x32, ngf = ndf = 32. Expected: digits; its critic's features and latent
+            space: docs/experiments.md (`jaxgan.experiments dcgan_features`, `jaxgan.interpolate`).
+  ac        the DCGAN baseline of "How good is my GAN?" on mnist5k: per-class BatchNorm in G, an
+            AC head on the critic, TF-GAN's AC-GAN loss (weight 1 for the critic, 0.1 for G), batch
+            100, 10,600 steps. Expected (docs/experiments.md's table): clean digits (domain FID 4.0)
+            that ignore their labels (GAN-test 10%, GAN-train 11%; docs/configs.md).
   cifar10_ac  the same on CIFAR-10 with ngf = ndf = 64, 50k iterations (the paper's command:
             gan_loss=classical, acgan_dw=1.0, acgan_gw=0.1, Adam(2e-4, 0.5, 0.999), batch 100).
   celeba64  64x64, ngf = ndf = 64, 25 epochs of a face folder (folder:data/celeba, aligned crops).
@@ -75,7 +70,7 @@ def get_config(preset: str = ""):
         c.ac_weight_d, c.ac_weight_g, c.ac_on_fakes = 1.0, 0.1, True
         c.batch_size = c.g_batch_size = 100
         c.ema_decay = 0.999  # evaluated like the table's other rows: from the EMA generator
-        # mnist5k: 10,600 steps of 0.087 s (Zen 5) = the ~15 minutes the table's other rows get.
+        # mnist5k: as long in wall time as the table's other rows (docs/experiments.md).
         c.num_steps = 50_000 if base_preset == "cifar10" else 10_600
         c.sample_every = c.checkpoint_every = c.keep_every = c.num_steps // 6
     if base_preset == "smoke":

@@ -6,7 +6,7 @@
       --config.data.data_dir=~/tensorflow_datasets      # a prepared tfds cycle_gan/horse2zebra
   python -m jaxgan.main --config=configs/nicegan.py:smoke --workdir=/tmp/smoke      # tests
 
-The reference (alpc91/NICE-GAN-pytorch, ../shared/specs/translation.md §2; `main.py`'s defaults):
+The reference (alpc91/NICE-GAN-pytorch, `main.py`'s defaults):
 one discriminator per domain whose first block (two stride-2 convs and a CAM block) is the encoder,
 local (70×70) and global (286×286) patch heads, all spectrally normalised; decoder-only generators
 with AdaILN residual blocks; LSGAN on three logits, cycle and reconstruction weights 10; D step
@@ -14,20 +14,12 @@ then G step, the encoder trained by the adversarial loss only; Adam(1e-4, 0.5, 0
 L2 weight decay 1e-4; constant lr, then linearly to 0 over the second half; batch 1; no image pool.
 jaxgan/methods/nicegan.py is the step, jaxgan/models/nicegan.py the networks.
 
-Presets:
-  default      CycleGAN's default pair and budget (configs/cyclegan.py): the Google -> Twitter emoji
-               at 64x64, width 32, 6 residual blocks, light; num_layers 6, as num_layers 7's global
-               head has no pixels left below 96x96 (at 64x64 it sees 2×2 logits, the local 14×14).
-               num_steps gives the same training wall time as CycleGAN's 6,000 steps on this
-               project's 2-core CPU (README, "Unpaired translation").
-  horse2zebra  the code's defaults with --light True (the paper's models, NICE issue #18): 256x256
-               crops of 286x286, width 64, 6 blocks, num_layers 7, 300,000 iterations with the
-               decay from 150,000. The paper's plots stop at 100,000 and the author "early
-               stopped" (issue #16): `--config.num_steps=100000 --config.decay_steps=0` is that run.
-  cat2dog      the same on DRIT's cat <-> dog set (not in TFDS: a folder in the trainA/ trainB/
-               testA/ testB/ layout, PATH given by --config.data.dataset=folder:PATH).
-  smoke        a few steps at width 2 on 48x48 images (the least num_layers 6 takes): for tests
-               (pass --config.data.dataset).
+Presets (in full: docs/configs.md):
+  default      the Google -> Twitter emoji at 64x64, width 32, 6 residual blocks, light,
+               num_layers 6, as long in wall time as configs/cyclegan.py's default.
+  horse2zebra  the code's defaults with --light True (NICE issue #18): 256x256, 300,000 iterations.
+  cat2dog      the same on DRIT's cat <-> dog set (--config.data.dataset=folder:PATH).
+  smoke        a few steps at width 2 on 48x48 images: for tests (pass --config.data.dataset).
 """
 
 import ml_collections

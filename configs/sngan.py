@@ -2,31 +2,24 @@
 
   python -m jaxgan.main --config=configs/sngan.py --workdir=runs/sngan              # mnist5k, CPU
   python -m jaxgan.main --config=configs/sngan.py:cifar10 --workdir=runs/sngan_c10  # the paper setup
-  python -m jaxgan.main --config=configs/sngan.py:ndis1 --workdir=runs/sngan1       # digits in 15 min
+  python -m jaxgan.main --config=configs/sngan.py:ndis1 --workdir=runs/sngan1       # digits
   python -m jaxgan.main --config=configs/sngan.py:smoke --workdir=/tmp/smoke        # tests
 
 pfnet-research/sngan_projection `configs/sn_cifar10_conditional.yml`: spectral normalisation of
-every critic weight (one power iteration per critic update), the SN-ResNet projection critic,
-a class-conditional-BatchNorm ResNet generator (sampled for evaluation with fixed BatchNorm
-statistics, `eval_batchnorm='population'`, as chainer's running averages), hinge loss, n_dis 5, Adam(2e-4, 0, 0.9) with
-linear decay to 0, batch 64 for the critic and 128 for the generator (n_gen_samples), critic
-fakes with uniformly drawn labels. No gradient penalty.
+every critic weight (one power iteration per critic update), the SN-ResNet projection critic, a
+class-conditional-BatchNorm ResNet generator (sampled for evaluation with fixed BatchNorm
+statistics, `eval_batchnorm='population'`, as chainer's running averages), hinge loss, n_dis 5,
+Adam(2e-4, 0, 0.9) with linear decay to 0, batch 64 for the critic and 128 for the generator
+(n_gen_samples), critic fakes with uniformly drawn labels. No gradient penalty.
 
 Presets:
-  default   mnist5k at 32x32 with generator and critic width 16 (the paper: 256/128), 1,600
-            generator iterations (~16 minutes on 2 CPU cores). Measured (Zen 4): stroke-like
-            shapes, not yet digits, and a generator that ignores its labels: per-class BatchNorm
-            moves too slowly for this budget, as configs/acgan.py explains; the paper trains 50k
-            iterations. README.md's table uses `ndis1`.
-  ndis1     mnist5k, width 16, the SNGAN paper's setting C for n_dis = 1 (Adam(2e-4, 0.5, 0.999),
-            its Table 1), 6,000 generator iterations, and the label joined to z (Cond Concat, as
-            configs/acgan.py's default) instead of per-class BatchNorm: one row of README.md's table.
-            Measured on a 2-core AMD EPYC Zen 5: 160 ms per iteration (16 minutes); at 6,000,
-            over training seeds 0 and 1 x three evaluation seeds, domain FID 91 (62-121),
-            GAN-train 26% (18-36%), GAN-test 21% (13-29%): digits whose labels are followed
-            only weakly (seed 0), or a few repeated shapes (seed 1).
+  default   mnist5k, width 16 (the paper: 256/128), 1,600 generator iterations. Expected: stroke-
+            like shapes with labels ignored, not yet digits (docs/configs.md).
+  ndis1     mnist5k, width 16, the paper's setting C for n_dis = 1 (Adam(2e-4, 0.5, 0.999)), 6,000
+            generator iterations, Cond Concat labels. Expected (docs/experiments.md's table):
+            domain FID 91 (62-121), GAN-train 26%, GAN-test 21%.
   cifar10   the paper: widths 256/128, 50k iterations. Reported: IS 8.62, FID 17.5 (cond. CIFAR-10,
-            Miyato & Koyama 2018 Table 1) — a number this code has not reproduced here (no GPU).
+            Miyato & Koyama 2018 Table 1), not yet reproduced with this code.
   smoke     widths 8, 3 steps: for tests.
 """
 
@@ -49,8 +42,8 @@ def get_config(preset: str = ""):
     c.eval_batchnorm = "population"
     if preset in ("", "smoke", "ndis1"):
         c.data.dataset = "mnist5k"
-        # Width 16: 0.55 s per step on 2 CPU cores, so 1,600 steps take the 15 minutes the
-        # table's other rows get (width 32: 1.7 s per step).
+        # Width 16, so that 1,600 steps take the training wall time of the table's other rows
+        # (docs/performance.md).
         c.model.g_width = c.model.d_width = 16
         c.num_steps = 1600
         c.log_every = 50

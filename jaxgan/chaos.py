@@ -52,10 +52,10 @@ EVAL_FLAGS = (
     "--watch --metrics=swd --num_samples=64 --num_real=64 --poll_seconds=1 --watch_timeout=120"
 ).split()
 KINDS = ("random", "checkpoint", "png")  # kill moments, in rotation
-# An Orbax save sits in its tmp directory for tens of ms; save_png's file lives ~1-3 ms: polled
-# every 5 ms, 1 write in 5 was seen (measured on 2 cores), every 1 ms, all of them.
+# An Orbax save sits in its tmp directory only briefly and save_png's file more briefly still:
+# polls this frequent see them (slower polls missed most PNG writes; docs/performance.md).
 POLL_S = {"checkpoint": 0.005, "png": 0.001}
-START_TIMEOUT_S = 900.0  # a cold start compiles, on two busy cores
+START_TIMEOUT_S = 900.0  # a cold start compiles first, slowly on a busy CPU
 EVAL_TIMEOUT_S = 300.0
 TIMING_KEY = re.compile(r"(_s$|time|elapsed)")  # img_per_s, elapsed_s, sample_time_s: wall clock
 

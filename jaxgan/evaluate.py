@@ -6,7 +6,7 @@
   python -m jaxgan.evaluate --real=mnist5k:train --fake=samples.npz --metrics=fid
   python -m jaxgan.evaluate --list_metrics                      # what each metric needs
 
-README.md ("Evaluating checkpoints") is the manual. Where things are: `eval/runner.py` (the two
+docs/evaluation.md is the manual. Where things are: `eval/runner.py` (the two
 modes, and a GAN run's job), `eval/translation.py` (a translation run's job), `eval/registry.py` (what each metric declares), `eval/metrics.py` and `eval/protocols.py`
 (the registered metrics), `eval/imagesets.py` (what a SPEC means: a dataset string `mnist5k[:SPLIT]`,
 `tfds:NAME[:SPLIT]`, `folder:PATH`, a folder, or an .npz of uint8 images `[N, H, W(, C)]` with

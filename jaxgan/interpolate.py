@@ -107,7 +107,6 @@ class CheckpointGenerator:
 
     def __init__(self, workdir: str, step: int | None = None, batch_size: int = 64):
 
-
         self.config = config = sampling.load_config(workdir)
         method = registry.get(config.method)
         if method.sampler is None:
@@ -119,11 +118,7 @@ class CheckpointGenerator:
         self.params, meta, self.step = checkpoint.restore_params(
             workdir, method.eval_params, step, mesh
         )
-        source = data.open_source(
-            config.data.dataset, "train", config.data.data_dir, config.data.channels or None
-        )
-        self.num_classes = source.num_classes
-        channels = config.data.channels or source.channels
+        _, channels, self.num_classes = data.open_run_source(config)
         build = method.sampler(
             sampling.checkpoint_config(meta, config), channels, self.num_classes, mesh
         )
@@ -135,7 +130,6 @@ class CheckpointGenerator:
     def latents(self, n: int, seed: int) -> np.ndarray:
         """[n, z_dim]: the run's latent distribution drawn from `seed` (`gan.sample_latents`)."""
         import jax
-
 
         return np.asarray(gan.sample_latents(self.config, jax.random.key(seed), n))
 
@@ -150,7 +144,6 @@ class CheckpointGenerator:
         and a compiled function would not see the interceptor (nor could traced statistics leave it)."""
         import flax.linen as nn
         import jax
-
 
         scope = contextlib.ExitStack()
         scope.enter_context(jax.disable_jit())
@@ -200,9 +193,13 @@ def save_gif(path: str, frames: list[np.ndarray], fps: int) -> None:
 
     pictures = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.gif"
-    pictures[0].save(tmp, save_all=True, append_images=pictures[1:], duration=1000.0 / fps, loop=0)
-    os.replace(tmp, path)
+    run_files.atomic_write(
+        path,
+        lambda tmp: pictures[0].save(
+            tmp, save_all=True, append_images=pictures[1:], duration=1000.0 / fps, loop=0
+        ),
+        suffix=".gif",
+    )
 
 
 def _zoom(pixels: np.ndarray, zoom: int) -> np.ndarray:
@@ -401,7 +398,6 @@ def _pairs(values: Sequence[str]) -> list[tuple[int, int]]:
 
 def main(argv):
     import sys
-
 
     command = argv[1] if len(argv) > 1 else "video"
     if len(argv) > 2 or command not in COMMANDS:

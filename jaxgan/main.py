@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import sys
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from jaxgan.core import errors, parallel, run_files
+from jaxgan.training import loop
 
 config_flags.DEFINE_config_file(
     "config", None, "Config file, e.g. configs/wgan_gp.py:cifar10.", lock_config=True
@@ -24,11 +28,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    import jax  # after flag parsing: --help stays instant
-
-    from jaxgan.core import errors, parallel, run_files
-    from jaxgan.training import loop
-
     run_files.quiet_library_logs()
     parallel.maybe_initialize_distributed()
     config = FLAGS.config

@@ -3,7 +3,7 @@
   python -m jaxgan.translate --workdir=runs/cyclegan --direction=AtoB --input=photos/ --output=out/
       [--step=latest|N] [--batch_size=8]
 
-As the reference's `test.py` with `--preprocess none` (specs/translation.md §1.9): every image is
+As the reference's `test.py` with `--preprocess none`: every image is
 translated at its own size, except that a side which is not a multiple of 4 is resized (bicubic) to
 the nearest one, `round(side / 4) * 4` with Python's round, as `base_dataset.py::__make_power_2`
 does; the output has that size. Both methods halve the size twice on the way in (CycleGAN's
@@ -112,7 +112,6 @@ def read_image(path: str, channels: int, size: tuple[int, int]) -> np.ndarray:
     on white, then L or RGB, then a bicubic resize where the file is not already that size (the
     reference's order: `convert('RGB')`, then `__make_power_2`)."""
     from PIL import Image
-
 
     with Image.open(path) as image:
         image = sources.opaque(image).convert("L" if channels == 1 else "RGB")

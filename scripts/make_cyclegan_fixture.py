@@ -1,14 +1,15 @@
 """Builds the fixture that pins `jaxgan.models.cyclegan` to CycleGAN's PyTorch networks.
 
-The networks are written here in PyTorch from specs/translation.md §1.1-1.3, which describes
-junyanz/pytorch-CycleGAN-and-pix2pix `models/networks.py` `ResnetGenerator`, `ResnetBlock` and
+The networks are written here in PyTorch after junyanz/pytorch-CycleGAN-and-pix2pix
+`models/networks.py` `ResnetGenerator`, `ResnetBlock` and
 `NLayerDiscriminator` with `norm='instance'`, `use_dropout=False` (CycleGAN's defaults). Each is one
 `nn.Sequential` named `model` with the reference's layer order, so the state_dict keys are the
 reference's (`model.1.weight`, `model.10.conv_block.5.bias`, ...), the keys of its released
 `latest_net_G_A.pth` files, which the converter in jaxgan reads.
 
 At width 64 and 3 channels this script prints the parameter counts (11,378,179 for 9 blocks,
-7,837,699 for 6, 2,764,737 for the 3-layer PatchGAN: the spec's numbers).
+7,837,699 for 6, 2,764,737 for the 3-layer PatchGAN; junyanz/CycleGAN issue #91 prints 11.378 M
+and 2.765 M).
 
 The fixture is small: width 4, 2 residual blocks, a 2×3×12×16 input for G; width 4, 3 layers, a
 2×3×32×40 input for D (a 2×3 patch map). Weights are N(0, 1/n) (n = the size of one slice

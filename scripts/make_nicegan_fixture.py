@@ -1,15 +1,15 @@
 """Builds the fixture that pins `jaxgan.models.nicegan` to NICE-GAN's PyTorch networks.
 
-The networks are written here in PyTorch from specs/translation.md §2.2-2.4, which describes
-alpc91/NICE-GAN-pytorch `networks.py` `Discriminator` (l.284-384), `ResnetGenerator` (l.6-90),
-`ResnetAdaILNBlock`, `adaILN` and `ILN` (l.137-281, the default `using_bn=False` path). Attribute
+The networks are written here in PyTorch after alpc91/NICE-GAN-pytorch `networks.py`
+`Discriminator` (l.284-384), `ResnetGenerator` (l.6-90), `ResnetAdaILNBlock`, `adaILN` and `ILN`
+(l.137-281, the default `using_bn=False` path). Attribute
 and `nn.Sequential` layouts are the reference's, so the state_dict keys are its keys (`model.1.
 weight_orig`, `fc.weight_u`, `Dis1_0.4.bias`, `UpBlock1_3.norm2.rho`, `UpBlock2.12.weight`, ...),
 those of its released checkpoints, which the converters in jaxgan read.
 
 At width 64 and 3 channels this script prints the parameter counts: 46,874,433 for the
 discriminator with n_dis 7 (167,489 in its encoder), 8,104,640 for the light generator with 6
-blocks and 276,474,560 for the full one at img_size 256 (the spec's own arithmetic, confirmed).
+blocks and 276,474,560 for the full one at img_size 256 (as counted from the reference's layers).
 
 Fixtures (small: width 1 for D, 2 for G), weights N(0, 1/n) (n = the size of one slice weight[i]), biases
 N(0, 0.1²), ρ N(0, 1), ILN γ 1 + N(0, 0.1²) and β N(0, 0.1²), lamda 0.5 (the reference's 0 would
@@ -318,7 +318,7 @@ ONE_STEP_LR, ONE_STEP_ITERATION, ONE_STEP_RUN = 1e-3, 4, 3
 
 
 def one_step(generator: torch.Generator, path: pathlib.Path) -> None:
-    """The fixture of `NICE.py::train`'s iterations (module docstring), written from spec §2.5-2.7."""
+    """The fixture of `NICE.py::train`'s iterations (l.206-277; module docstring)."""
     nets = {n: Discriminator(3, ndf=2, n_layers=6).double().train() for n in ("disA", "disB")}
     nets.update(
         {n: ResnetGenerator(4, 3, 2, 1, 48, light=True).double() for n in ("gen2A", "gen2B")}

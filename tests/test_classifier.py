@@ -82,7 +82,7 @@ def test_train_step_fits_a_batch():
     model = classifier.get("mnist_cnn")
     train = data.open_source("mnist5k", "train")
     index = np.random.RandomState(0).choice(len(train), 32, replace=False)
-    images, labels = gan.images[index], gan.labels[index]
+    images, labels = train.images[index], train.labels[index]
     # An 'rbg' key: XLA:CPU compiles threefry weight draws slowly (gan.create_state's note).
     params = classifier.init_params(model, jax.random.key(0, impl="rbg"), 32, 1)
     tx = optax.adam(3e-3)
@@ -109,7 +109,9 @@ def test_train_classifier_is_the_scripts_loop():
     steps, seed = 5, 3
     split = data.open_source("mnist5k", "train")
     recipe = classifier_training.RECIPES["mnist5k"]
-    got = classifier_training.train_classifier(split.images, split.labels, recipe, seed, steps=steps)
+    got = classifier_training.train_classifier(
+        split.images, split.labels, recipe, seed, steps=steps
+    )
 
     model = classifier.MnistCNN()
     tx = optax.adamw(optax.cosine_decay_schedule(1e-3, steps), weight_decay=1e-4)

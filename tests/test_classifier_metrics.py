@@ -18,6 +18,7 @@ import pytest
 import scipy.linalg
 
 from jaxgan import data, evaluate
+from jaxgan.core import npz_weights
 from jaxgan.eval import catalog, classifier_training, features, imagesets, sampling, scoring
 from jaxgan.eval import classifier_metrics as cm
 from jaxgan.eval.options import Options
@@ -248,7 +249,7 @@ def test_conditional_run_rows_equal_the_functions(conditional_run, options, mnis
     assert row["n_fake"] == NUM_SAMPLES and row["details"]["classifier"]["steps"] == steps
     predict = classifier_training.make_predictor(
         classifier.get("mnist_cnn"),
-        classifier.unflatten(_cached_classifier(small.cache_dir, steps)),
+        npz_weights.unflatten(_cached_classifier(small.cache_dir, steps)),
     )
     assert by["checkpoint", "gan_test"]["value"] == pytest.approx(
         cm.gan_test(predict, fakes, labels), abs=1.5 / NUM_SAMPLES
@@ -271,7 +272,9 @@ def test_conditional_run_rows_equal_the_functions(conditional_run, options, mnis
     assert row["values"]["class_7"] == pytest.approx(expected["per_class"][7], rel=1e-3)
     assert row["feature_network"] == "mnist_cnn" and row["details"]["singular"] == list(range(10))
     # The real baseline both classifier rows carry: the real classifier on the whole test split.
-    baseline = classifier_training.accuracy(predict(splits.test.images)["logits"], splits.test.labels)
+    baseline = classifier_training.accuracy(
+        predict(splits.test.images)["logits"], splits.test.labels
+    )
     assert by["checkpoint", "gan_train"]["real_value"] == baseline > 0.5
     assert by["checkpoint", "gan_test"]["real_value"] == baseline
     iw = by["checkpoint", "iw"]  # halves of the test split, halves of the fakes

@@ -18,6 +18,7 @@ import jax
 import numpy as np
 import pytest
 
+from jaxgan.core import npz_weights
 from jaxgan.eval import inception
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
@@ -320,8 +321,8 @@ def test_save_load_roundtrip(tmp_path, torch_state_dict):
     variables = inception.params_from_torch_state_dict(torch_state_dict)
     path = inception.save_params(variables, tmp_path / "sub" / "w.npz")
     loaded = inception.load_params(path)
-    for key, value in inception._flatten(variables).items():
-        np.testing.assert_array_equal(inception._flatten(loaded)[key], value)
+    for key, value in npz_weights.flatten(variables).items():
+        np.testing.assert_array_equal(npz_weights.flatten(loaded)[key], value)
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(ValueError, match="not a jaxgan FID Inception weights file"):
         inception.load_params(tmp_path / "other.npz")
@@ -385,8 +386,8 @@ def test_convert_command(tmp_path, monkeypatch, capsys, torch_state_dict):
     # The whole pipeline with a full-size state_dict standing in for the file's contents.
     monkeypatch.setattr(inception, "read_torch_state_dict", lambda path: torch_state_dict)
     assert inception.main(["convert", f"--pth={pth}", f"--out={out}", "--allow_hash_mismatch"]) == 0
-    loaded = inception._flatten(inception.load_params(inception.find_weights(out)))
-    expected = inception._flatten(inception.params_from_torch_state_dict(torch_state_dict))
+    loaded = npz_weights.flatten(inception.load_params(inception.find_weights(out)))
+    expected = npz_weights.flatten(inception.params_from_torch_state_dict(torch_state_dict))
     assert loaded.keys() == expected.keys()
     np.testing.assert_array_equal(
         loaded["params/Conv2d_1a_3x3/conv/kernel"], expected["params/Conv2d_1a_3x3/conv/kernel"]

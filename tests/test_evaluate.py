@@ -564,9 +564,7 @@ def test_each_checkpoint_is_sampled_with_its_own_config(
         built.append(json.loads(json.dumps(config.to_dict())))
         return build(config, *args)
 
-    monkeypatch.setattr(
-        gan, "METHOD", dataclasses.replace(gan.METHOD, sampler=recording_sampler)
-    )
+    monkeypatch.setattr(gan, "METHOD", dataclasses.replace(gan.METHOD, sampler=recording_sampler))
     rows = evaluate.evaluate_workdir(copy, ["fid"], dataclasses.replace(options, baseline=False))
     assert built == [stored[2], stored[3]]
     assert [r["step"] for r in rows] == [2, 3]
@@ -614,9 +612,7 @@ def test_samplers_compile_once_per_network_config(monkeypatch):
         built.append((config.model.g_width, config.optim.g_lr))
         return lambda meta: ("sampler", config.model.g_width, meta["lod"])
 
-    monkeypatch.setattr(
-        gan, "METHOD", dataclasses.replace(gan.METHOD, sampler=counting_sampler)
-    )
+    monkeypatch.setattr(gan, "METHOD", dataclasses.replace(gan.METHOD, sampler=counting_sampler))
     samplers = sampling.Samplers(1, 10, mesh=None)
     run_config = wgan_gp.get_config("smoke")
     stored = run_config.to_dict()

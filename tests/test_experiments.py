@@ -18,6 +18,7 @@ from jaxgan.eval import classifier_metrics as cm
 from jaxgan.eval import classifier_training, imagesets, sampling
 from jaxgan.eval.options import Options
 from jaxgan.experiments import cli as experiments
+from jaxgan.experiments import how_good
 
 STEPS = 20
 
@@ -46,7 +47,7 @@ def _accuracy(images, labels, splits):
 
 def test_diversity_table_and_plot(run, options):
     workdir, config = run
-    table = experiments.diversity(workdir, [100], options)
+    table = how_good.diversity(workdir, [100], options)
     assert [r["n"] for r in table["rows"]] == [100]
     assert table["checkpoint"] == 3 and table["classifier"]["steps"] == STEPS
     assert (table["test_set"], table["n_test"]) == ("mnist5k:test", 1000)
@@ -80,7 +81,7 @@ def subset_run(tmp_path_factory, smoke_config):
 def test_augmentation_uses_the_gan_trained_on_each_subset(run, subset_run, options, tmp_path):
     workdir, config = run
     subset_dir, subset_config = subset_run
-    table = experiments.augmentation(workdir, [subset_dir], 100, options)
+    table = how_good.augmentation(workdir, [subset_dir], 100, options)
     small, full = table["rows"]
     assert (small["n_real"], full["n_real"], table["n_generated"]) == (100, 4000, 100)
     assert small["real_fraction"] == 0.025 and full["real_fraction"] == 1.0
@@ -108,7 +109,7 @@ def test_augmentation_uses_the_gan_trained_on_each_subset(run, subset_run, optio
     config_json["data"]["dataset"] = "stacked_mnist5k:n=10"
     run_files.write_json(str(other / "config.json"), config_json)
     with pytest.raises(ValueError, match="subsets of"):
-        experiments.augmentation(workdir, [str(other)], 100, options)
+        how_good.augmentation(workdir, [str(other)], 100, options)
 
 
 def test_cli_and_unconditional_runs(run, options, tmp_path, capsys):
@@ -130,4 +131,4 @@ def test_cli_and_unconditional_runs(run, options, tmp_path, capsys):
         os.path.join(str(unconditional), "config.json"), wgan_gp.get_config("smoke").to_dict()
     )
     with pytest.raises(ValueError, match="config.model.conditional_generator=True"):
-        experiments.diversity(str(unconditional), [10], options)
+        how_good.diversity(str(unconditional), [10], options)

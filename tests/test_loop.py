@@ -12,9 +12,11 @@ import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
+from configs import common, cyclegan, pggan
 from jaxgan.core import checkpoint, errors
 from jaxgan.training import contract, loop, registry
 
@@ -140,6 +142,27 @@ def test_config_changes_are_classified_by_field():
     with pytest.raises(errors.ConfigError, match=r"model\.g_width: 8 -> 16") as raised:
         contract.check_contract(old, new, contract.SAFE_TO_CHANGE, 3, "w")
     assert "num_steps" not in str(raised.value).split("Fields a resumed run may change")[0]
+
+
+def test_upgrade_fills_the_fields_a_stored_config_predates_with_the_configs_defaults():
+    old = {"method": "gan", "model": {"name": "dcgan", "ac_head": True}, "num_steps": 3}
+    upgraded = contract.upgrade(old)
+    assert upgraded["model"] == {
+        "name": "dcgan", "ac_head": True, "conditional_generator": False, "projection": False
+    }  # fmt: skip
+    assert (upgraded["compute_dtype"], upgraded["eval_batchnorm"]) == ("float32", "batch")
+    assert "compute_dtype" not in old  # a copy
+    as_config = contract.upgrade(ml_collections.ConfigDict(old))
+    assert isinstance(as_config, ml_collections.ConfigDict) and as_config.to_dict() == upgraded
+    assert contract.upgrade({"method": "progressive", "model": {}})["model"]["conditioning"] == (
+        "concat"
+    )
+    # The values filled in are what configs/ give a run today.
+    for method, config in (("gan", common.base()), ("progressive", pggan.get_config())):
+        flat = contract.flatten(config.to_dict())
+        added = {**contract.ADDED_FIELDS["*"], **contract.ADDED_FIELDS[method]}
+        assert {field: flat[field] for field in added} == added
+    assert cyclegan.get_config().compute_dtype == contract.ADDED_FIELDS["*"]["compute_dtype"]
 
 
 def test_resume_with_a_changed_shape_fails_untouched_and_a_safe_change_is_recorded(

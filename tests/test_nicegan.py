@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan.methods import nicegan, translation
+from jaxgan.methods import nicegan
 from jaxgan.models import nicegan as networks
+from jaxgan.training import losses
 
 FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "nicegan" / "one_step.npz"
 SPECTRAL = nicegan.SPECTRAL
@@ -67,7 +68,7 @@ def _three_iterations():
     g_tx, d_tx = nicegan.make_optimizer(config), nicegan.make_optimizer(config)
     d_step, g_step = nicegan.make_steps(
         nicegan.make_networks(generator, discriminator), g_tx, d_tx,
-        translation.least_squares(), nicegan.Weights(),
+        losses.mse_lsgan(), nicegan.Weights(),
     )  # fmt: skip
     d_step, g_step = jax.jit(d_step), jax.jit(g_step)
     g, d, u = state_dicts("before")

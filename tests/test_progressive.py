@@ -14,6 +14,7 @@ from jaxgan.core import parallel
 from jaxgan.eval import sampling
 from jaxgan.methods import progressive
 from jaxgan.models import layers, progan
+from jaxgan.training import losses
 
 
 def _reference_lod(kimg, final_log2, initial_resolution, training_kimg, transition_kimg):
@@ -232,7 +233,7 @@ def test_upsample_helpers_agree():
 def test_lsgan_variant_loss_and_adaptive_noise():
     """Theano lsgan: D = E[D(real)²] + 0.1·E[(D(fake) - 1)²], G = E[D(fake)²]; D noise strength
     0.2·max(avg - 0.5, 0)², avg <- 0.9·avg + 0.1·clip(D loss, 0, 1) after every D step."""
-    loss = progressive.get_loss("pggan_lsgan")
+    loss = losses.get("pggan_lsgan")
     real, fake = jnp.array([0.5, -0.5]), jnp.array([1.0, 0.0])
     assert float(loss.critic(real, fake)) == pytest.approx(0.25 + 0.1 * 0.5)
     assert float(loss.generator(fake)) == pytest.approx(0.5)

@@ -41,7 +41,7 @@ COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 def compute_dtype(config: ml_collections.ConfigDict) -> Any:
     """The dtype `config.compute_dtype` names; a ConfigError for any other value."""
-    name = config.get("compute_dtype", "float32")  # .get: configs saved before it existed
+    name = config.compute_dtype
     if name not in COMPUTE_DTYPES:
         raise errors.ConfigError(
             f"config.compute_dtype={name!r} is not a compute dtype; accepted values: "

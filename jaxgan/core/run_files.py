@@ -7,13 +7,14 @@ and the tests, as big_vision does) and tensorboardX when it is installed. Only p
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging as std_logging
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -72,15 +73,31 @@ def _file_mode() -> int:
 _FILE_MODE = _file_mode()
 
 
+def atomic_write(
+    path: str | os.PathLike, write_fn: Callable[[str], Any], suffix: str = ".tmp"
+) -> None:
+    """`write_fn(tmp)` writes a temporary file (`tmp*<suffix>`, in the folder of `path`, which must
+    exist; the mode `open(path, 'w')` would give), then `os.replace` puts it at `path` (no fsync):
+    a reader, or a run killed mid-write, sees the old file or the whole new one, never half a file.
+    If `write_fn` raises, the temporary file is removed. `suffix` keeps the extension a writer
+    reads its format from (PIL, matplotlib)."""
+    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=os.path.dirname(os.fspath(path)) or ".")
+    os.fchmod(fd, _FILE_MODE)
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
 def save_png(path: str, pixels: np.ndarray) -> None:
     """Writes atomically (temporary file, then rename): a killed run never leaves half a PNG."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=os.path.dirname(path) or ".")
-    os.fchmod(fd, _FILE_MODE)
-    os.close(fd)
-    image.save(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, image.save, suffix=".png")
 
 
 def read_jsonl(path: str) -> list[dict]:
@@ -195,11 +212,12 @@ def _to_python(value):
 def write_text(path: str, text: str) -> None:
     """Atomically (temporary file in the same folder, then rename): never half a file."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=os.path.dirname(path) or ".")
-    os.fchmod(fd, _FILE_MODE)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    atomic_write(path, write)
 
 
 def write_json(path: str, value: Any) -> None:

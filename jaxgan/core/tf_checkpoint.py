@@ -13,7 +13,7 @@ A checkpoint is a prefix P with two kinds of files (tensorflow/core/util/tensor_
 
 plus, in the checkpoint's directory, an optional text file `checkpoint` naming the newest prefix.
 `read_checkpoint(prefix)` returns {name: np.ndarray}. Every block's crc32c and every tensor's crc32c
-are checked (in numpy: ~0.5 s per 100 MB), so a damaged or half-downloaded file fails naming the
+are checked (in numpy), so a damaged or half-downloaded file fails naming the
 tensor rather than converting garbage. Partitioned variables (`slices`) and V1 checkpoints (one
 file, no `.index`, before TF 0.12) are refused with a message saying so.
 """

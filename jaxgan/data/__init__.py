@@ -4,7 +4,14 @@ prepared datasets (`python -m jaxgan.data.prepare DATASET --resolution=R --out=D
 `prepared:DIR`; `... emoji --out=DIR`)."""
 
 from jaxgan.data.pipeline import Batches, fit_image, to_float, to_global
-from jaxgan.data.sources import balanced_subset, open_source, parse, parse_class, parse_per_class
+from jaxgan.data.sources import (
+    balanced_subset,
+    open_run_source,
+    open_source,
+    parse,
+    parse_class,
+    parse_per_class,
+)
 from jaxgan.data.two_domain import TwoDomainBatches, open_domains
 
 __all__ = [
@@ -13,6 +20,7 @@ __all__ = [
     "balanced_subset",
     "fit_image",
     "open_domains",
+    "open_run_source",
     "open_source",
     "parse",
     "parse_class",

@@ -7,11 +7,10 @@ DATASET (any dataset string: folder:PATH, tfds:NAME, fashion_mnist, ...): every 
 R x R once, as PGGAN's and StyleGAN2-ADA's dataset tools do, into uint8 .npy arrays that training
 reads memory-mapped as `prepared:DIR` (`prepare_dataset`): no decoding or resizing per step.
 
-emoji: an offline, real, *paired* translation dataset (issue 14 item 5). The same emoji drawn in two
+emoji: an offline, real, *paired* translation dataset. The same emoji drawn in two
 artistic styles, Google's Noto (Apache-2.0) as domain A and Twitter's Twemoji (CC-BY 4.0) as
 domain B, from the npm tarballs `emoji-datasource-google@16.0.0` and
-`emoji-datasource-twitter@16.0.0` (`package/img/<style>/64/<codepoint>.png`, 64×64 RGBA;
-specs/fewshot_translation_eval.md §3).
+`emoji-datasource-twitter@16.0.0` (`package/img/<style>/64/<codepoint>.png`, 64×64 RGBA).
 Without --google / --twitter the tarballs are fetched with `npm pack` into --cache_dir.
 
 DIR gets the CycleGAN layout read by `two_domain.open_domains('folder:DIR')`:
@@ -276,7 +275,6 @@ def prepare_dataset(
     and test (a folder: train only), in source order. Written into a temporary folder renamed at
     the end: a killed run leaves no half-prepared OUT. Returns the manifest."""
     import concurrent.futures
-
 
     if os.path.exists(out):
         raise errors.ConfigError(f"--out={out} exists; prepare into a new folder.")

@@ -9,7 +9,7 @@ Dataset strings (config `data.dataset` of a translation run):
                               (`tfds.data_source`, no TensorFlow).
 `split` 'train' opens (trainA, trainB), 'test' opens (testA, testB).
 
-Train transform (spec translation.md §1.8, `base_dataset.py::get_transform`, resize_and_crop):
+Train transform (`base_dataset.py::get_transform`, resize_and_crop):
 PIL bicubic resize to load×load, a random size×size crop, a random horizontal flip; load = 286 at
 size 256 and scales with it (`load_size`: 143 at 128, 72 at 64). Test transform
 (`eval_transform`): bicubic resize to size×size, nothing random (`test.py`: load_size =

@@ -23,6 +23,8 @@ from collections.abc import Callable
 import numpy as np
 from absl import logging
 
+from jaxgan.core import run_files
+
 FORMAT = 3  # 2: keys name the feature path's code version, the data's directory and version;
 #            3: transparent pixels of image files read as white (they kept their RGB before)
 UNREADABLE = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile)
@@ -66,9 +68,9 @@ class Cache:
                 return arrays
         arrays = compute()
         os.makedirs(self.directory, exist_ok=True)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "wb") as f:
-            np.savez(f, __key__=np.array(text), **arrays)
-        os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
+        # Atomic: a reader sees the old file or the whole new one.
+        run_files.atomic_write(
+            path, lambda tmp: np.savez(tmp, __key__=np.array(text), **arrays), suffix=".npz"
+        )
         logging.info("Real-set cache written: %s", path)
         return arrays

@@ -2,12 +2,12 @@
 independent Wasserstein critic, and the stacked-MNIST mode count. The evaluator
 (`jaxgan/evaluate.py`) calls these with its image sets; each is usable on plain arrays.
 
-  gan_train   "How good is my GAN?" (Shmelkov et al. 2018, specs/metrics.md §8.3): a fresh
+  gan_train   "How good is my GAN?" (Shmelkov et al. 2018): a fresh
               classifier, trained with the real baseline's recipe on class-balanced generated images
               and the labels they were generated for, is scored on the real test split.
   gan_test    the classifier trained on the real train split, scored on generated images against
               their labels: *all* of them (the reference's `evaluate_classifier` reads 2,560, a
-              batch-size quirk, §8.3).
+              batch-size quirk).
   class_fid   Transferring GANs (Wang et al. 2018) Table 6: FID between the real images of class
               c and the images generated for c, per class, their mean, and the class-agnostic FID.
   iw          Transferring GANs eq. 6 (after Danihelka et al. 2017): an independent critic, trained
@@ -42,7 +42,7 @@ from jaxgan.training import losses, penalties
 
 
 def balanced_labels(n: int, num_classes: int) -> np.ndarray:
-    """int32 [n]: `arange(n) % num_classes`, the generated sets' labels (gan.py::generate, §8.2)."""
+    """int32 [n]: `arange(n) % num_classes`, the generated sets' labels (gan.py::generate)."""
     return np.arange(n, dtype=np.int32) % num_classes
 
 
@@ -248,9 +248,7 @@ def independent_wasserstein(
     critic = dcgan.Critic(resolution=resolution, width=width, norm="none")
     loss = losses.wasserstein()
     tx = optax.adam(learning_rate, b1=0.0, b2=0.9)
-    init_key = jax.random.key(
-        seed, impl="rbg"
-    )  # compiles faster than threefry (train.create_state)
+    init_key = jax.random.key(seed, impl="rbg")  # compiles faster than threefry (gan.create_state)
     params = jax.jit(critic.init)(init_key, jnp.zeros((1, resolution, resolution, channels)))[
         "params"
     ]
@@ -276,7 +274,7 @@ def independent_wasserstein(
 
     rng = np.random.RandomState(seed)
     key = jax.random.key(seed)
-    # A Python loop over a jitted step: XLA:CPU runs convolutions inside lax.scan ~20x slower.
+    # A Python loop over a jitted step: XLA:CPU runs convolutions inside lax.scan much slower.
     for i in range(steps):
         reals = real_train[rng.randint(len(real_train), size=batch_size)]
         fakes = fake_train[rng.randint(len(fake_train), size=batch_size)]

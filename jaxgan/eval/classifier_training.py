@@ -44,7 +44,7 @@ def random_translate(key: jax.Array, images: jax.Array, pad: int) -> jax.Array:
     """Pad-and-crop: each uint8 image [N, H, W, C] shifted by up to `pad` px, zeros shifted in.
 
     For MNIST (a black background) this is a translation; it is also the "pad 4, random crop 32"
-    of the CIFAR ResNet recipe (specs/metrics.md §8.1).
+    of the CIFAR ResNet recipe (gan_evaluation `data/cifar.py::distort_image`).
     """
     n, h, w, _ = images.shape
     padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
@@ -131,7 +131,9 @@ def make_predictor(
     dropped), so one compile serves any N; each is sharded over `mesh` (default: all devices),
     the weights replicated (`core/batched.make_sharded_map`, the evaluator's one batch loop).
     """
-    apply = jax.jit(lambda p, x: classifier.apply_uint8(model, p, x))  # params as an argument, not constants
+    apply = jax.jit(
+        lambda p, x: classifier.apply_uint8(model, p, x)
+    )  # params as an argument, not constants
     return batched.make_sharded_map(
         apply, params, batch_size, ("features", "logits"), mesh=mesh, where="classifier"
     )
@@ -187,7 +189,7 @@ RECIPES: dict[str, Recipe] = {
         schedule="cosine",
         translate=2,
     ),
-    # gan_evaluation classifier.py (cifar10_config, cifar_model_fn), specs/metrics.md §8.1:
+    # gan_evaluation classifier.py (cifar10_config, cifar_model_fn):
     # int(50000 / 128 * 82) = 32031 and int(50000 / 128 * 123) = 48046; max_iterations 64000.
     "cifar10": Recipe(
         model="resnet32",

@@ -1,7 +1,7 @@
 """Feature networks behind one interface: uint8 images -> {"features": [N, D], "logits": [N, K]}.
 
   inception_v3  the FID Inception-v3 port (`jaxgan.eval.inception`): features = pool3 [N, 2048],
-                logits = `logits_unbiased` [N, 1008] (the original IS protocol, metrics.md §1.5);
+                logits = `logits_unbiased` [N, 1008] (the original IS protocol);
                 TF1 bilinear resize to 299x299 inside the network. Needs the converted weights.
   mnist_cnn     the project's own MNIST classifier (`jaxgan.models.classifier`, shipped as
                 `jaxgan/assets/mnist_cnn.npz`): features = its penultimate layer [N, 128], logits
@@ -121,7 +121,6 @@ def resize_mode(name: str, resolution: int, resize: str = "legacy") -> str:
     PIL bicubic (`eval/resize.py`). The domain CNNs have one resize, PIL Lanczos (the data's) to
     32x32, grayscale or RGB alike: 'none' at 32, else 'pil_lanczos_32' (emoji_cnn's 64 -> 32)."""
     if name == "inception_v3":
-
         return resizing.CLEAN if resize == "clean" else resizing.LEGACY
     if resolution == MNIST_CNN_RESOLUTION:
         return "none"
@@ -131,7 +130,6 @@ def resize_mode(name: str, resolution: int, resize: str = "legacy") -> str:
 def check_available(name: str, inception_weights: str | None = None) -> None:
     """Fails fast (file lookups only) if the network's weights are missing."""
     if name == "inception_v3":
-
         inception.find_weights(inception_weights)  # raises InceptionWeightsNotFoundError
     elif not os.path.isfile(domain_weights_path(name)):
         raise FileNotFoundError(
@@ -144,7 +142,6 @@ def check_available(name: str, inception_weights: str | None = None) -> None:
 def weights_id(name: str, inception_weights: str | None = None) -> str:
     """The weights' hash a row and the cache name, without building the network."""
     if name == "inception_v3":
-
         return _sha256_prefix(str(inception.find_weights(inception_weights)))
     return _sha256_prefix(domain_weights_path(name))
 

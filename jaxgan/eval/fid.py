@@ -1,7 +1,7 @@
-"""Fréchet Inception Distance on precomputed features (specs/metrics.md §2, §8.4).
+"""Fréchet Inception Distance on precomputed features (Heusel et al. 2017, TTUR).
 
 All statistics are float64 NumPy on the host: FID is a difference of large traces, and float32
-accumulation is a known source of disagreement with the reference numbers (metrics.md §2.2, §10.4).
+accumulation is a known source of disagreement with the reference numbers (torcheval #192).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _as_features(features, name: str) -> np.ndarray:
 def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
     """Mean and unbiased covariance of a feature set, in float64.
 
-    Follows pytorch-fid / TTUR `np.cov(act, rowvar=False)` (divides by N-1; metrics.md §2.2).
+    Follows pytorch-fid / TTUR `np.cov(act, rowvar=False)` (divides by N-1).
 
     Args:
       features: `[N, D]` features (e.g. Inception pool3, D = 2048).
@@ -68,7 +68,7 @@ def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     Follows TF-GAN `classifier_metrics.py::trace_sqrt_product`: with A = sqrt(sigma1),
     eig(sigma1 sigma2) = eig(A A sigma2) = eig(A sigma2 A), and A sigma2 A is symmetric PSD, so
     both square roots are real `eigh` problems (no complex numbers, unlike `scipy.linalg.sqrtm`,
-    whose regressions are metrics.md §10.2).
+    which SciPy 1.11.2-1.12 broke: mseitzer/pytorch-fid #103).
     """
     sqrt_sigma1 = _symmetric_sqrt(sigma1)
     inner = sqrt_sigma1 @ sigma2 @ sqrt_sigma1
@@ -79,7 +79,7 @@ def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     """Fréchet distance between two Gaussians N(mu1, sigma1) and N(mu2, sigma2).
 
-    FID = ||mu1 - mu2||^2 + Tr(sigma1) + Tr(sigma2) - 2 Tr(sqrt(sigma1 sigma2)) (metrics.md §2.1),
+    FID = ||mu1 - mu2||^2 + Tr(sigma1) + Tr(sigma2) - 2 Tr(sqrt(sigma1 sigma2)),
     in float64, with the trace square root from the symmetric eigendecomposition (TF-GAN form).
 
     Args:
@@ -108,7 +108,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 def fid_from_features(features1, features2) -> float:
     """FID between two feature sets `[N1, D]` and `[N2, D]` (symmetric in its arguments).
 
-    FID is biased in N: compare values only at equal (N1, N2) (metrics.md §10.5).
+    FID is biased in N: compare values only at equal (N1, N2).
     """
     mu1, sigma1 = feature_statistics(features1)
     mu2, sigma2 = feature_statistics(features2)
@@ -118,8 +118,8 @@ def fid_from_features(features1, features2) -> float:
 def fid_chunks(real, fake, num_chunks: int = 10, chunk_size: int = 5000) -> tuple[float, float]:
     """`fid5k_x10`: FID of aligned chunks, mean and std over chunks ("How good is my GAN?").
 
-    Follows kshmelkov/gan_evaluation `evaluation/inception.py::_compute_fid_from_activations`
-    (metrics.md §8.4): chunk i of the reals is compared with chunk i of the fakes, and the result is
+    Follows kshmelkov/gan_evaluation `evaluation/inception.py::_compute_fid_from_activations`:
+    chunk i of the reals is compared with chunk i of the fakes, and the result is
     `(np.mean(fids), np.std(fids))` (population std). Each value is a 5k-vs-5k FID, so it is much
     higher than a 50k FID of the same model; report it under its own name.
 

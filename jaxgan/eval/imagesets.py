@@ -111,7 +111,7 @@ def dataset_set(
     """`limit` images (0: all, at most 50,000) of a dataset split, in a seeded random order.
 
     The order matters: mnist5k is stored sorted by class, and fid5k_x10 chunks and SWD's first-N
-    take contiguous rows (PGGAN's datasets were shuffled once when written, §1.9).
+    take contiguous rows (PGGAN's datasets were shuffled once when written, `dataset_tool.py`).
     """
 
     source = source or data.open_source(dataset, split, data_dir, channels or None)

@@ -1,6 +1,6 @@
 """The FID Inception-v3 ("2015-12-05" TF graph) in Flax Linen: network, weights, converter, extractor.
 
-This is the network behind FID, KID, IS and precision/recall (specs/metrics.md §1). It follows
+This is the network behind FID, KID, IS and precision/recall. It follows
 pytorch-fid's `fid_inception_v3` (mseitzer/pytorch-fid `src/pytorch_fid/inception.py`) and
 torch-fidelity's `FeatureExtractorInceptionV3`, which both port the TF graph:
 
@@ -10,7 +10,7 @@ torch-fidelity's `FeatureExtractorInceptionV3`, which both port the TF graph:
   * Outputs: `pool3` [N, 2048] (global mean after Mixed_7c), `logits_unbiased` = pool3 @ W
     [N, 1008] (what the original IS code uses) and `logits` = that + b.
 
-Input pipeline (torch-fidelity / TTUR "legacy_tensorflow" semantics, specs/metrics.md §1.3-1.4):
+Input pipeline (torch-fidelity / TTUR "legacy_tensorflow" semantics):
 uint8 NHWC (1 or 3 channels) -> float32 -> TF1 `resize_bilinear(align_corners=False)` to 299x299
 (no half-pixel offset; `jax.image.resize` is a different convention) -> (x - 128) / 128.
 Every conv and matmul runs at `Precision.HIGHEST` so GPUs do not drop to TF32.
@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.core import batched
+from jaxgan.core import batched, npz_weights, paths
 
 FID_WEIGHTS_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -118,7 +118,7 @@ def resize_bilinear_tf1(images: jax.Array | np.ndarray, size: tuple[int, int]) -
 def preprocess(images: jax.Array | np.ndarray) -> jax.Array:
     """uint8 [N, H, W, C] (C = 1 or 3) -> float32 [N, 299, 299, 3] in [-1, 0.9921875].
 
-    Resize first, then scale, as the TF graph does (specs/metrics.md §1.3): grayscale is resized
+    Resize first, then scale, as the TF graph does: grayscale is resized
     once and broadcast to 3 channels, which equals tiling first.
     """
     batched.check_uint8_images(images, "preprocess")
@@ -337,27 +337,6 @@ def inception_features(variables: Mapping[str, Any], images: jax.Array) -> dict[
 # --------------------------------------------------------------------------------------------
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for path, value in flat.items():
-        *parents, leaf = path.split("/")
-        node = tree
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return tree
-
-
 @functools.lru_cache(maxsize=1)
 def _variable_shapes() -> tuple[tuple[str, tuple[int, ...]], ...]:
     abstract = jax.eval_shape(
@@ -365,7 +344,7 @@ def _variable_shapes() -> tuple[tuple[str, tuple[int, ...]], ...]:
             jax.random.key(0), jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), jnp.float32)
         )
     )
-    return tuple((path, tuple(leaf.shape)) for path, leaf in _flatten(abstract).items())
+    return tuple((path, tuple(leaf.shape)) for path, leaf in npz_weights.flatten(abstract).items())
 
 
 def variable_shapes() -> dict[str, tuple[int, ...]]:
@@ -377,13 +356,8 @@ def _check_shapes(
     arrays: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]], source: str
 ) -> None:
     """Raise ValueError naming missing, unexpected and misshapen tensors."""
-    missing = sorted(set(expected) - set(arrays))
-    unexpected = sorted(set(arrays) - set(expected))
-    wrong = [
-        f"{k}: {tuple(arrays[k].shape)} != {expected[k]}"
-        for k in sorted(set(expected) & set(arrays))
-        if tuple(arrays[k].shape) != tuple(expected[k])
-    ]
+    missing, unexpected, wrong_shape = npz_weights.mismatches(arrays, expected)
+    wrong = [f"{k}: {tuple(arrays[k].shape)} != {expected[k]}" for k in wrong_shape]
     if missing or unexpected or wrong:
 
         def show(items: list[str]) -> str:
@@ -440,7 +414,7 @@ def params_from_torch_state_dict(state_dict: Mapping[str, np.ndarray]) -> dict[s
         collection, our_leaf, layout = _TORCH_TO_OURS[(module_path.rpartition(".")[2], leaf)]
         path = f"{collection}/{module_path.replace('.', '/')}/{our_leaf}"
         flat[path] = np.ascontiguousarray(layout(array.astype(np.float32)))
-    return _unflatten(flat)
+    return npz_weights.unflatten(flat)
 
 
 def torch_state_dict_shapes() -> dict[str, tuple[int, ...]]:
@@ -496,32 +470,25 @@ def save_params(
     variables: Mapping[str, Any], path: str | os.PathLike, source_sha256: str = ""
 ) -> pathlib.Path:
     """Write variables as our `.npz` (named float32 arrays + format tag); atomic replace."""
-    flat = {k: np.asarray(v, dtype=np.float32) for k, v in _flatten(variables).items()}
+    flat = {k: np.asarray(v, dtype=np.float32) for k, v in npz_weights.flatten(variables).items()}
     _check_shapes(flat, variable_shapes(), "variables")
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(
-            f, __format__=np.array(FORMAT_TAG), __source_sha256__=np.array(source_sha256), **flat
-        )
-    os.replace(tmp, path)
+    npz_weights.save(path, flat, FORMAT_TAG, records={"source_sha256": source_sha256})
     return path
 
 
 def load_params(path: str | os.PathLike) -> dict[str, Any]:
     """Read our `.npz` -> {"params": ..., "batch_stats": ...} float32 numpy arrays (no pickle)."""
     path = pathlib.Path(path)
-    with np.load(path, allow_pickle=False) as data:
-        tag = str(data["__format__"]) if "__format__" in data.files else None
-        if tag != FORMAT_TAG:
-            raise ValueError(
-                f"{path} is not a jaxgan FID Inception weights file (format tag {tag!r}, expected "
-                f"{FORMAT_TAG!r}). Create one with `{CONVERT_COMMAND}`."
-            )
-        flat = {k: data[k].astype(np.float32) for k in data.files if not k.startswith("__")}
+    flat, _ = npz_weights.load(
+        path,
+        FORMAT_TAG,
+        "a jaxgan FID Inception weights file",
+        f" Create one with `{CONVERT_COMMAND}`.",
+    )
     _check_shapes(flat, variable_shapes(), str(path))
-    return _unflatten(flat)
+    return npz_weights.unflatten(flat)
 
 
 # --------------------------------------------------------------------------------------------
@@ -535,8 +502,7 @@ class InceptionWeightsNotFoundError(FileNotFoundError):
 
 def default_weights_path() -> pathlib.Path:
     """$XDG_CACHE_HOME/jaxgan/inception_v3_fid.npz, else ~/.cache/jaxgan/inception_v3_fid.npz."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(cache) / "jaxgan" / WEIGHTS_FILENAME
+    return pathlib.Path(paths.cache_dir()) / WEIGHTS_FILENAME
 
 
 def _missing_weights_message(looked: Sequence[str]) -> str:

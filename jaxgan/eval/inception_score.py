@@ -1,4 +1,4 @@
-"""Inception Score from classifier logits (Salimans et al. 2016; specs/metrics.md §4)."""
+"""Inception Score from classifier logits (Salimans et al. 2016)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def inception_score(logits, splits: int = 10, seed: int | None = 0) -> tuple[flo
 
     Follows torch-fidelity `metric_isc.py::isc_features_to_metric`: float64 log-softmax, the samples
     permuted with `np.random.RandomState(seed)` before splitting (class-ordered inputs otherwise give
-    a low IS, metrics.md §10.7), split boundaries at `i * N // splits`. The protocol of the original
-    openai/improved-gan code is 1008-way logits *without* the output bias (metrics.md §1.5).
+    a low IS), split boundaries at `i * N // splits`. The protocol of the original
+    openai/improved-gan code is 1008-way logits *without* the output bias (openai/improved-gan #29).
 
     Args:
       logits: `[N, K]` classifier logits (e.g. Inception `logits_unbiased`, K = 1008).

@@ -1,4 +1,4 @@
-"""Kernel Inception Distance (Binkowski et al. 2018, "Demystifying MMD GANs"; specs/metrics.md §3).
+"""Kernel Inception Distance (Binkowski et al. 2018, "Demystifying MMD GANs").
 
 Unbiased MMD² with the cubic polynomial kernel, averaged over random subsets, in float64.
 """

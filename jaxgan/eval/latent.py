@@ -28,11 +28,8 @@ class LatentEvaluation(Job):
         # Fail fast (missing Inception weights) before opening data or building anything heavy.
         if options.feature_network != "auto" or known_channels is not None:
             scoring.resolve_network(self.metrics, options, dataset, known_channels, resolution)
-        source = data.open_source(
-            dataset, options.real_split, config.data.data_dir, config.data.channels or None
-        )
-        self.num_classes = source.num_classes
-        self.channels = channels = config.data.channels or source.channels
+        source, channels, self.num_classes = data.open_run_source(config, options.real_split)
+        self.channels = channels
         network = scoring.resolve_network(self.metrics, options, dataset, channels, resolution)
         self.real = imagesets.dataset_set(
             dataset, options.real_split, config.data.data_dir, resolution, channels,

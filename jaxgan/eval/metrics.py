@@ -1,5 +1,5 @@
 """The registered metrics that compare two image distributions (the math is in `fid.py`, `kid.py`,
-`inception_score.py`, `swd.py`, `ms_ssim.py`, `prd.py`; specs/metrics.md).
+`inception_score.py`, `swd.py`, `ms_ssim.py`, `prd.py`).
 
 Each: `(scorer, real, fake) -> registry.Result`. Results computed from the reals alone (FID
 statistics, SWD descriptors, the reals' IS and MS-SSIM) are kept in `real.memo`: one reference set

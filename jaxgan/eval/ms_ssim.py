@@ -1,5 +1,5 @@
-"""MS-SSIM between image pairs, as PGGAN `metrics/ms_ssim.py::msssim` (specs/metrics.md §7,
-pggan_wgan_transfer_dcgan.md §1.8), which adapts tensorflow/models `research/compression/msssim.py`.
+"""MS-SSIM between image pairs, as PGGAN `metrics/ms_ssim.py::msssim`, which adapts
+tensorflow/models `research/compression/msssim.py`.
 
 Used as a diversity score: the mean MS-SSIM of random pairs of generated images (lower = more
 diverse), next to the same number for random pairs of real images.

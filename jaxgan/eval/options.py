@@ -11,6 +11,7 @@ import os
 
 from absl import flags
 
+from jaxgan.core import paths
 from jaxgan.eval import features
 
 FLAGS = flags.FLAGS
@@ -58,8 +59,7 @@ class Options:
 
 
 def default_cache_dir() -> str:
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "jaxgan", "eval")
+    return os.path.join(paths.cache_dir(), "eval")
 
 
 def from_flags() -> Options:

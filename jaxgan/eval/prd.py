@@ -1,4 +1,4 @@
-"""Improved precision and recall (Kynkäänniemi et al. 2019; specs/metrics.md §5).
+"""Improved precision and recall (Kynkäänniemi et al. 2019).
 
 Each sample gets a ball whose radius is the distance to its k-th nearest neighbour in its own set.
 Precision = fraction of generated samples inside at least one real ball; recall = fraction of real
@@ -58,7 +58,7 @@ def precision_recall(
     """Improved precision and recall of generated features against real features.
 
     **Argument order is (real, fake)**, the same as our FID/KID functions. torch-fidelity uses
-    (generated, real) and once had precision and recall swapped (metrics.md §10.8); pass keywords
+    (generated, real) and once had precision and recall swapped (torch-fidelity #58); pass keywords
     when in doubt. Follows StyleGAN2-ADA `metrics/precision_recall.py::compute_pr`
     (precision: manifold = real, probes = fake; recall: manifold = fake, probes = real; `<=` test),
     in float64 instead of its float16 distances.

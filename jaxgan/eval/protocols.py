@@ -1,12 +1,12 @@
 """The registered metrics that train or apply a classifier or a critic ("How good is my GAN?",
-Transferring GANs, PGGAN App. E; the math is in `classifier_metrics.py`, specs/metrics.md §8).
+Transferring GANs, PGGAN App. E; the math is in `classifier_metrics.py`).
 
 The classifier recipe is `--classifier_recipe` (auto: mnist5k for grayscale, cifar10's ResNet-32
 otherwise; `jaxgan/models/classifier.py`) for `--classifier_steps` (0: the recipe's), seeded by
 `--classifier_seed`. The "real classifier" is that recipe trained on the whole real train split:
 for mnist5k at the recipe's steps and seed 0 the shipped mnist_cnn (the script's run of that
-recipe), else trained once and kept in the cache. On 2 CPU cores a mnist5k classifier (1,250
-steps) takes ~1.5 minutes; the cifar10 recipe (64,000 steps of 128) is for an accelerator.
+recipe), else trained once and kept in the cache. A mnist5k classifier (1,250 steps) trains on a
+CPU; the cifar10 recipe (64,000 steps of 128) is for an accelerator.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import numpy as np
 from absl import logging
 
-from jaxgan.core import errors
+from jaxgan.core import errors, npz_weights
 from jaxgan.eval import classifier_metrics, classifier_training, features, registry
 from jaxgan.eval.registry import Result
 from jaxgan.models import classifier
@@ -99,7 +99,7 @@ def real_classifier(scorer) -> dict:
             )
             return classifier.flatten(params)
 
-        params = classifier.unflatten(scorer.cache.get_or_compute(key, compute))
+        params = npz_weights.unflatten(scorer.cache.get_or_compute(key, compute))
         source = f"cache:{os.path.basename(scorer.cache.path(key))}"
     predict = classifier_training.make_predictor(model, params)
     test_logits = predict(splits.test.images)["logits"]

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from jaxgan.core import run_files
 from jaxgan.eval import catalog
 
 # What makes two rows of one metric comparable: the same reference, network, weights, resize,
@@ -113,13 +114,11 @@ def plot_metrics(rows: list[dict], directory: str) -> list[str]:
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-        fig.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.12)  # tight_layout: ~0.1 s
+        fig.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.12)  # not tight_layout: slow
         path = os.path.join(
             directory, f"{metric}_{direction}.png" if direction else f"{metric}.png"
         )
-        tmp = f"{path}.tmp.png"
-        fig.savefig(tmp)
-        os.replace(tmp, path)
+        run_files.atomic_write(path, fig.savefig, suffix=".png")
         paths.append(path)
     return paths
 

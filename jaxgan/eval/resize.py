@@ -1,7 +1,5 @@
 """How images reach the Inception network's 299x299 input: the two resize modes.
 
-specs/metrics.md §1.4 has the three conventions in the wild and where each is defined.
-
 Every Inception metric row records its resize mode, because the same images give different FID
 under different resizes (clean-fid reports +1-2 FID on CIFAR-10 between the two below).
 

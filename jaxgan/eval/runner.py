@@ -1,5 +1,5 @@
 """The evaluator's two jobs: score a run's checkpoints (`evaluate_workdir`, StyleGAN2-ADA's
-`calc_metrics.py` / PGGAN's `evaluate_metrics`, metrics.md §9), or two image sets (`evaluate_sets`).
+`calc_metrics.py` / PGGAN's `evaluate_metrics`), or two image sets (`evaluate_sets`).
 
 Workdir mode reads `W/config.json` and drives the run's *job* over its checkpoints: for a GAN
 (`eval/latent.LatentEvaluation`) that samples every checkpoint asked for (`eval/sampling.py`) and scores it

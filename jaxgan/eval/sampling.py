@@ -7,7 +7,7 @@ from the same latents (a curve is not noisier than the models are), and each met
 of the same fakes. Conditional generators get class-balanced labels `arange(n) % num_classes`. The
 generator's BatchNorm uses batch statistics when sampling (as the references do), so fakes depend
 on `sample_batch_size`, which rows record; every batch is full (extra latents, never zero padding).
-Images are quantised with `logging.to_uint8`, the references' rounding (metrics.md §1.3).
+Images are quantised with `logging.to_uint8`, the references' rounding.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def load_config(workdir: str):
             f"{path} not found: --workdir must be a training run's directory (jaxgan.main writes "
             f"config.json there before training)."
         )
-    with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+    with open(path) as f:  # a run's config, with the fields it predates (contract.upgrade)
+        return ml_collections.ConfigDict(contract.upgrade(json.load(f)))
 
 
 def select_steps(available: Sequence[int], spec: str) -> list[int]:
@@ -65,10 +65,9 @@ def generation_inputs(config, num_classes: int, n: int, batch_size: int, seed: i
 
     n_total = ceil(n / batch_size) * batch_size: the generator's BatchNorm uses batch statistics, so
     the last batch is filled with further latents rather than zeros; the extra images are dropped.
-    Labels are class-balanced, `arange % num_classes` (gan_evaluation `gan.py::generate`, §8.2).
+    Labels are class-balanced, `arange % num_classes` (gan_evaluation `gan.py::generate`).
     """
     import jax
-
 
     n_total = -(-n // batch_size) * batch_size
     key = jax.random.key(seed)
@@ -87,7 +86,6 @@ def generation_inputs(config, num_classes: int, n: int, batch_size: int, seed: i
 def generate(sample, params, z, labels, n: int, batch_size: int, mesh) -> np.ndarray:
     """uint8 [n, R, R, C]: `sample` over full batches (sharded over the mesh), `to_uint8`-quantised."""
     import jax
-
 
     batch_sharding = parallel.sharded_on(mesh, 0)
     images = []
@@ -108,7 +106,7 @@ def checkpoint_config(meta: dict, run_config):
     import ml_collections
 
     stored = meta.get("config")
-    return run_config if stored is None else ml_collections.ConfigDict(stored)
+    return run_config if stored is None else ml_collections.ConfigDict(contract.upgrade(stored))
 
 
 def network_fields(config) -> dict:
@@ -132,7 +130,6 @@ class Samplers:
     def __call__(self, config, meta: dict) -> Callable:
         key = json.dumps(network_fields(config), sort_keys=True, default=str)
         if key not in self._by_config:
-
             build = registry.get(config.method).sampler
             self._by_config[key] = build(config, self.channels, self.num_classes, self.mesh)
         return self._by_config[key](meta)
@@ -155,15 +152,12 @@ def sample_checkpoint(
     (`checkpoint_config`). Pass one `samplers` to calls on the same run to compile once per config.
     """
 
-    source = data.open_source(
-        config.data.dataset, "train", config.data.data_dir, config.data.channels or None
-    )
-    channels = config.data.channels or source.channels
+    _, channels, num_classes = data.open_run_source(config)
     mesh = samplers.mesh if samplers is not None else parallel.make_mesh()
-    samplers = samplers or Samplers(channels, source.num_classes, mesh)
+    samplers = samplers or Samplers(channels, num_classes, mesh)
     batch_size = batched.round_up_to_devices(min(batch_size, n), mesh)
     params, meta, step = checkpoint.restore_params(workdir, "ema_params", step, mesh)
     sample = samplers(checkpoint_config(meta, config), meta)
-    z, labels = generation_inputs(config, source.num_classes, n, batch_size, seed)
+    z, labels = generation_inputs(config, num_classes, n, batch_size, seed)
     images = generate(sample, params, z, labels, n, batch_size, mesh)
     return images, labels[:n], step

@@ -44,7 +44,6 @@ class Scorer:
     @property
     def network(self):
         if self._network is None:
-
             o = self.options
             self._network = features.load(
                 self.network_name, self.resolution, self.channels, o.feature_batch_size,

@@ -1,8 +1,8 @@
 """Sliced Wasserstein distance between Laplacian-pyramid patches, exactly as PGGAN computes it.
 
-Follows tkarras/progressive_growing_of_gans `metrics/sliced_wasserstein.py` (specs/metrics.md §6,
-pggan_wgan_transfer_dcgan.md §1.7); the TF-GAN SWD normalises each patch by itself and is *not*
-comparable. Per level, from the finest band-pass down to the 16x16 low-pass image:
+Follows tkarras/progressive_growing_of_gans `metrics/sliced_wasserstein.py`; the TF-GAN SWD
+normalises each patch by itself and is *not* comparable. Per level, from the finest band-pass down
+to the 16x16 low-pass image:
 
 1. Laplacian pyramid of the uint8 images in float32, 5x5 binomial filter, mirror boundary.
 2. `nhoods_per_image` random 7x7xC patches per image (centres uniform in [3, S-3)).
@@ -17,7 +17,7 @@ level and set (PGGAN preset, 16384 RGB images: 1.2 GB per level per set).
 Where the work runs: the pyramid, the patch gathering, the normalisation and the projections are
 jitted JAX in float32, on row blocks of `IMAGES_PER_BLOCK` images (fixed shapes: each function
 compiles once per image size and block length; the descriptors stay as those blocks). The sorts of the projections depend on the
-backend: XLA:CPU's sort is a generic comparator sort, ~60x slower than numpy's vectorised one, so
+backend: XLA:CPU's sort is a generic comparator sort, far slower than numpy's vectorised one, so
 on CPU numpy sorts the rows in a thread per core; on GPU/TPU `jnp.sort` sorts on the device. On
 CPU the sorts and the projections' matmuls (the same FLOPs as PGGAN's) take most of the time.
 
@@ -193,7 +193,7 @@ def _block_pyramid(images: jax.Array, num_levels: int) -> list[jax.Array]:
 
 
 # A jit of its own, not fused with `_block_pyramid`: XLA:CPU would fuse the last blur into the
-# gather and recompute it for every patch pixel (measured 5-8x slower for the pair).
+# gather and recompute it for every patch pixel (several times slower for the pair).
 @functools.partial(jax.jit, static_argnames=("nhood_size", "nhoods_per_image"))
 def _block_patches(levels, centres, nhood_size: int, nhoods_per_image: int) -> list[jax.Array]:
     """Per level `[B, C, h, w]` and `(x, y)` `[B * nhoods]` -> per level patches `[B * nhoods, C, s, s]`.
@@ -234,8 +234,8 @@ def _channel_mean(blocks, centre: np.ndarray, power: int) -> np.ndarray:
 @functools.partial(jax.jit, donate_argnums=0)
 def _standardize(patches: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:
     """`[P, C, s, s]` -> `[P, C*s*s]` standardised with per-channel `mean` and `std`."""
-    # As [P, C*s*s] rows with per-feature statistics: on XLA:CPU 2-10x faster than broadcasting
-    # [C] over [P, C, 7, 7] (measured on 32,768-patch blocks).
+    # As [P, C*s*s] rows with per-feature statistics: on XLA:CPU several times faster than
+    # broadcasting [C] over [P, C, 7, 7].
     rows = patches.reshape(patches.shape[0], -1)
     values_per_channel = rows.shape[1] // patches.shape[1]
     return (rows - jnp.repeat(mean, values_per_channel)) / jnp.repeat(std, values_per_channel)
@@ -272,7 +272,7 @@ def unit_directions(rng: np.random.RandomState, dims: int, count: int) -> np.nda
     return dirs.astype(np.float32)
 
 
-# `[P, D] @ [D, K]` per block: on XLA:CPU, 2-3x faster than producing the `[K, P]` transpose.
+# `[P, D] @ [D, K]` per block: on XLA:CPU, faster than producing the `[K, P]` transpose.
 _project = jax.jit(jnp.matmul)
 
 
@@ -303,7 +303,7 @@ def _direction_rows(proj_blocks) -> np.ndarray:
     """`[P_i, K]` projection blocks -> C-contiguous `[K, M]`: one row per direction, as np.sort wants.
 
     The `out=` keeps the rows contiguous; concatenating the transposes alone gives strided rows,
-    which sort ~3x slower.
+    which sort several times slower.
     """
     blocks = [np.asarray(block) for block in proj_blocks]
     rows = np.empty((blocks[0].shape[1], sum(len(block) for block in blocks)), blocks[0].dtype)
@@ -314,10 +314,9 @@ def sum_sorted_abs_differences(proj_a, proj_b) -> float:
     """Sum over directions k and ranks of `|sort(A[:, k]) - sort(B[:, k])|`.
 
     `proj_a`, `proj_b`: lists of `[P_i, K]` projection blocks, stacked along rows into `A`, `B`.
-    XLA:CPU sorts with a generic comparator sort, ~60x slower than numpy's vectorised sort on
-    512,000-long rows (3.2 s vs 0.05 s for 32 rows, measured on a 2-core Zen 4), so on the CPU
-    backend numpy sorts, in place, the directions split over a thread per core (np.sort releases
-    the GIL; 2 threads sort ~1.5x faster there when both cores are free). Accelerators sort on the
+    XLA:CPU sorts with a generic comparator sort, far slower than numpy's vectorised sort on long
+    rows, so on the CPU backend numpy sorts, in place, the directions split over a thread per core
+    (np.sort releases the GIL, so threads help when cores are free). Accelerators sort on the
     device.
     """
     if jax.default_backend() != "cpu":

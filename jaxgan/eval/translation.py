@@ -2,11 +2,10 @@
 to each domain's test images, scored against the other domain's test images.
 
 For each direction (AtoB: G_A on testA, scored against testB; BtoA: G_B on testB against testA) and
-each checkpoint, one row per metric (specs/fewshot_translation_eval.md §2; NICE-GAN's
-`metric/fid_kid.py`, translation.md §2.9):
+each checkpoint, one row per metric (NICE-GAN's `metric/fid_kid.py`):
   fid, kid        the real test images of the target domain vs the translated test images of the
                   source domain, each set whole; KID over 50 subsets of min(1000, n) (NICE-GAN's
-                  count; `--kid_subsets` overrides), reported as KID×100 in README's tables.
+                  count; `--kid_subsets` overrides), as KID×100 in docs/translation.md's tables.
   paired_l1,      where the two test folders hold the same subjects under the same file names (the
   paired_ssim     emoji pair): each translation against its true counterpart.
 Baseline rows, kind:
@@ -286,7 +285,6 @@ def translate_images(translate, params, images: np.ndarray, direction: str, batc
     multiple of the devices, `device_batch`) sharded over the mesh; the last batch is filled with
     copies of its first image, dropped after, so each image shape compiles once."""
     import jax
-
 
     sharding = parallel.sharded_on(mesh, 0)
     out = []

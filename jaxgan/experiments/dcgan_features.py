@@ -247,8 +247,8 @@ def fit_svm_weights(features, targets, c, initial, tolerance=1e-3, max_iteration
     the gradient's norm is `tolerance` times its initial norm. Returns (weights, iterations).
 
     A jitted solver rather than liblinear: the objective is smooth and strictly convex, and every
-    iteration is two matmuls, so 59,000 x 3,585 features take seconds where LinearSVC's single-threaded
-    Newton solver took minutes per C on this CPU."""
+    iteration is two matmuls, so 59,000 x 3,585 features fit far faster than with LinearSVC's
+    single-threaded Newton solver."""
     objective = functools.partial(svm_objective, features=features, targets=targets, c=c)
     solver = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(objective)
@@ -394,15 +394,13 @@ def dcgan_features(
     """The table (one row per feature set and N); writes W/eval/dcgan_features_<target>.*"""
     start = time.perf_counter()
     config = sampling.load_config(workdir)
-    run_source = data.open_source(
-        config.data.dataset, "train", config.data.data_dir, config.data.channels or None
-    )
     # The critic reads the run's resolution and channels: the target is fitted to them.
-    resolution, channels = config.data.resolution, config.data.channels or run_source.channels
+    _, channels, num_classes = data.open_run_source(config)
+    resolution = config.data.resolution
     train_images, train_labels = _load_split(target, "train", resolution, channels)
     test_images, test_labels = _load_split(target, "test", resolution, channels)
     # The critic's AC head (unused here) is sized by the run's own classes.
-    run_classes = run_source.num_classes if gan.is_conditional(config) else 0
+    run_classes = num_classes if gan.is_conditional(config) else 0
     critic, trained, step = _load_critic(workdir, config, checkpoint, channels, run_classes)
     mesh = parallel.make_mesh()
     statistics, features = make_critic_features(critic)

@@ -40,9 +40,9 @@ Outputs: `W/eval/diversity.png` + `W/eval/diversity.json`, `W/eval/augmentation.
   augmentation: "n_generated": 4000, "rows": [{"real_fraction": 0.1, "n_real": 400, "gan":
    {"workdir": W10, "dataset": "mnist5k:n=40", "checkpoint": 2400, "trained_on":
    "mnist5k:train:n=40"}, "real": 0.90, "real_plus_generated": 0.95, "generated_only": 0.9}, ...].
-On a 2-core CPU each mnist5k classifier (1,250 steps) takes ~1.5 minutes, so the default diversity
-curve (8 classifiers) takes ~12 minutes and the augmentation experiment 3 per run;
-`--classifier_steps=300` cuts both ~4x.
+Training classifiers takes most of the time: the default diversity curve trains 8 mnist5k
+classifiers (1,250 steps each), the augmentation experiment 3 per run; `--classifier_steps=300`
+cuts both ~4x.
 """
 
 from __future__ import annotations
@@ -74,13 +74,7 @@ class _Setup:
                 f"config.model.conditional_generator=True (with config.model.ac_head=True for "
                 f"AC-GAN; an AC head alone leaves the generator unconditional)."
             )
-        source = data.open_source(
-            config.data.dataset,
-            options.real_split,
-            config.data.data_dir,
-            config.data.channels or None,
-        )
-        self.channels = config.data.channels or source.channels
+        _, self.channels, _ = data.open_run_source(config, options.real_split)
         self.splits = imagesets.real_splits(
             config.data.dataset,
             config.data.data_dir,

@@ -20,8 +20,7 @@ def write_table(table: dict, workdir: str, plot, markdown: str | None = None) ->
     run_files.write_text(f"{stem}.json", json.dumps(table, indent=1))
     if markdown is not None:
         run_files.write_text(f"{stem}.md", markdown)
-    plot(table).savefig(f"{stem}.tmp.png")
-    os.replace(f"{stem}.tmp.png", f"{stem}.png")
+    run_files.atomic_write(f"{stem}.png", plot(table).savefig, suffix=".png")
     return table
 
 

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 
 from configs import transfer as presets
 from jaxgan import data
+from jaxgan.core import run_files
 from jaxgan.eval import imagesets, report, results, runner, sampling
 from jaxgan.experiments import tables
 from jaxgan.training import loop
@@ -97,7 +98,6 @@ def rows_of(
             rows.append(Row(f"from {dataset}", name, k, "g,d", run))
         return rows
     if table == "conditional":
-
         conditional = tuple(presets.conditional_fields().items())  # the AC-GAN of configs/acgan.py
         return [
             Row("AC-GAN from scratch", f"{tag}_cond_scratch", k, overrides=conditional),
@@ -177,15 +177,12 @@ def source_fids(out: str, source: str, source_dataset: str, target: str, options
     import numpy as np
     from absl import logging
 
-
     config = sampling.load_config(source)
     n = options.num_samples or 10_000
     images, _, step = sampling.sample_checkpoint(source, config, "latest", n, options.seed)
     path = os.path.join(out, "eval", "source_samples", f"{dataset_tag(source_dataset)}.npz")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(f"{path}.tmp", "wb") as f:
-        np.savez(f, images=images)
-    os.replace(f"{path}.tmp", path)
+    run_files.atomic_write(path, lambda tmp: np.savez(tmp, images=images), suffix=".npz")
     reference = split_spec(target, "test")
     fid = lambda fake: runner.evaluate_sets(reference, fake, ["fid"], options)[0]["value"]
     logging.info(

@@ -1,12 +1,13 @@
 """CycleGAN (Zhu et al. 2017) on the shared translation trainer (`translation.py`): its train step.
 
 Facts from `models/cycle_gan_model.py`, `util/image_pool.py` and `models/networks.py` of
-junyanz/pytorch-CycleGAN-and-pix2pix (../shared/specs/translation.md §1). Naming as the reference:
+junyanz/pytorch-CycleGAN-and-pix2pix. Naming as the reference:
 G_A maps A -> B (the paper's G), G_B maps B -> A (F); D_A judges B-domain images (D_Y), D_B judges
 A-domain images (D_X).
 
-One step (spec §1.5): the forward pass of both generators, the generators' update on the joint loss
-(adversarial + cycle λ + identity 0.5·λ), then the critics' update on the *same forward's* fakes
+One step (`cycle_gan_model.py::optimize_parameters`): the forward pass of both generators, the
+generators' update on the joint loss (adversarial + cycle λ + identity 0.5·λ), then the critics'
+update on the *same forward's* fakes
 (taken before G moved) through the 50-image history pool, each critic loss halved. Every piece is a
 pure function of arrays; the pool is array state inside the jitted step, drawn from the step's key.
 """
@@ -25,9 +26,9 @@ import optax
 from jaxgan import data
 from jaxgan.core import errors, parallel, precision
 from jaxgan.methods import translation
-from jaxgan.methods.translation import l1
 from jaxgan.models import cyclegan as networks
-from jaxgan.training import losses
+from jaxgan.training import loop, losses
+from jaxgan.training.losses import l1
 
 State = dict[str, Any]
 
@@ -77,14 +78,15 @@ def pool_query(pool: dict, images: jax.Array, key: jax.Array) -> tuple[dict, jax
 
 
 # ----------------------------------------------------------------------------------------------
-# Losses (spec §1.4-1.5).
+# Losses (`networks.py::GANLoss`, `cycle_gan_model.py::backward_G` / `backward_D_basic`).
 # ----------------------------------------------------------------------------------------------
 
 
-GAN_MODES: dict[str, Callable[[], losses.Loss]] = {
-    "lsgan": translation.least_squares,  # the reference's default
-    "vanilla": losses.non_saturating,  # BCEWithLogits against 1 / 0
-    "wgangp": losses.wasserstein,  # -mean(real) + mean(fake); G: -mean(fake)
+# config.gan_mode -> the name of its loss in `losses.LOSSES`.
+GAN_MODES: dict[str, str] = {
+    "lsgan": "mse_lsgan",  # the reference's default
+    "vanilla": "non_saturating",  # BCEWithLogits against 1 / 0
+    "wgangp": "wasserstein",  # -mean(real) + mean(fake); G: -mean(fake)
 }
 
 
@@ -93,7 +95,7 @@ def gan_mode(name: str) -> losses.Loss:
         raise errors.ConfigError(
             f"config.gan_mode={name!r}: expected one of {', '.join(GAN_MODES)} (CycleGAN: lsgan)."
         )
-    return GAN_MODES[name]()
+    return losses.get(GAN_MODES[name])
 
 
 class Weights(NamedTuple):
@@ -172,7 +174,7 @@ def make_train_step(
     """The jitted `train_step(state, {'A': uint8 [1, N, H, W, C], 'B': ...}) -> (state, metrics)`.
 
     state: {step, rng, g_params {G_A, G_B}, d_params {D_A, D_B}, g_opt, d_opt, pool_a, pool_b}.
-    optimize_parameters (spec §1.5): G_A and G_B step jointly on `generator_loss` (one Adam over
+    `optimize_parameters`: G_A and G_B step jointly on `generator_loss` (one Adam over
     both, as the reference chains their parameters), then D_A and D_B on `critic_loss`, judging
     the fakes of the forward pass before G's update, through the pools. The networks compute in
     `compute_dtype` (`jaxgan/core/precision.py`); parameters, optimizers, losses and pools stay float32.
@@ -209,7 +211,7 @@ def make_train_step(
         }
         return state, {"g_loss": g_loss, "d_loss": d_loss, **g_terms, **d_terms}
 
-    return translation.jit_step(train_step, mesh)
+    return loop.jit_guarded_step(train_step, mesh)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,7 +258,7 @@ def create_state(config, generator, critic, g_tx, d_tx, image_shape, mesh) -> St
             "pool_b": pool_init(config.pool_size, image_shape),
         }
 
-    # 'rbg' for the initial weights, as train.create_state (XLA:CPU compiles it faster).
+    # 'rbg' for the initial weights, as gan.create_state (XLA:CPU compiles it faster).
     init_key = jax.random.key(config.seed, impl="rbg")
     return jax.jit(init, out_shardings=parallel.replicated(mesh))(init_key)
 

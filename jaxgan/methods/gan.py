@@ -25,9 +25,9 @@ import numpy as np
 import optax
 
 from jaxgan import data
-from jaxgan.core import errors, parallel, precision, run_files
+from jaxgan.core import errors, parallel, run_files
 from jaxgan.models import dcgan, layers, resnet, sngan
-from jaxgan.training import augment, loop, losses, penalties, registry
+from jaxgan.training import augment, loop, losses, penalties, registry, step_parts
 
 State = dict[str, Any]
 
@@ -39,8 +39,8 @@ State = dict[str, Any]
 
 def is_conditional(config: ml_collections.ConfigDict) -> bool:
     """Whether the run uses class labels (a conditional generator or a label-reading critic)."""
-    m = config.model  # .get: configs saved by older versions may lack a field
-    return bool(m.get("conditional_generator") or m.get("ac_head") or m.get("projection"))
+    m = config.model
+    return bool(m.conditional_generator or m.ac_head or m.projection)
 
 
 def build_models(
@@ -243,15 +243,15 @@ def create_state(config, generator, critic, g_tx, d_tx, image_shape, mesh) -> St
             "g_params": g_params,
             "d_params": d_params,
             "d_state": d_variables,
-            # A copy: a state that aliases buffers cannot be donated (specs/jax_ecosystem.md §1.3).
+            # A copy: a state that aliases buffers cannot be donated.
             "ema_params": jax.tree.map(jnp.copy, g_params),
             "g_opt": g_tx.init(g_params),
             "d_opt": d_tx.init(d_params),
         }
 
-    # Initial weights come from the 'rbg' generator: XLA:CPU compiles ~40 threefry draws in ~4 s and
-    # RngBitGenerator in ~1 s. The step's own randomness stays threefry, which (unlike rbg) draws the
-    # same numbers however the batch is sharded.
+    # Initial weights come from the 'rbg' generator: XLA:CPU compiles RngBitGenerator draws much
+    # faster than the ~40 threefry draws of an init. The step's own randomness stays threefry,
+    # which (unlike rbg) draws the same numbers however the batch is sharded.
     init_key = jax.random.key(config.seed, impl="rbg")
     return jax.jit(init, out_shardings=parallel.replicated(mesh))(init_key)
 
@@ -271,10 +271,7 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
     batch: {'image': uint8 [n_critic, B, H, W, C], 'label': int32 [n_critic, B]} sharded on axis 1.
     """
     loss = losses.get(config.loss)
-    penalty_terms = []
-    for name, spec in config.penalties.items():
-        kwargs = {k: v for k, v in spec.items() if k != "weight"}
-        penalty_terms.append((name, spec.weight, functools.partial(penalties.get(name), **kwargs)))
+    penalty_terms = step_parts.penalty_terms(config)
     conditional = is_conditional(config)
     if config.d_fake_labels not in ("real", "uniform"):
         raise errors.ConfigError(
@@ -285,19 +282,12 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
     augment.parse_policy(policy)  # a typo fails here, naming the field
     d_lr = learning_rate_fn(config, config.optim.d_lr)
     g_lr = learning_rate_fn(config, config.optim.g_lr)
-    batch_sharding = parallel.sharded_on(mesh, 0)
     # The networks compute in config.compute_dtype; params, optimizer and losses stay float32.
-    dtype = precision.compute_dtype(config)
-    generator_apply = precision.in_compute_dtype(generator.apply, dtype)
-    critic_apply = precision.in_compute_dtype(critic.apply, dtype)
-
-    def shard_batch(x):
-        return jax.lax.with_sharding_constraint(x, batch_sharding)
-
-    def fake_labels(key, n):
-        if not conditional:
-            return jnp.zeros((n,), jnp.int32)
-        return shard_batch(jax.random.randint(key, (n,), 0, num_classes))
+    generator_apply, critic_apply = step_parts.in_compute_dtype(config, generator, critic)
+    shard_batch = functools.partial(step_parts.shard_batch, mesh=mesh)
+    fake_labels = functools.partial(
+        step_parts.fake_labels, num_classes=num_classes, conditional=conditional, mesh=mesh
+    )
 
     def generate(g_params, key, labels):
         z = shard_batch(sample_latents(config, key, labels.shape[0]))
@@ -389,11 +379,10 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
         critic_key, g_key = jax.random.split(key)
         n_critic = batch["image"].shape[0]
         critic_keys = jax.random.split(critic_key, n_critic)
-        # A Python loop, unrolled in the program: XLA:CPU runs these convolutions ~20x slower inside
-        # a while loop (measured 11.8 s vs 0.56 s per step for the width-32 ResNet). Not
-        # `lax.scan(unroll=True)`: for n_critic = 1 it still emits a one-trip while loop (jax
-        # 0.10.2), which made SNGAN's and the ResNet's n_critic=1 steps 6-7x slower (1,252 vs 206 ms
-        # for n_critic = 2). n_critic is small, so compile time stays moderate.
+        # A Python loop, unrolled in the program: XLA:CPU runs these convolutions much slower inside
+        # a while loop (docs/performance.md). Not `lax.scan(unroll=True)`: for n_critic = 1 it
+        # still emits a one-trip while loop (jax 0.10.2), which made SNGAN's and the ResNet's
+        # n_critic=1 steps several times slower. n_critic is small, so compile time stays moderate.
         per_step = []
         for i in range(n_critic):
             inputs = (batch["image"][i], batch["label"][i], critic_keys[i])
@@ -427,14 +416,7 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
         )
         return state, metrics
 
-    replicated = parallel.replicated(mesh)
-    data_sharding = parallel.sharded_on(mesh, 1)
-    return jax.jit(
-        loop.guard_update(train_step),
-        in_shardings=(replicated, data_sharding),
-        out_shardings=(replicated, replicated),
-        donate_argnums=0,
-    )
+    return loop.jit_guarded_step(train_step, mesh)
 
 
 def make_sampler(generator: nn.Module, mesh) -> Callable:
@@ -474,10 +456,7 @@ class Trainer:
         parallel.check_divisible(config.batch_size, mesh, "batch_size")
         parallel.check_divisible(config.g_batch_size, mesh, "g_batch_size")
         self.config, self.mesh = config, mesh
-        self.source = data.open_source(
-            config.data.dataset, "train", config.data.data_dir, config.data.channels or None
-        )
-        self.channels = config.data.channels or self.source.channels
+        self.source, self.channels, _ = data.open_run_source(config)
         self.generator, self.critic = build_models(config, self.channels, self.source.num_classes)
         self.g_tx = make_optimizer(config, config.optim.g_lr, 1)
         self.d_tx = make_optimizer(
@@ -600,7 +579,7 @@ def make_population_sampler(config, generator: nn.Module, num_classes: int, mesh
 
 def _eval_sampler(config, channels: int, num_classes: int, mesh):
     generator, _ = build_models(config, channels, num_classes)
-    mode = config.get("eval_batchnorm", "batch")  # .get: runs saved before the field existed
+    mode = config.eval_batchnorm
     if mode == "population":
         sample = make_population_sampler(config, generator, num_classes, mesh)
     elif mode == "batch":
@@ -616,5 +595,5 @@ def _eval_sampler(config, channels: int, num_classes: int, mesh):
 METHOD = registry.Method(
     trainer=Trainer,
     sampler=_eval_sampler,
-    is_conditional=lambda config: bool(config.model.get("conditional_generator")),
+    is_conditional=lambda config: bool(config.model.conditional_generator),
 )

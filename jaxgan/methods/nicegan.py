@@ -1,11 +1,12 @@
 """NICE-GAN (Chen et al., CVPR 2020) on the shared translation trainer (`translation.py`): its step.
 
-Facts from alpc91/NICE-GAN-pytorch `NICE.py::train` (l.206-277) and `main.py`'s defaults
-(../shared/specs/translation.md §2.5-2.7); the networks are `models/nicegan.py`. Naming as the
+Facts from alpc91/NICE-GAN-pytorch `NICE.py::train` (l.206-277) and `main.py`'s defaults; the
+networks are `models/nicegan.py`. Naming as the
 reference: disA judges A-domain images and *encodes* them, disB likewise for B; gen2B decodes a
 code into a B image, gen2A into an A image. A -> B is gen2B(disA.encode(a)).
 
-One iteration, decoupled (§2.6), D first (the reverse of CycleGAN's order), no image pool:
+One iteration, decoupled (the paper's decoupled training), D first (the reverse of CycleGAN's
+order), no image pool:
   D step: both discriminators on the reals (their logits and codes), the codes decoded by the
     current generators into the other domain and *detached*, each fake scored by its domain's
     discriminator; LSGAN on the global, CAM and local logits, no ½. Only the discriminators move,
@@ -39,7 +40,7 @@ from jaxgan.core import errors, parallel, precision
 from jaxgan.methods import translation
 from jaxgan.models import layers
 from jaxgan.models import nicegan as networks
-from jaxgan.training import losses
+from jaxgan.training import loop, losses
 
 State = dict[str, Any]
 SPECTRAL = layers.SPECTRAL_COLLECTION
@@ -119,14 +120,14 @@ def generator_loss(
         "g_adv_b": weights.adversarial * adversarial(fake_b_out),
         # The translation re-encoded by its own domain's discriminator, decoded back.
         "cycle_a": weights.cycle
-        * translation.l1(nets.generate(g_params["gen2A"], fake_b_out.code), real_a),
+        * losses.l1(nets.generate(g_params["gen2A"], fake_b_out.code), real_a),
         "cycle_b": weights.cycle
-        * translation.l1(nets.generate(g_params["gen2B"], fake_a_out.code), real_b),
+        * losses.l1(nets.generate(g_params["gen2B"], fake_a_out.code), real_b),
         # Each real's code decoded in its own domain: an autoencoder through the encoder.
         "recon_a": weights.reconstruction
-        * translation.l1(nets.generate(g_params["gen2A"], real_a_out.code), real_a),
+        * losses.l1(nets.generate(g_params["gen2A"], real_a_out.code), real_a),
         "recon_b": weights.reconstruction
-        * translation.l1(nets.generate(g_params["gen2B"], real_b_out.code), real_b),
+        * losses.l1(nets.generate(g_params["gen2B"], real_b_out.code), real_b),
     }
     return sum(terms.values()), ({"disA": u_a, "disB": u_b}, terms)
 
@@ -177,7 +178,7 @@ def make_train_step(nets, g_tx, d_tx, gan, weights, mesh) -> Callable:
         state, g_metrics = g_step(state, real_a, real_b)
         return {**state, "step": state["step"] + 1}, {**d_metrics, **g_metrics}
 
-    return translation.jit_step(train_step, mesh)
+    return loop.jit_guarded_step(train_step, mesh)
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -278,7 +279,7 @@ def build(config: ml_collections.ConfigDict, mesh) -> translation.Model:
     nets = make_networks(generator, discriminator, precision.compute_dtype(config))
     return translation.Model(
         init_state=lambda: create_state(config, generator, discriminator, g_tx, d_tx, mesh),
-        train_step=make_train_step(nets, g_tx, d_tx, translation.least_squares(), weights, mesh),
+        train_step=make_train_step(nets, g_tx, d_tx, losses.mse_lsgan(), weights, mesh),
         translate=make_translator(generator, discriminator, mesh),
     )
 

@@ -1,8 +1,8 @@
 """Progressive growing of GANs (Karras et al. 2018): the schedule, the per-stage step, its `Trainer`.
 
 A method on the shared run loop (`jaxgan/training/loop.py`), reusing the GAN method's pieces
-(`gan.create_state`, `sample_latents`, `fixed_latents`); what differs is the schedule
-(specs/pggan_wgan_transfer_dcgan.md §1.4-1.5):
+(`gan.create_state`, `sample_latents`, `fixed_latents`); what differs is the schedule (TF
+`train.py::TrainingSchedule` and `config.py`, Theano `train.py`):
 
 * Time is counted in real images shown (kimg). `lod_at` is TF `TrainingSchedule` / Theano
   `train_gan`: each phase stabilises for `training_kimg`, then fades the next resolution in over
@@ -11,7 +11,7 @@ A method on the shared run loop (`jaxgan/training/loop.py`), reusing the GAN met
   alpha = 1 - (lod - floor(lod)) and the learning rates as traced inputs: the fade-in and the
   stabilisation of a resolution share one executable, alpha = 1 making the old path exactly
   inactive. (The Theano code compiled per (floor, ceil) of lod, twice per resolution; on XLA:CPU a
-  compile costs 5-15 s.) Adam's moments are still reset whenever floor(lod) or ceil(lod) changes
+  compile takes seconds.) Adam's moments are still reset whenever floor(lod) or ceil(lod) changes
   (`reset_opt_for_new_lod`): at the start and at the end of every fade-in.
 * Reals are served at the final resolution, box-filtered to the stage resolution and faded
   between it and the next coarser one (TF `process_reals` FadeLOD; the networks run at the stage
@@ -46,10 +46,10 @@ import optax
 from absl import logging
 
 from jaxgan import data
-from jaxgan.core import checkpoint, errors, parallel, precision, run_files
+from jaxgan.core import checkpoint, errors, parallel, run_files
 from jaxgan.methods import gan
 from jaxgan.models import layers, progan
-from jaxgan.training import loop, losses, penalties, registry
+from jaxgan.training import loop, losses, registry, step_parts
 
 State = dict[str, Any]
 
@@ -187,7 +187,7 @@ def schedule_at(config: ml_collections.ConfigDict, cur_nimg: int, num_devices: i
 
 def generator_is_conditional(config: ml_collections.ConfigDict) -> bool:
     """Whether G takes labels: PGGAN's `label_size` feeds G and D alike, so an AC head implies it."""
-    return bool(config.model.get("conditional_generator") or config.model.get("ac_head"))
+    return bool(config.model.conditional_generator or config.model.ac_head)
 
 
 def build_models(
@@ -202,7 +202,7 @@ def build_models(
         raise errors.ConfigError(
             f"config.model.name={m.name!r}: method 'progressive' trains 'progan'."
         )
-    if m.get("projection") or m.get("conditioning", "concat") != "concat":
+    if m.projection or m.conditioning != "concat":
         raise errors.ConfigError(
             "The progressive generator takes one-hot labels with its latents "
             "(config.model.conditioning='concat') and its critic an AC head, not a projection."
@@ -262,23 +262,8 @@ def upsample_to(images: jax.Array, resolution: int) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------------------------
-# Losses.
+# The LSGAN variant's D noise (its loss is `losses.pggan_lsgan`).
 # ----------------------------------------------------------------------------------------------
-
-
-def pggan_lsgan() -> losses.Loss:
-    """Theano `evaluate_loss(type='lsgan')`: reals -> 0, fakes -> 1, fake term × L2_fake_weight 0.1.
-
-    D: E[D(real)²] + 0.1·E[(D(fake) - 1)²]; G: E[D(fake)²].
-    """
-    return losses.Loss(
-        critic=lambda real, fake: jnp.mean(jnp.square(real)) + 0.1 * jnp.mean(jnp.square(fake - 1)),
-        generator=lambda fake: jnp.mean(jnp.square(fake)),
-    )
-
-
-def get_loss(name: str) -> losses.Loss:
-    return pggan_lsgan() if name == "pggan_lsgan" else losses.get(name)
 
 
 def uses_noise(config: ml_collections.ConfigDict) -> bool:
@@ -366,23 +351,18 @@ def make_train_step(config, generator, critic, tx, num_classes: int, mesh, stage
     batch: {'image': uint8 [n_critic, B, R, R, C] at the final resolution, 'label': int32
     [n_critic, B]}, sharded on axis 1. inputs: {'alpha', 'g_lr', 'd_lr'}: float32 scalars.
     """
-    loss = get_loss(config.loss)
-    penalty_terms = []
-    for name, spec in config.penalties.items():
-        kwargs = {k: v for k, v in spec.items() if k != "weight"}
-        penalty_terms.append((name, spec.weight, functools.partial(penalties.get(name), **kwargs)))
+    loss = losses.get(config.loss)
+    penalty_terms = step_parts.penalty_terms(config)
     conditional_g = generator.num_classes > 0
     noisy = uses_noise(config)
-    batch_sharding = parallel.sharded_on(mesh, 0)
     r, final_log2 = stage.res_log2, progan.resolution_log2(config.data.resolution)
     # The networks compute in config.compute_dtype (alpha and the noise strength cast with their
     # inputs); params, optimizer and losses stay float32.
-    dtype = precision.compute_dtype(config)
-    generator_apply = precision.in_compute_dtype(generator.apply, dtype)
-    critic_apply = precision.in_compute_dtype(critic.apply, dtype)
-
-    def shard_batch(x):
-        return jax.lax.with_sharding_constraint(x, batch_sharding)
+    generator_apply, critic_apply = step_parts.in_compute_dtype(config, generator, critic)
+    shard_batch = functools.partial(step_parts.shard_batch, mesh=mesh)
+    fake_labels = functools.partial(
+        step_parts.fake_labels, num_classes=num_classes, conditional=conditional_g, mesh=mesh
+    )
 
     def generate(g_params, key, labels, alpha):
         z = shard_batch(gan.sample_latents(config, key, labels.shape[0]))
@@ -435,11 +415,6 @@ def make_train_step(config, generator, critic, tx, num_classes: int, mesh, stage
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates)), opt_state
 
-    def fake_labels(key, n):
-        if not conditional_g:
-            return jnp.zeros((n,), jnp.int32)
-        return shard_batch(jax.random.randint(key, (n,), 0, num_classes))
-
     def train_step(state, batch, inputs):
         alpha, g_lr, d_lr = inputs["alpha"], inputs["g_lr"], inputs["d_lr"]
         key = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
@@ -447,7 +422,7 @@ def make_train_step(config, generator, critic, tx, num_classes: int, mesh, stage
         strength = noise_strength(config, state["d_noise_average"]) if noisy else 0.0
         g_params_before = state["g_params"]
         metrics = {}
-        # Unrolled: XLA:CPU runs convolutions ~20x slower inside a loop; n_critic is small.
+        # Unrolled: XLA:CPU runs convolutions much slower inside a loop; n_critic is small.
         for i in range(batch["image"].shape[0]):
             augment_key, z_key, loss_key = jax.random.split(jax.random.fold_in(critic_key, i), 3)
             labels = batch["label"][i]
@@ -513,13 +488,7 @@ def make_train_step(config, generator, critic, tx, num_classes: int, mesh, stage
             "config.simultaneous_updates=True updates G and D from one minibatch (Theano "
             "separate_funcs=False) and needs config.n_critic=1."
         )
-    replicated = parallel.replicated(mesh)
-    return jax.jit(
-        loop.guard_update(train_step),
-        in_shardings=(replicated, parallel.sharded_on(mesh, 1), replicated),
-        out_shardings=(replicated, replicated),
-        donate_argnums=0,
-    )
+    return loop.jit_guarded_step(train_step, mesh, replicated_inputs=1)
 
 
 def step_inputs(schedule: Schedule) -> dict[str, np.ndarray]:
@@ -621,10 +590,7 @@ class Trainer:
     def __init__(self, config: ml_collections.ConfigDict, workdir: str, mesh):
         self.config, self.workdir, self.mesh = config, workdir, mesh
         self.num_devices = mesh.devices.size
-        self.source = data.open_source(
-            config.data.dataset, "train", config.data.data_dir, config.data.channels or None
-        )
-        self.channels = config.data.channels or self.source.channels
+        self.source, self.channels, _ = data.open_run_source(config)
         self.final_log2 = progan.resolution_log2(config.data.resolution)
         self.first_log2 = first_res_log2(config)
         self.generator, self.critic = build_models(

@@ -20,7 +20,7 @@ import numpy as np
 from jaxgan import data
 from jaxgan.core import errors, parallel, run_files
 from jaxgan.data import two_domain
-from jaxgan.training import loop, losses, registry
+from jaxgan.training import registry
 
 State = dict[str, Any]
 
@@ -49,22 +49,6 @@ class Model(NamedTuple):
     translate: Callable[[Any, jax.Array, str], jax.Array]
 
 
-def least_squares() -> losses.Loss:
-    """Both references' LSGAN: `MSELoss` against 1 (real) and 0 (fake), mean over elements.
-
-    Not losses.least_squares, whose ½ factors are the LSGAN paper's form; CycleGAN halves its critic
-    loss itself (backward_D_basic), NICE-GAN does not.
-    """
-    return losses.Loss(
-        critic=lambda real, fake: jnp.mean(jnp.square(real - 1.0)) + jnp.mean(jnp.square(fake)),
-        generator=lambda fake: jnp.mean(jnp.square(fake - 1.0)),
-    )
-
-
-def l1(x: jax.Array, y: jax.Array) -> jax.Array:
-    return jnp.mean(jnp.abs(x - y))
-
-
 def learning_rate_fn(base_lr: float, num_steps: int, decay_steps: int) -> Callable:
     """lr(step): `base_lr` for the first num_steps - decay_steps iterations, then linearly to 0.
 
@@ -85,19 +69,6 @@ def learning_rate_fn(base_lr: float, num_steps: int, decay_steps: int) -> Callab
         return base_lr * jnp.clip(1.0 - progress, 0.0, 1.0)
 
     return lr
-
-
-def jit_step(train_step: Callable, mesh) -> Callable:
-    """The method's `train_step` jitted as the loop runs it: state replicated and donated, the
-    batch [1, N, ...] sharded along N, non-finite updates refused (`loop.guard_update`)."""
-
-    replicated = parallel.replicated(mesh)
-    return jax.jit(
-        loop.guard_update(train_step),
-        in_shardings=(replicated, parallel.sharded_on(mesh, 1)),
-        out_shardings=(replicated, replicated),
-        donate_argnums=0,
-    )
 
 
 class Trainer:

@@ -11,9 +11,9 @@ Presets (`get(name, num_classes)` builds the module):
               `scripts/train_mnist_classifier.py` (recipe `mnist5k`) on the mnist5k train split and
               shipped as `jaxgan/assets/mnist_cnn.npz`: 98.00% on the mnist5k test split (1,000).
   resnet32    the pre-activation (v2) ResNet-32 of "How good is my GAN?" (gan_evaluation
-              `classifier.py::CifarModel(resnet_size=32)` on `resnet_tf_models.py`, specs/metrics.md
-              §8.1): 3x3 conv 16, three stages of 5 pre-activation blocks (16, 32, 64 channels,
-              strides 1, 2, 2; the first block of every stage has a 1x1 projection shortcut), BN +
+              `classifier.py::CifarModel(resnet_size=32)` on `resnet_tf_models.py`): 3x3 conv
+              16, three stages of 5 pre-activation blocks (16, 32, 64 channels, strides 1, 2, 2; the
+              first block of every stage has a 1x1 projection shortcut), BN +
               ReLU, global average pool (the features, 64), Dense (the logits). BatchNorm keeps
               running statistics (decay 0.997, eps 1e-5), so its weights are a variables dict
               {"params", "batch_stats"}; 466,970 parameters (+ 2,272 BN statistics) for 10 classes.
@@ -28,7 +28,6 @@ read back, shape-checked against the module, by `load_params`.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -37,9 +36,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import traverse_util
 
 from jaxgan import data
+from jaxgan.core import npz_weights
 
 FORMAT_TAG = "jaxgan/classifier/v1"
 
@@ -198,51 +197,32 @@ def init_params(model: nn.Module, key: jax.Array, resolution: int, channels: int
 def flatten(params) -> dict[str, np.ndarray]:
     """Named float32 arrays: "Conv0/kernel" (a params collection), or "params/...",
     "batch_stats/..." (a variables dict)."""
-    flat = traverse_util.flatten_dict(jax.device_get(params), sep="/")
+    flat = npz_weights.flatten(jax.device_get(params))
     return {name: np.asarray(value, np.float32) for name, value in flat.items()}
-
-
-def unflatten(arrays: Mapping[str, np.ndarray]):
-    return traverse_util.unflatten_dict(dict(arrays), sep="/")
 
 
 def save_params(path: str | os.PathLike, params, info: Mapping[str, Any]) -> None:
     """Writes `params` as named float32 arrays ("Conv0/kernel", ...) plus the tag and `info` (JSON)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        np.savez(
-            f,
-            __format__=np.array(FORMAT_TAG),
-            __info__=np.array(json.dumps(dict(info), sort_keys=True)),
-            **flatten(params),
-        )
-    os.replace(tmp, path)
+    npz_weights.save(path, flatten(params), FORMAT_TAG, info)
 
 
 def expected_shapes(model: nn.Module, resolution: int, channels: int) -> dict[str, tuple]:
     """The flattened names and shapes `flatten(init_params(model, ...))` has (no compute)."""
     shapes = jax.eval_shape(lambda: init_params(model, jax.random.key(0), resolution, channels))
-    return {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(shapes, sep="/").items()}
+    return {k: tuple(v.shape) for k, v in npz_weights.flatten(shapes).items()}
 
 
 def check_arrays(arrays: Mapping[str, np.ndarray], model: nn.Module, resolution, channels) -> list:
     """Names missing, unexpected or of the wrong shape for `model` (empty when they fit)."""
-    expected = expected_shapes(model, resolution, channels)
-    return sorted(set(expected) ^ set(arrays)) + sorted(
-        k for k in set(expected) & set(arrays) if expected[k] != tuple(arrays[k].shape)
+    missing, unexpected, wrong_shape = npz_weights.mismatches(
+        arrays, expected_shapes(model, resolution, channels)
     )
+    return sorted(missing + unexpected) + wrong_shape
 
 
 def load_params(path: str | os.PathLike, model: nn.Module) -> tuple[Any, dict]:
     """Reads `save_params`' file for `model` -> (params, info); names and shapes must match."""
-    with np.load(path, allow_pickle=False) as stored:
-        tag = str(stored["__format__"]) if "__format__" in stored.files else None
-        if tag != FORMAT_TAG:
-            raise ValueError(
-                f"{path} is not a jaxgan classifier file (format tag {tag!r}, expected {FORMAT_TAG!r})."
-            )
-        info = json.loads(str(stored["__info__"]))
-        arrays = {k: stored[k] for k in stored.files if not k.startswith("__")}
+    arrays, info = npz_weights.load(path, FORMAT_TAG, "a jaxgan classifier file")
     resolution, channels = INPUT_SHAPES.get(info.get("preset"), (32, 1))
     channels = info.get("channels", channels)  # a preset trained on other input (emoji_cnn: RGB)
     wrong = check_arrays(arrays, model, resolution, channels)
@@ -252,4 +232,4 @@ def load_params(path: str | os.PathLike, model: nn.Module) -> tuple[Any, dict]:
             f"{', '.join(wrong[:5])}). Re-create it with the script named in its info: "
             f"{info.get('command', 'scripts/train_mnist_classifier.py')}."
         )
-    return unflatten(arrays), info
+    return npz_weights.unflatten(arrays), info

@@ -1,21 +1,20 @@
-"""Which formulation of a stride-1 convolution is faster on this CPU: measured once per shape, kept.
+"""Which stride-1 convolution formulation is faster on the host CPU: timed once per shape, kept.
 
 XLA:CPU's native `lax.conv_general_dilated` and the same convolution as patches @ kernel
-(`layers._conv_patches`) trade places with the shape and the CPU. On a 2-core AMD EPYC Zen 5 the
-`wgan_gp.py:cifar10` ResNet step (3x3 convolutions, width 128) took 13.1 s with `lax` for its
-stride-1 convolutions and 11.5 s with patches, while the same network at width 32 took 1.0 s with
-`lax` and 1.6 s with patches; on the Zen 4 the rule was first chosen on, width 32 favoured `lax`
-by 1.4x. A rule read off one machine is a guess on the next, so `choose` times both formulations'
+(`layers._conv_patches`) trade places with the shape and the CPU: on one CPU the ResNet step
+favoured patches at width 128 and `lax` at width 32 (docs/performance.md). A rule read off
+one machine is a guess on the next, so `choose` times both formulations'
 forward and backward (the gradients w.r.t. input and kernel: the work a training step and the
 gradient penalty's double backward repeat) on the shape in question, the first time the shape is
 traced on a CPU, and records the faster one in a JSON file keyed by the CPU (vendor, family, model,
 instruction flags), the JAX version, the shapes, padding and dtype. Later runs read the file.
 
-The measurement runs eagerly in the middle of tracing (`jax.ensure_compile_time_eval`): about a
-second per new shape, a few dozen seconds for a whole ResNet the first time. Processes of a
+The measurement runs eagerly in the middle of tracing (`jax.ensure_compile_time_eval`), once per
+new shape, so a whole ResNet's first trace takes noticeably longer. Processes of a
 multi-host run must compile the same program, so they do not tune (`conv_impl` keeps the rule).
-Cache: `$JAXGAN_AUTOTUNE_CACHE`, default `~/.cache/jaxgan/conv_autotune.json`; delete it to measure
-again. A file that cannot be read is measured over, with a warning.
+Cache: `$JAXGAN_AUTOTUNE_CACHE`, default `conv_autotune.json` in `core.paths.cache_dir()`
+($XDG_CACHE_HOME/jaxgan, else ~/.cache/jaxgan); delete it to measure again. A file that cannot be
+read is measured over, with a warning.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
 
@@ -34,11 +32,13 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from jaxgan.core import paths, run_files
+
 REPEATS = 3  # timed calls per formulation, after one that compiles; the fastest counts
 
 
 def cache_path() -> str:
-    default = os.path.join(os.path.expanduser("~"), ".cache", "jaxgan", "conv_autotune.json")
+    default = os.path.join(paths.cache_dir(), "conv_autotune.json")
     return os.environ.get("JAXGAN_AUTOTUNE_CACHE", default)
 
 
@@ -87,10 +87,12 @@ def _save(path: str, table: dict) -> None:
     """Written to a temporary file and renamed: a killed run or a concurrent one never leaves half
     a file (two processes tuning at once may each drop the other's new entries: they are re-measured)."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-    with os.fdopen(handle, "w") as f:
-        json.dump(table, f, indent=0, sort_keys=True)
-    os.replace(tmp, path)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(table, f, indent=0, sort_keys=True)
+
+    run_files.atomic_write(path, write)
 
 
 def seconds_for_gradients(conv: Callable, x_shape, kernel_shape, dtype) -> float:

@@ -1,19 +1,20 @@
 """CycleGAN's networks (Zhu et al. 2017), as junyanz/pytorch-CycleGAN-and-pix2pix `networks.py`.
 
-Generator (`ResnetGenerator`, `ResnetBlock`; specs/translation.md §1.1), images [N, H, W, C] in
+Generator (`ResnetGenerator`, `ResnetBlock`), images [N, H, W, C] in
 [-1, 1] -> [N, H, W, channels] in [-1, 1], H and W multiples of 4:
   ReflectionPad 3, Conv 7×7 (width) -> 2 × [Conv 3×3 stride 2, zero pad 1] doubling the width ->
   num_blocks × ResnetBlock(x + [ReflectionPad 1, Conv 3×3, IN, ReLU, ReflectionPad 1, Conv 3×3, IN])
   -> 2 × ConvTranspose(k3, s2, p1, output_padding 1) halving the width -> ReflectionPad 3,
   Conv 7×7 (channels) -> tanh. IN, ReLU after every conv but the blocks' second and the last.
   9 blocks at 256², 6 at 128² (the paper's Torch code); `width` (ngf) 64 in the paper.
-Discriminator (`NLayerDiscriminator`, §1.2): the PatchGAN, Conv 4×4 zero pad 1 + LReLU(0.2) with no
+Discriminator (`NLayerDiscriminator`): the PatchGAN, Conv 4×4 zero pad 1 + LReLU(0.2) with no
 norm first, then num_layers - 1 stride-2 and one stride-1 Conv+IN+LReLU, widths ×2 up to 8·width,
 then Conv 4×4 to one logit per patch: [N, H/2^L - 2, W/2^L - 2, 1], 30×30 at 256² for L = 3
 (70×70 receptive field), no sigmoid.
 
-Norm: instance norm without affine (§1.3), so every conv has a bias (the reference's `use_bias`);
-no dropout (CycleGAN's `no_dropout=True`). Init: N(0, 0.02) weights, zero biases (`init_weights`).
+Norm: instance norm without affine (`get_norm_layer('instance')`), so every conv has a bias (the
+reference's `use_bias`); no dropout (CycleGAN's `no_dropout=True`). Init: N(0, 0.02) weights, zero
+biases (`init_weights`).
 At width 64 with 3 channels: 11,378,179 parameters for 9 blocks, 7,837,699 for 6, 2,764,737 for the
 PatchGAN (tests/test_cyclegan_models.py). `*_params_from_torch` read the reference's state_dicts
 (its released `latest_net_G_A.pth` as well), so the same test pins these networks to PyTorch's.

@@ -5,8 +5,9 @@ initialised the way each reference does it (tflib's uniform He/Glorot, DCGAN's N
 equalized learning rate) and so that the *way* XLA computes them can be chosen per backend:
 
   XLA:CPU computes the double backward of a strided `lax.conv_general_dilated` (what the gradient
-  penalty needs) 2-4x slower than the same convolution written as patch extraction (strided slices)
-  plus one matmul; for stride-1 convolutions `lax.conv_general_dilated` is the faster of the two.
+  penalty needs) several times slower than the same convolution written as patch extraction
+  (strided slices) plus one matmul; for stride-1 convolutions `lax.conv_general_dilated` is the
+  faster of the two.
   On GPU/TPU the native convolution always wins. `conv2d` therefore picks the patch form for
   strided convolutions on CPU, and `conv2d_transpose` there keeps XLA's forward but writes its
   gradients as patch products. For stride-1 convolutions on CPU which form wins depends on the
@@ -95,7 +96,7 @@ def _patch_matrix(x: Array, kh: int, kw: int, stride: int, pads) -> tuple[Array,
         for j in range(kw)
     ]
     # Flattened rows: with [N, oh, ow] left as three dimensions, the kernel gradient contracts over
-    # all three, which XLA:CPU ran ~4x slower than the same product as one 2-D matmul.
+    # all three, which XLA:CPU ran several times slower than the same product as one 2-D matmul.
     return jnp.concatenate(taps, axis=-1).reshape(-1, kh * kw * x.shape[3]), (oh, ow)
 
 
@@ -122,7 +123,7 @@ AUTOTUNE_MIN_BATCH = 8
 
 def stride1_conv_impl(x: Array, kernel: Array, pads) -> str:
     """A stride-1 convolution's formulation. On CPU with `JAXGAN_CONV_IMPL=auto` (the default) the
-    faster one for this shape on this CPU, measured once (`conv_autotune`); `rule` gives the fixed
+    faster one for this shape on the host CPU, timed once (`conv_autotune`); `rule` gives the fixed
     rule's `lax`, as do accelerators (whose native convolution always wins), multi-host runs and
     batches under `AUTOTUNE_MIN_BATCH`."""
     forced = os.environ.get("JAXGAN_CONV_IMPL", "auto")
@@ -173,9 +174,9 @@ def _conv_transpose_lax(y: Array, kernel: Array, stride: int, pads, out_hw) -> A
 def _conv_transpose_patch_backward(y: Array, kernel: Array, stride: int, pads, out_hw) -> Array:
     """XLA's transposed convolution forward, with its gradients written as patch products (CPU).
 
-    Measured on a 2-core CPU (the DCGAN generator's layers, batch 64): XLA:CPU's native transposed
-    convolution has the fastest forward (2.7 ms; as patches or as the transpose of `_conv_patches`,
-    5-20 ms), but its autodiff gradients are 5-7x slower than patch products. Being linear in y and
+    XLA:CPU's native transposed convolution has the fastest forward (faster than patches or the
+    transpose of `_conv_patches`), but its autodiff gradients are several times slower than patch
+    products (the DCGAN generator's layers; docs/performance.md). Being linear in y and
     in the kernel, the gradients are: d/dy = `conv2d` of the cotangent, d/dkernel = the weight
     gradient of `conv2d` at the cotangent; both are one matmul on the cotangent's patches.
     Reverse mode only (a custom VJP): `jax.jvp` through a CPU generator is not supported.

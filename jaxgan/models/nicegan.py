@@ -1,10 +1,10 @@
 """NICE-GAN's networks (Chen et al. 2020), as alpc91/NICE-GAN-pytorch `networks.py`.
 
 There is no separate encoder: the first block of each domain's discriminator *is* the encoder, and
-each generator is a decoder of that code (specs/translation.md §2.1). Translation A -> B is
+each generator is a decoder of that code. Translation A -> B is
 `gen2B(disA.encode(x))`; the reference reads the code from the full forward, `disA(x)[4]`.
 
-Discriminator (`Discriminator`, l.284-384; §2.2), images [N, H, W, C] in [-1, 1]: every conv is
+Discriminator (`Discriminator`, l.284-384), images [N, H, W, C] in [-1, 1]: every conv is
 ReflectionPad 1 + a spectrally normalised Conv 4×4, LReLU(0.2) after all but the logit convs, no
 normalisation layer.
   Encoder: SN-Conv s2 (width), SN-Conv s2 (2·width), then the CAM block: one SN-Linear(4·width -> 1,
@@ -13,15 +13,15 @@ normalisation layer.
   Classifier: local branch Dis0_0 (num_layers - 6 SN-Conv s2) -> Dis0_1 (s1) -> conv0 (s1, no
   bias): the "local" logits, 30×30 at 256² (70×70 receptive field); global branch from Dis0_0's
   output: Dis1_0 (2 × s2) -> Dis1_1 (s1) -> conv1: 6×6 "global" logits (286×286).
-Generator (`ResnetGenerator`, l.6-90; §2.3-2.4), code [N, H/4, W/4, 2·width] -> images [N, H, W,
+Generator (`ResnetGenerator`, l.6-90), code [N, H/4, W/4, 2·width] -> images [N, H, W,
 channels]: ReflPad 1, Conv 3×3 to 4·width, ILN, ReLU; a γ/β MLP (light: GAP first; full: the
 NCHW-flattened map) computed once and shared by every AdaILN of num_blocks residual blocks; two
 stages of [ReflPad 1, Conv 3×3 halving, ILN, ReLU, Conv 1×1 ×4, PixelShuffle(2), ILN, ReLU]; then
 ReflPad 3, Conv 7×7 (no bias), tanh.
 
 ILN/AdaILN mix instance- and layer-normalised maps with softmax(ρ) weights and torch.var's
-unbiased variance (§2.4); NICE has no ρ clipping. Init: PyTorch's defaults (NICE never calls a
-custom init): weights and biases U(±1/√fan_in).
+unbiased variance (`networks.py` l.137-281); NICE has no ρ clipping. Init: PyTorch's defaults
+(NICE never calls a custom init): weights and biases U(±1/√fan_in).
 
 Spectral norm: u vectors live in the `spectral_norm` collection (`layers.spectral_normalize`).
 `apply(..., mutable=["spectral_norm"])` is PyTorch's training mode, one power iteration stored per
@@ -117,7 +117,7 @@ class CAM(nn.Module):
 
     One SN-Linear(2C -> 1, no bias) over [GAP, GMP] is the CAM logit. The channel weights of
     [x, x] are that layer's parameter as `list(fc.parameters())[0]` reads it: under
-    `spectral_norm` that is `weight_orig`, the *un-normalised* weight (§2.2), so the kernel is used
+    `spectral_norm` that is `weight_orig`, the *un-normalised* weight, so the kernel is used
     twice, divided by σ for the logit and as stored for the re-weighting.
     """
 

@@ -1,7 +1,7 @@
 """Progressive GAN generator and critic (Karras et al. 2018) for any final resolution 2^R.
 
 Follows tkarras/progressive_growing_of_gans `networks.py` `G_paper` / `D_paper` (TF master) and the
-Theano `network.py` that produced the paper's numbers (specs/pggan_wgan_transfer_dcgan.md §1.1-1.4):
+Theano `network.py` that produced the paper's numbers:
 
   G: [pixel-norm z] (+ one-hot labels) -> 4x4 block (Dense to 16·nf(1), gain √2/4, reshape; Conv 3x3)
      -> per resolution 8..2^R: nearest x2, Conv 3x3, Conv 3x3 -> ToRGB (1x1, gain 1, linear output).
@@ -11,8 +11,9 @@ Theano `network.py` that produced the paper's numbers (specs/pggan_wgan_transfer
   Channels: block r (log2 resolution) has nf(r-1) = min(fmap_base / 2^((r-1)·fmap_decay), fmap_max).
 
 The references' fused upscale+conv (transposed conv of the 4-tap-summed kernel) and conv+downscale
-are exactly nearest-up then 3x3 conv and 3x3 conv then box-down (§1.1); the separate forms are used
-because XLA:CPU's double backward (the gradient penalty) is slow for strided convolutions.
+are exactly nearest-up then 3x3 conv and 3x3 conv then box-down (TF `networks.py`); the separate
+forms are used because XLA:CPU's double backward (the gradient penalty) is slow for strided
+convolutions.
 
 Growth. Both networks are called for a *stage*: the log2 resolution `res_log2` they run at and,
 while a new resolution fades in, a traced blend weight `alpha` in [0, 1] on the new layers (paper
@@ -28,7 +29,7 @@ parameter tree always holds the whole final-resolution network (`init` creates e
 so one pytree, one optimizer state and one checkpoint serve every stage, as the Theano code built
 one network at full resolution and compiled it per (floor, ceil) of lod.
 
-Switches for the paper's Table 1 ablation (Theano `config.py` §6.1): `use_wscale` (equalized
+Switches for the paper's Table 1 ablation (its §6.1; Theano `config.py`): `use_wscale` (equalized
 learning rate), `use_pixelnorm`, `mbstd_group_size` (0: off), and for rows (a)-(c) of the Gulrajani
 et al. baseline `use_batchnorm` (G), `use_layernorm` (D), `use_leakyrelu=False` (ReLU in G),
 `tanh_output`, `normalize_latents=False`.

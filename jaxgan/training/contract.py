@@ -3,17 +3,20 @@
 A checkpoint's parameters mean what its config says. When a run resumes, the stored config is
 compared with the new one (`check_contract`); a changed field outside `SAFE_TO_CHANGE` (and the
 method's own list) is refused, naming each field. `record_config` keeps `config.json` (the latest)
-and `config_history.jsonl` (every config a run started with, the step and what changed).
+and `config_history.jsonl` (every config a run started with, the step and what changed). A config
+read back from a run is `upgrade`d: the fields added since it was saved get the values it ran with.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 import os
 from typing import Any
 
 import jax
+import ml_collections
 
 from jaxgan.core import errors, run_files
 
@@ -41,6 +44,41 @@ SAFE_TO_CHANGE = frozenset(
         "init_from_skip",
     }
 )
+
+
+# Fields added to the configs after runs had been saved without them, with the value those runs
+# behaved as (the defaults of configs/common.py; progressive's conditioning is configs/pggan.py's),
+# by method ('*': every method). `upgrade` fills them into a stored config.
+ADDED_FIELDS: dict[str, dict[str, Any]] = {
+    "*": {"compute_dtype": "float32"},
+    "gan": {
+        "model.conditional_generator": False,
+        "model.ac_head": False,
+        "model.projection": False,
+        "eval_batchnorm": "batch",
+    },
+    "progressive": {
+        "model.conditional_generator": False,
+        "model.ac_head": False,
+        "model.projection": False,
+        "model.conditioning": "concat",
+    },
+}
+
+
+def upgrade(stored):
+    """A config read from a run (`config.json`, a checkpoint's meta), a dict or a ConfigDict, as a
+    copy of the same type with the `ADDED_FIELDS` of its method that it lacks filled in."""
+    is_config_dict = isinstance(stored, ml_collections.ConfigDict)
+    tree = copy.deepcopy(stored.to_dict() if is_config_dict else stored)
+    added = {**ADDED_FIELDS["*"], **ADDED_FIELDS.get(tree.get("method"), {})}
+    for field, default in added.items():
+        *parents, name = field.split(".")
+        node = tree
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node.setdefault(name, default)
+    return ml_collections.ConfigDict(tree) if is_config_dict else tree
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:

@@ -59,11 +59,35 @@ def least_squares() -> Loss:
     )
 
 
+def pggan_lsgan() -> Loss:
+    """PGGAN's LSGAN (paper App. B; Theano `evaluate_loss(type='lsgan')`): reals -> 0, fakes -> 1,
+    fake term × L2_fake_weight 0.1. D: E[D(real)²] + 0.1·E[(D(fake) - 1)²]; G: E[D(fake)²]."""
+    return Loss(
+        critic=lambda real, fake: jnp.mean(jnp.square(real)) + 0.1 * jnp.mean(jnp.square(fake - 1)),
+        generator=lambda fake: jnp.mean(jnp.square(fake)),
+    )
+
+
+def mse_lsgan() -> Loss:
+    """The translation references' LSGAN (CycleGAN's gan_mode 'lsgan', NICE-GAN): `MSELoss`
+    against 1 (real) and 0 (fake), mean over elements.
+
+    Not `least_squares`, whose ½ factors are the LSGAN paper's form; CycleGAN halves its critic
+    loss itself (backward_D_basic), NICE-GAN does not.
+    """
+    return Loss(
+        critic=lambda real, fake: jnp.mean(jnp.square(real - 1.0)) + jnp.mean(jnp.square(fake)),
+        generator=lambda fake: jnp.mean(jnp.square(fake - 1.0)),
+    )
+
+
 LOSSES: dict[str, Callable[[], Loss]] = {
     "wasserstein": wasserstein,
     "non_saturating": non_saturating,
     "hinge": hinge,
     "least_squares": least_squares,
+    "pggan_lsgan": pggan_lsgan,
+    "mse_lsgan": mse_lsgan,
 }
 
 
@@ -78,3 +102,8 @@ def get(name: str) -> Loss:
 def classification(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Mean softmax cross-entropy: the AC-GAN auxiliary-classifier term."""
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+
+
+def l1(x: jax.Array, y: jax.Array) -> jax.Array:
+    """Mean absolute difference: the translation methods' cycle and identity terms."""
+    return jnp.mean(jnp.abs(x - y))
