@@ -1,4 +1,4 @@
-"""Test setup, run before the JAX backend starts (specs/jax_ecosystem.md §2.3).
+"""Test setup, run before the JAX backend starts (`jax_num_cpu_devices` must precede it).
 
 * 8 simulated CPU devices, so sharding code runs as on an 8-chip host.
 * Convolutions formulated by the fixed rule, not the per-shape autotune (`conv_autotune`).
@@ -24,6 +24,19 @@ jax.config.update("jax_num_cpu_devices", 8)
 
 
 import pytest  # noqa: E402
+
+# Fixtures that train a whole run through the loop. A test using one (directly or through another
+# fixture) is in the slow tier, as are the tests that start a `python -m jaxgan...` subprocess
+# (marked where they are written): `pytest -m "not slow"` is the fast developer loop.
+WHOLE_RUN_FIXTURES = frozenset(
+    {"make_smoke_run", "translation_run", "run", "subset_run", "nice_run", "smoke_run", "dcgan_run"}
+)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if WHOLE_RUN_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def _smoke_config(**overrides):

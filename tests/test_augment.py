@@ -220,6 +220,7 @@ def test_too_many_frozen_blocks_names_field_value_and_range():
         gan.frozen_critic_mask(params, 4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, diffaugment",
     [("dcgan", ""), ("wgan_gp", "color,translation,cutout")],  # FreezeD alone; with DiffAugment

@@ -78,6 +78,7 @@ def recorded_twin(params, step_ms_by_layout):
     return run_twin, calls
 
 
+@pytest.mark.slow
 def test_the_sides_alternate_and_the_summary_is_their_arithmetic(monkeypatch, capsys):
     config = wgan_gp.get_config("smoke")
     mesh = parallel.make_mesh(config.num_devices or None)
@@ -110,6 +111,7 @@ def test_the_sides_alternate_and_the_summary_is_their_arithmetic(monkeypatch, ca
     assert floor_ms == pytest.approx(1e3 * gflop * 1e9 / 1e11, rel=0.01, abs=0.06)
 
 
+@pytest.mark.slow
 def test_a_twin_with_other_networks_is_refused(monkeypatch):
     run_twin, _ = recorded_twin((1, 2), {"NCHW": [1.0], "channels_last": [1.0]})
     monkeypatch.setattr(bench, "check_torch", lambda python: "2.14.1")
@@ -118,6 +120,7 @@ def test_a_twin_with_other_networks_is_refused(monkeypatch):
         bench.compare_with_torch(wgan_gp.get_config("smoke"), 1, 1, "python", 0, 0.5)
 
 
+@pytest.mark.slow
 def test_the_progressive_step_runs_at_the_stage_asked_for():
     """pggan:smoke's 8x8 fade-in: the stage's minibatch, a finite loss, the step's FLOPs counted."""
     config = pggan.get_config("smoke")

@@ -77,6 +77,7 @@ def test_random_translate_is_a_shifted_crop():
     assert len({tuple(o) for o in offsets}) > 1
 
 
+@pytest.mark.slow
 def test_train_step_fits_a_batch():
     """The pure step learns: 20 Adam steps on one batch of 32 digits drive the loss below 0.1."""
     model = classifier.get("mnist_cnn")
@@ -103,6 +104,7 @@ def test_train_step_fits_a_batch():
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_train_classifier_is_the_scripts_loop():
     """`train_classifier` with the mnist5k recipe equals the loop the script used to hold (the one
     that wrote the shipped file), written out here: same batches, init, optimiser and keys."""
@@ -172,7 +174,7 @@ def test_resnet32_is_the_reference_architecture():
 
 def test_cifar10_recipe_schedule_is_tf_piecewise_constant():
     """lr(step) = 0.1 up to and including step 32,031, 0.01 up to 48,046, then 0.001: TF's
-    `piecewise_constant(step, [32031, 48046], [0.1, 0.01, 0.001])` (specs/metrics.md §8.1)."""
+    `piecewise_constant(step, [32031, 48046], [0.1, 0.01, 0.001])`."""
     recipe = classifier_training.RECIPES["cifar10"]
     assert (recipe.steps, recipe.batch_size, recipe.weight_decay) == (64_000, 128, 2e-4)
     assert recipe.boundaries == (int(50_000 / 128 * 82), int(50_000 / 128 * 123))
@@ -188,6 +190,7 @@ def test_cifar10_recipe_schedule_is_tf_piecewise_constant():
     )
 
 
+@pytest.mark.slow
 def test_sgd_weight_decay_is_the_l2_term():
     """One SGD step with the L2 term moves every weight by exactly -lr * wd * w more than without
     (momentum's first trace is the gradient): the reference's `wd * sum(l2_loss(v))`."""
@@ -211,6 +214,7 @@ def test_sgd_weight_decay_is_the_l2_term():
             )
 
 
+@pytest.mark.slow
 def test_resnet32_overfits_64_images_and_tracks_batch_statistics():
     """The SGD recipe (lr 0.1, momentum 0.9, L2 2e-4) drives the ResNet-32's loss on 64 digits
     (RGB, 16x16 to keep the test fast) to ~0 in 15 steps, and BN's running mean moves by exactly
@@ -245,6 +249,7 @@ def test_resnet32_overfits_64_images_and_tracks_batch_statistics():
     assert float(metrics["accuracy"]) == 1.0
 
 
+@pytest.mark.slow
 def test_resnet32_weights_round_trip_and_predict_in_eval_mode(tmp_path):
     """A variables dict {"params", "batch_stats"} saves and loads by name; the predictor applies it
     with the running statistics (evaluation mode), as a direct `model.apply` does."""

@@ -155,6 +155,7 @@ def test_gan_test_on_uniform_noise_is_near_chance(mnist_cnn):
     assert cm.gan_test(mnist_cnn.extract, test.images, test.labels) == pytest.approx(0.98, abs=2e-3)
 
 
+@pytest.mark.slow
 def test_gan_train_on_the_real_train_split_reproduces_the_real_baseline():
     """The real train split standing in for generated data, in the generator's class-interleaved
     order (labels 0, 1, ..., 9, 0, 1, ...): GAN-train is then another run of the baseline's recipe
@@ -188,6 +189,7 @@ def test_split_metrics_need_a_dataset(options, tmp_path):
         evaluate.evaluate_sets(str(reals), "mnist5k:test", ["gan_test"], options)
 
 
+@pytest.mark.slow
 def test_iw_reports_the_critic_gap_and_separates_noise_from_digits():
     """IW is E D(real B) - E D(fake B) of the critic it trained (re-applied here); on noise it is
     far larger than between two halves of real digits."""
@@ -221,6 +223,7 @@ def conditional_run(make_smoke_run):
     return make_smoke_run("conditional_run", conditional_generator=True, ac_head=True)
 
 
+@pytest.mark.slow
 def test_conditional_run_rows_equal_the_functions(conditional_run, options, mnist_cnn):
     workdir, config = conditional_run
     metrics = ["gan_train", "gan_test", "class_fid", "iw"]

@@ -59,6 +59,7 @@ def _normalized(v):
     return v / np.linalg.norm(v)
 
 
+@pytest.mark.slow
 def test_projection_critic_is_psi_plus_inner_product_with_the_class_embedding():
     critic = sngan_models.Critic32(width=4, num_classes=3)
     x = jax.random.normal(jax.random.key(0), (5, 32, 32, 1))
@@ -86,6 +87,7 @@ def test_projection_critic_is_psi_plus_inner_product_with_the_class_embedding():
     np.testing.assert_allclose(embedded, table[np.asarray(labels)] / sigma, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_concat_conditioning_feeds_a_one_hot_label_to_the_first_layer():
     z = jax.random.normal(jax.random.key(0), (4, 16))
     labels = jnp.array([0, 1, 2, 3])
@@ -118,6 +120,7 @@ def _one_step(config):
     return before, jax.device_get(after), metrics
 
 
+@pytest.mark.slow
 def test_spectral_norm_state_advances_once_per_critic_step():
     """One critic update = one power iteration on the pre-update kernel, nothing more."""
     config = sngan.get_config("smoke")
@@ -165,6 +168,7 @@ CONFIGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_golden_one_step(name):
     _, _, metrics = _one_step(CONFIGS[name]())
@@ -179,6 +183,7 @@ def test_golden_one_step(name):
         np.testing.assert_allclose(got[key], value, rtol=1e-4, err_msg=f"{name} {key}")
 
 
+@pytest.mark.slow
 def test_population_batchnorm_sampler_gives_each_latent_its_own_image():
     """SNGAN evaluates with BatchNorm in inference mode (chainer's running averages): statistics of
     a fixed reference batch, so an image depends on its latent only, and the reference batch

@@ -149,6 +149,7 @@ def test_learning_rate_is_constant_then_linear_to_zero():
     np.testing.assert_allclose(np.asarray(jax.vmap(lr)(steps)), want, rtol=1e-4, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_one_step_equals_the_reference_optimize_parameters():
     """The jitted step against a PyTorch build of the reference's `optimize_parameters` (the
     fixture of `scripts/make_cyclegan_fixture.py`): every loss term and every weight of the four
@@ -207,6 +208,7 @@ def _one_step_against_the_reference():
             np.testing.assert_allclose(np.asarray(x), y, rtol=1e-8, atol=1e-11, err_msg=str(path))
 
 
+@pytest.mark.slow
 def test_a_smoke_run_trains_draws_its_grid_and_resumes_exactly(
     tmp_path, translation_run, translation_smoke_config
 ):

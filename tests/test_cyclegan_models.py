@@ -33,7 +33,7 @@ def _output_shape(model, x):
 
 @pytest.mark.parametrize("num_blocks, expected", [(9, 11_378_179), (6, 7_837_699)])
 def test_generator_parameter_counts_equal_the_reference(num_blocks, expected):
-    # networks.py ResnetGenerator, ngf 64, 3 -> 3 channels (specs/translation.md §1.1):
+    # networks.py ResnetGenerator, ngf 64, 3 -> 3 channels:
     # Conv7 3->64 (9,472) + Conv3 s2 64->128 (73,856) + 128->256 (295,168)
     # + blocks x 2 x Conv3 256->256 (590,080) + ConvT 256->128 (295,040) + 128->64 (73,792)
     # + Conv7 64->3 (9,411); resnet_9blocks = 11.378 M as printed in junyanz/CycleGAN#91.
@@ -48,6 +48,7 @@ def test_patchgan_parameter_count_equals_the_reference():
     assert _count(_shapes(d, jnp.zeros((1, 256, 256, 3)))) == 2_764_737
 
 
+@pytest.mark.slow
 def test_init_is_normal_0_02_with_zero_biases():
     g = cyclegan.Generator(channels=3, width=16, num_blocks=1)
     d = cyclegan.Discriminator(width=64, num_layers=3)
@@ -140,7 +141,7 @@ def test_upsampling_is_pytorch_conv_transpose_with_output_padding(monkeypatch, i
 @pytest.mark.parametrize("num_layers, expected_hw", [(1, 126), (3, 30), (5, 6)])
 def test_patch_map_size(num_layers, expected_hw):
     # 256 halved by each stride-2 conv, then -1 by the stride-1 conv and -1 by the output conv;
-    # 30×30 is the 70×70 PatchGAN's map (specs/translation.md §1.2).
+    # 30×30 is the 70×70 PatchGAN's map.
     d = cyclegan.Discriminator(width=8, num_layers=num_layers)
     assert _output_shape(d, jnp.zeros((2, 256, 256, 3))) == (2, expected_hw, expected_hw, 1)
 

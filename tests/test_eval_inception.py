@@ -22,9 +22,7 @@ from jaxgan.core import npz_weights
 from jaxgan.eval import inception
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
-TOLERANCE = (
-    1e-4  # specs/metrics.md §11: pool3 within 1e-4 relative of torch-fidelity, same uint8 input
-)
+TOLERANCE = 1e-4  # pool3 within 1e-4 relative of torch-fidelity's, on the same uint8 input
 GROUPS = ("rgb32", "rgb64", "gray")
 BATCH_SIZE = 2  # rounded up to 8 on the 8 test devices: every group is one padded batch
 
@@ -67,6 +65,7 @@ def rel_err(ours, ref):
 # ---------------------------------------------------------------------------------- network
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group", GROUPS)
 def test_network_matches_pytorch_fid(fixture, features, group):
     for name in inception.FEATURE_NAMES:
@@ -246,7 +245,7 @@ def test_resize_bit_exact_with_torch_fidelity(fixture, case):
 
 
 def test_resize_is_not_jax_image_resize():
-    # jax.image.resize uses half-pixel centres (specs/metrics.md §1.4), a different convention.
+    # jax.image.resize uses half-pixel centres (TF1's bilinear resize has none), a different convention.
     image = np.random.RandomState(1).uniform(0, 255, (1, 32, 32, 1)).astype(np.float32)
     ours = np.asarray(inception.resize_bilinear_tf1(image, (299, 299)))
     half_pixel = np.asarray(jax.image.resize(image, (1, 299, 299, 1), "bilinear"))
@@ -417,6 +416,7 @@ def test_find_weights_order(tmp_path, monkeypatch):
         inception.find_weights(tmp_path / "nope.npz")
 
 
+@pytest.mark.slow
 def test_missing_weights_error_is_fast_and_actionable(tmp_path):
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path), JAX_PLATFORMS="cpu")
     env.pop(inception.WEIGHTS_ENV_VAR, None)
@@ -441,6 +441,7 @@ def test_missing_weights_error_is_fast_and_actionable(tmp_path):
     assert elapsed < 5.0, f"find_weights took {elapsed:.1f} s to fail"
 
 
+@pytest.mark.slow
 def test_feature_network_with_clean_resize(fixture, features, torch_state_dict, tmp_path):
     """`--resize=clean` reaches the network: features.load hands clean-fid's resize to the
     extractor, names it in the rows, and the features differ from the legacy (TF1) ones."""

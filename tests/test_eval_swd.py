@@ -77,6 +77,7 @@ def _images(seed, n, res=32, channels=3):
     return np.clip(128 + 600 * smooth + rng.normal(0, 8, smooth.shape), 0, 255).astype(np.uint8)
 
 
+@pytest.mark.slow
 def test_pyramid_matches_scipy_mirror_convolution():
     x = np.random.default_rng(0).uniform(0, 255, (2, 3, 32, 32)).astype(np.float32)
     # Ours is float32 throughout: ~10 roundings of values <= 255 (1/2 ulp = 7.6e-6 each); measured

@@ -142,6 +142,7 @@ def _find(rows, kind, step, metric):
     return found[0]
 
 
+@pytest.mark.slow
 def test_rows_for_every_checkpoint_and_the_baseline(run, evaluated):
     workdir, _ = run
     rows = _rows(workdir)
@@ -362,6 +363,7 @@ def test_step_selection_and_metric_names():
         catalog.parse(["fidd"])
 
 
+@pytest.mark.slow
 def test_cli_fails_fast_without_inception_weights(run, tmp_path):
     workdir, _ = run
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path), JAX_PLATFORMS="cpu")
@@ -383,6 +385,7 @@ def test_cli_fails_fast_without_inception_weights(run, tmp_path):
     assert elapsed < 5.0, f"the evaluator took {elapsed:.1f} s to fail"
 
 
+@pytest.mark.slow
 def test_cli_two_sets(options, evaluated, tmp_path):
     output = tmp_path / "rows.jsonl"
     result = subprocess.run(
@@ -485,6 +488,7 @@ def _damage(checkpoint_dir):
     assert damaged > 3
 
 
+@pytest.mark.slow
 def test_unreadable_checkpoint_is_an_error_row_and_watch_goes_on(
     run, evaluated, options, tmp_path, caplog
 ):
@@ -535,6 +539,7 @@ def test_unreadable_checkpoint_is_an_error_row_and_watch_goes_on(
         assert row["value"] == _find(evaluated, "checkpoint", 2, row["metric"])["value"]
 
 
+@pytest.mark.slow
 def test_each_checkpoint_is_sampled_with_its_own_config(
     run, evaluated, options, tmp_path, monkeypatch
 ):
@@ -637,6 +642,7 @@ def test_samplers_compile_once_per_network_config(monkeypatch):
     assert sampling.checkpoint_config({"lod": 4}, run_config) is run_config
 
 
+@pytest.mark.slow
 def test_cli_prints_a_user_error_without_traceback(run):
     workdir, _ = run
     result = subprocess.run(

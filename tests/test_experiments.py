@@ -45,6 +45,7 @@ def _accuracy(images, labels, splits):
     return cm.gan_train(images, labels, test.images, test.labels, recipe, steps=STEPS)["accuracy"]
 
 
+@pytest.mark.slow
 def test_diversity_table_and_plot(run, options):
     workdir, config = run
     table = how_good.diversity(workdir, [100], options)
@@ -78,6 +79,7 @@ def subset_run(tmp_path_factory, smoke_config):
     return workdir, config
 
 
+@pytest.mark.slow
 def test_augmentation_uses_the_gan_trained_on_each_subset(run, subset_run, options, tmp_path):
     workdir, config = run
     subset_dir, subset_config = subset_run
@@ -112,6 +114,7 @@ def test_augmentation_uses_the_gan_trained_on_each_subset(run, subset_run, optio
         how_good.augmentation(workdir, [str(other)], 100, options)
 
 
+@pytest.mark.slow
 def test_cli_and_unconditional_runs(run, options, tmp_path, capsys):
     """The command line, parsed in this process (absl flags; a subprocess would recompile)."""
     workdir, _ = run

@@ -79,6 +79,7 @@ def test_guard_applies_finite_updates_and_keeps_the_old_state_on_a_nan_gradient(
     assert loop.state_names(metrics[loop.NONFINITE_STATE], state) == ["params"]
 
 
+@pytest.mark.slow
 def test_nonfinite_update_is_never_checkpointed_and_a_rerun_resumes_from_a_finite_one(
     tmp_path, smoke_config
 ):
@@ -106,6 +107,7 @@ def test_nonfinite_update_is_never_checkpointed_and_a_rerun_resumes_from_a_finit
     assert all(np.isfinite(r["d_loss"]) for r in _rows(workdir))
 
 
+@pytest.mark.slow
 def test_skip_mode_skips_and_counts_nonfinite_updates(tmp_path, smoke_config):
     workdir = str(tmp_path)
     base = {"optim.decay": "constant", "checkpoint_every": 1}
@@ -165,6 +167,7 @@ def test_upgrade_fills_the_fields_a_stored_config_predates_with_the_configs_defa
     assert cyclegan.get_config().compute_dtype == contract.ADDED_FIELDS["*"]["compute_dtype"]
 
 
+@pytest.mark.slow
 def test_resume_with_a_changed_shape_fails_untouched_and_a_safe_change_is_recorded(
     tmp_path, smoke_config
 ):
@@ -203,6 +206,7 @@ def _damage(step_dir):
                     f.write(b"\0" * min(64, size - size // 2))
 
 
+@pytest.mark.slow
 def test_a_damaged_newest_checkpoint_is_moved_aside_in_a_few_lines(
     make_smoke_run, tmp_path, capfd, caplog, smoke_config
 ):
@@ -249,6 +253,7 @@ def _main(args):
     )
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_the_step_it_stopped_at_and_exits_0(tmp_path):
     workdir = str(tmp_path)
     process = _main(
@@ -279,6 +284,7 @@ def test_sigterm_checkpoints_the_step_it_stopped_at_and_exits_0(tmp_path):
     assert f"saved step {stopped}" in stderr
 
 
+@pytest.mark.slow
 def test_user_errors_print_a_message_without_a_traceback(tmp_path):
     process = _main([f"--workdir={tmp_path}", "--config.data.dataset=folder:/no/such/folder"])
     _, stderr = process.communicate(timeout=240)

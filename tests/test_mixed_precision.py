@@ -96,6 +96,7 @@ def _with_dtype(config, dtype):
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_wgan_gp_step_in_bfloat16_matches_float32():
     """WGAN-GP (ResNet, LayerNorm critic, gradient penalty, 2 critic updates), smoke config."""
     config = wgan_gp.get_config("smoke")
@@ -123,6 +124,7 @@ def test_wgan_gp_step_in_bfloat16_matches_float32():
     _assert_same_updates(jax.device_get(state), state_bf16, state_f32)
 
 
+@pytest.mark.slow
 def test_pggan_fade_in_step_in_bfloat16_matches_float32():
     """Progressive GAN at 8x8 mid-fade (alpha 0.5: both paths), pixel norm, minibatch stddev,
     equalized lr, WGAN-GP at full resolution + drift."""
@@ -245,6 +247,7 @@ def _products(equations):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(STEPS))
 def test_the_networks_compute_in_bfloat16_and_their_statistics_in_float32(name):
     """In the bfloat16 step every convolution and every matrix product of activations has

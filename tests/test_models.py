@@ -79,6 +79,7 @@ def test_resnet64_parameter_counts():
     assert _count(_shapes(d, jnp.zeros((2, 64, 64, 3)))) == 7_491_841
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "gen, crit, res",
     [(resnet.Generator32, resnet.Critic32, 32), (resnet.Generator64, resnet.Critic64, 64)],

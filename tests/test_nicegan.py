@@ -31,6 +31,7 @@ def _tree_equal(x, y) -> bool:
     )
 
 
+@pytest.mark.slow
 def test_three_iterations_equal_the_reference_train_loop():
     """D step then G step, three times, against the PyTorch fixture in float64: every loss term of
     every iteration, then every parameter and spectral-norm u of the four networks. Adam with
@@ -123,6 +124,7 @@ def test_resolution_too_small_for_the_global_head_is_a_config_error():
     nicegan.check_resolution(_smoke_config(**{"data.resolution": 48, "model.num_layers": 6}))
 
 
+@pytest.mark.slow
 def test_translate_is_the_source_encoder_then_the_target_decoder():
     """`translate(params, x, 'AtoB')` is gen2B(disA.encode(x)) with disA's u read, not advanced."""
     from jaxgan.core import parallel
@@ -159,6 +161,7 @@ def nice_run(tmp_path_factory, translation_smoke_config):
     return workdir, root, config, loop.train_and_evaluate(config, workdir)
 
 
+@pytest.mark.slow
 def test_a_smoke_run_trains_draws_its_grid_and_resumes_exactly(
     tmp_path, nice_run, translation_smoke_config
 ):
@@ -181,6 +184,7 @@ def test_a_smoke_run_trains_draws_its_grid_and_resumes_exactly(
     assert grid.shape == (6 * 50 + 2, 2 * 50 + 2, 3)  # A, A->B, A->B->A, B, ...; 2 test images
 
 
+@pytest.mark.slow
 def test_the_evaluator_and_translate_use_encoder_and_decoder(nice_run, tmp_path):
     """The evaluator's paired L1 and `jaxgan.translate`'s files are gen2B(disA.encode(a)) and
     gen2A(disB.encode(b)) of the final state, applied here by hand (the checkpoint entries

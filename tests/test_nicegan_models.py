@@ -29,7 +29,7 @@ def _shapes(model, x):
 
 
 def test_discriminator_parameter_count_equals_the_reference():
-    # networks.py Discriminator, ndf 64, n_layers 7 (specs/translation.md §2.2): the PyTorch
+    # networks.py Discriminator, ndf 64, n_layers 7: the PyTorch
     # build in scripts/make_nicegan_fixture.py prints 46,874,433 (encoder 167,489).
     variables = _shapes(nicegan.Discriminator(width=64, num_layers=7), jnp.zeros((1, 256, 256, 3)))
     assert _count(variables["params"]) == 46_874_433

@@ -206,6 +206,7 @@ def small_models():
     return g, d, g_params, d_params, z, labels, images
 
 
+@pytest.mark.slow
 def test_generator_fade_endpoints(small_models):
     """α = 0: the previous stage's output, nearest-upsampled; α = 1: the new path alone; linear."""
     g, _, params, _, z, labels, _ = small_models

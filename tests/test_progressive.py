@@ -136,6 +136,7 @@ def test_reals_are_box_filtered_and_faded_like_process_reals():
         np.testing.assert_allclose(np.asarray(got), expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_eval_sampler_returns_full_resolution_images_at_the_checkpoint_lod():
     config = pggan.get_config("smoke")  # 16x16, one channel
     generator, _ = progressive.build_models(config, 1, 0)
@@ -230,6 +231,7 @@ def test_upsample_helpers_agree():
     np.testing.assert_array_equal(layers.upsample_nearest(x, 4), progressive.upsample_to(x, 16))
 
 
+@pytest.mark.slow
 def test_lsgan_variant_loss_and_adaptive_noise():
     """Theano lsgan: D = E[D(real)²] + 0.1·E[(D(fake) - 1)²], G = E[D(fake)²]; D noise strength
     0.2·max(avg - 0.5, 0)², avg <- 0.9·avg + 0.1·clip(D loss, 0, 1) after every D step."""

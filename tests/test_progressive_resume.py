@@ -28,6 +28,7 @@ def _assert_bit_equal(a, b):
     jax.tree.map(functools.partial(np.testing.assert_array_equal, strict=True), a, b)
 
 
+@pytest.mark.slow
 def test_resume_mid_fade_continues_with_the_same_lod_and_parameters(tmp_path):
     """6 steps in one go == 4 steps (stopping mid-fade at lod 5/3), resume, 2 more steps.
 
@@ -57,6 +58,7 @@ def test_resume_mid_fade_continues_with_the_same_lod_and_parameters(tmp_path):
     assert int(resumed["g_opt"].count) == 1  # reset before step 6, as in the straight run
 
 
+@pytest.mark.slow
 def test_no_growing_run_stops_at_the_time_budget(tmp_path):
     """--config.progressive=False trains 16x16 from step 1; max_minutes ends it with a checkpoint."""
     config = _config(progressive=False, max_minutes=0.001)

@@ -28,6 +28,7 @@ def smoke_run(tmp_path_factory):
     return workdir, state, rows
 
 
+@pytest.mark.slow
 def test_smoke_run_grows_4_8_16(smoke_run):
     workdir, state, rows = smoke_run
     assert [r["step"] for r in rows] == list(range(1, 12))
@@ -64,6 +65,7 @@ def test_ema_params_are_the_full_network(smoke_run):
     assert jax.tree.structure(state["ema_params"]) == jax.tree.structure(state["g_params"])
 
 
+@pytest.mark.slow
 def test_interpolation_gif(smoke_run, tmp_path):
     workdir, _, _ = smoke_run
     path = interpolate.make_gif(

@@ -55,6 +55,7 @@ def _max_pool_loops(x, grid=4):
     return out
 
 
+@pytest.mark.slow
 def test_critic_features_are_every_block_max_pooled_to_4x4_and_concatenated():
     critic, variables = _tiny_critic()
     images = _images(6, 0)
@@ -214,6 +215,7 @@ def test_svm_fits_plan_one_extraction_per_seed_only_for_the_random_critic():
     assert fits("pixels", (0,), (3, 4)) == [(3, 0, 3)]
 
 
+@pytest.mark.slow
 def test_the_experiment_on_a_dcgan_run(dcgan_run):
     # 40 train images per class (400), all 1,000 test images.
     table = dcgan_features.dcgan_features(
@@ -339,6 +341,7 @@ def test_arithmetic_is_mean_a_minus_mean_b_plus_mean_c(dcgan_run, tmp_path):
         interpolate.make_arithmetic(dcgan_run, [0], [64], [1])
 
 
+@pytest.mark.slow
 def test_a_translation_run_has_no_latents(translation_run):
     with pytest.raises(errors.ConfigError, match="jaxgan.translate"):
         interpolate.CheckpointGenerator(translation_run[0])

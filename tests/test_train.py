@@ -128,6 +128,7 @@ def _assert_same_models(state_a, state_b, generator, config, tolerance=FLOAT64_T
         assert _max_relative_difference(images_a, images_b) <= tolerance, key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["wgan_gp", "dcgan"])
 def test_one_step_on_8_devices_equals_one_device(name):
     """Same global batch, same step, in float64: 8 devices and 1 agree to FLOAT64_TOLERANCE.
@@ -196,6 +197,7 @@ def _rows(workdir):
     return [json.loads(line) for line in open(workdir / "metrics.jsonl")]
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tmp_path):
     """4 steps in one go == 2 steps, stop, resume, 2 more: the same state, bit for bit.
 
@@ -218,6 +220,7 @@ def test_resume_continues_exactly(tmp_path):
     assert sorted(os.listdir(tmp_path / "b" / "samples")) == [f"{s:08d}.png" for s in range(1, 5)]
 
 
+@pytest.mark.slow
 def test_resume_on_a_different_device_count(tmp_path):
     """A checkpoint written on 8 devices, restored onto 1, continues as if it had stayed on 8.
 
@@ -262,6 +265,7 @@ def _run_main(args, tmp_path, **kwargs):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["wgan_gp", "dcgan"])
 def test_smoke_run_through_main_writes_everything(tmp_path, name):
     workdir = tmp_path / name
@@ -285,6 +289,7 @@ def test_smoke_run_through_main_writes_everything(tmp_path, name):
     assert "Orbax" not in result.stderr and "checkpoint_manager.py" not in result.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
     """A run killed with SIGKILL (no cleanup at all) restarts from its last complete checkpoint."""
     import signal
@@ -321,6 +326,7 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
     assert checkpoint.Checkpointer(str(tmp_path), read_only=True).all_steps() == [38, 40]
 
 
+@pytest.mark.slow
 def test_misspelt_override_names_the_nearest_field(tmp_path):
     result = _run_main(
         ["--config=configs/wgan_gp.py:smoke", "--config.optim.g_lrr=1", f"--workdir={tmp_path}"],

@@ -153,6 +153,7 @@ def test_transfer_presets():
         transfer_config.get_config("papr")
 
 
+@pytest.mark.slow
 def test_the_default_target_without_its_data_names_the_apt_get_command(tmp_path):
     import subprocess
     import sys
@@ -171,7 +172,8 @@ def test_the_default_target_without_its_data_names_the_apt_get_command(tmp_path)
 
 def test_a_smoke_transfer_run_is_trained_and_evaluated(source, tmp_path):
     from configs import transfer as transfer_config
-    from jaxgan import evaluate
+    from jaxgan.eval import runner
+    from jaxgan.eval.options import Options
 
     workdir, _ = source
     config = transfer_config.get_config("smoke")
@@ -180,12 +182,13 @@ def test_a_smoke_transfer_run_is_trained_and_evaluated(source, tmp_path):
     target = str(tmp_path / "target")
     loop.train_and_evaluate(config, target)
     assert open(os.path.join(target, "init_from.txt")).read().count(" loaded ") > 10
-    options = evaluate.Options(num_samples=20, cache_dir=str(tmp_path / "cache"), progress=False)
-    rows = evaluate.evaluate_workdir(target, ["kid"], options, steps="latest")
+    options = Options(num_samples=20, cache_dir=str(tmp_path / "cache"), progress=False)
+    rows = runner.evaluate_workdir(target, ["kid"], options, steps="latest")
     (row,) = [r for r in rows if r["kind"] == "checkpoint"]
     assert row["real"] == "mnist5k:train:n=2" and row["n_real"] == 20 and np.isfinite(row["value"])
 
 
+@pytest.mark.slow
 def test_the_target_size_table_trains_and_scores_every_run(source, tmp_path):
     """`python -m jaxgan.experiments transfer --table=size` at smoke scale: scratch and transfer at
     2 images per class, each checkpoint scored against the test split; a second call trains and
@@ -266,6 +269,7 @@ def test_every_table_names_its_runs_and_their_settings(tmp_path):
         tx.rows_of("sizes", [10], "S", {}, 1)
 
 
+@pytest.mark.slow
 def test_the_source_table_trains_each_source_and_measures_it_against_the_target(source, tmp_path):
     """`--table=source`: a source GAN per dataset (here one mnist5k class), a target run from each,
     and the selection measure: a one-class source's real images are far further from the target

@@ -150,6 +150,7 @@ def converted(tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_reference_tensor_lands_on_one_parameter_after_its_layout_change(converted, kind):
     workdir, state, meta = converted[kind]

@@ -385,6 +385,7 @@ def test_prepare_emoji_composites_on_white_splits_and_keeps_the_pairing(tmp_path
     )
 
 
+@pytest.mark.slow
 def test_prepare_command_uses_the_npm_cache_and_prints_the_counts(tmp_path, tarballs, monkeypatch):
     cache = os.path.dirname(tarballs["google"])  # tarballs named as `npm pack` names them
     monkeypatch.setattr(prepare.shutil, "which", lambda name: None)  # npm never runs: a cache hit

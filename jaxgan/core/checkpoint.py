@@ -13,11 +13,13 @@ raises `UnreadableCheckpoint` with a one-line reason; `move_aside` renames it to
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging as std_logging
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -63,12 +65,68 @@ def _quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
+class _SettlingLoop(asyncio.SelectorEventLoop):
+    """An event loop that, when closed, first lets every task still pending on it finish.
+
+    Orbax runs each read on a fresh loop (`asyncio_utils.run_sync`: `run_until_complete`, then
+    `close`) and gathers one task per array without `return_exceptions`: when one array's read
+    fails, the error comes back while the other arrays' TensorStore reads are still in flight, and
+    the loop is closed under them. Each of those reads then finishes on a TensorStore thread and
+    calls `loop.call_soon_threadsafe` on the closed loop ("RuntimeError: Event loop is closed",
+    one traceback per array), and each abandoned coroutine prints another when it is collected.
+    Here they all run to their end (a local read always ends; their errors are collected by the
+    gather, not printed) before the loop closes, so nothing of the failed read is left behind.
+    """
+
+    def close(self) -> None:
+        if self.is_closed() or self.is_running():
+            return super().close()
+        try:
+            while pending := [t for t in asyncio.all_tasks(self) if not t.done()]:
+                self.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.run_until_complete(self.shutdown_asyncgens())
+            self.run_until_complete(self.shutdown_default_executor())
+        finally:
+            super().close()
+
+
+class _SettlingPolicy(asyncio.DefaultEventLoopPolicy):
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        return _SettlingLoop()
+
+
+_settling_lock = threading.Lock()
+_settling_depth = 0
+_settling_previous: asyncio.AbstractEventLoopPolicy | None = None
+
+
+@contextlib.contextmanager
+def _settling_loops() -> Iterator[None]:
+    """Every event loop created meanwhile (by any thread: Orbax's `asyncio.new_event_loop()`)
+    is a `_SettlingLoop`; nested and concurrent uses share one policy, put back by the last."""
+    global _settling_depth, _settling_previous
+    with _settling_lock:
+        if _settling_depth == 0:
+            _settling_previous = asyncio.get_event_loop_policy()
+            asyncio.set_event_loop_policy(_SettlingPolicy())
+        _settling_depth += 1
+    try:
+        yield
+    finally:
+        with _settling_lock:
+            _settling_depth -= 1
+            if _settling_depth == 0:
+                asyncio.set_event_loop_policy(_settling_previous)
+                _settling_previous = None
+
+
 @contextlib.contextmanager
 def _reading(directory: str, step: int) -> Iterator[None]:
-    """Turns any failure to read checkpoint `step` into `UnreadableCheckpoint`, and keeps the
-    libraries' own error logging of it (hundreds of interleaved asyncio lines) off the screen."""
+    """Turns any failure to read checkpoint `step` into `UnreadableCheckpoint`, once the failed
+    read's asynchronous work has ended (`_SettlingLoop`), and keeps the libraries' own error
+    logging of it off the screen."""
     try:
-        with _quiet():
+        with _quiet(), _settling_loops():
             yield
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -76,9 +134,9 @@ def _reading(directory: str, step: int) -> Iterator[None]:
         reason = _reason(e)
     else:
         return
-    # The failed read leaves one abandoned coroutine per array, each of which would print its own
-    # traceback ("Exception ignored in ...", or asyncio's "Task exception was never retrieved")
-    # whenever the garbage collector gets to it: collect them now, silently.
+    # Every task of the failed read has ended (`_SettlingLoop`); what can remain are coroutine
+    # objects Orbax built but never started (a failure before its gather), which hold no work but
+    # would print when the garbage collector gets to them: collect them now, silently.
     hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
     try:
         with _quiet():

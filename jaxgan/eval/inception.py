@@ -24,8 +24,7 @@ which reads the `.pth` without torch (a restricted unpickler) and writes the fil
 looks for. The port is checked against pytorch-fid itself by `tests/test_eval_inception.py` using
 seeded random weights (`random_torch_state_dict`) and `scripts/make_inception_fixture.py`.
 
-Throughput with random weights: `python -m jaxgan.bench --features=inception_v3` (median and
-range of several passes; `python -m jaxgan.eval.inception bench` is one pass, `benchmark_features`).
+Throughput with random weights: `python -m jaxgan.bench --features=inception_v3`.
 """
 
 from __future__ import annotations
