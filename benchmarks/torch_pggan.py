@@ -36,7 +36,7 @@ F.interpolate, F.avg_pool2d, autograd.grad with create_graph=True):
 `--preset=cifar10` (Theano `separate_funcs=False`) updates G and D from one forward pass instead:
 both losses on the same fakes and D(fakes), each network's gradient taken with autograd.grad.
 Prints the lines of `torch_common.run`: `g_params` and `d_params` count every resolution's
-layers, as `train.count_params` of jaxgan's full-network trees does, and
+layers, as `benchmark.count_params` of jaxgan's full-network trees does, and
 `train_img_per_s: <n_critic * minibatch * iterations / seconds>`, as jaxgan counts real images.
 
 The networks are jaxgan's: with jaxgan's initial parameters copied in (HWIO -> OIHW kernels, the

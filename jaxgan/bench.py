@@ -17,7 +17,8 @@ where patches win by far. For stride-1 stacks isolated numbers vary by shape; th
 Train throughput counts real images through the critics per second, timed over `--steps`
 iterations after one compiled warm-up step (`compile_s`), on synthetic uint8 batches of the
 config's shape (no data is opened; the input pipeline is measured by the training run's own img/s).
-The method's step is the one `config.method` trains with: for a GAN (`gan.py`) an iteration is
+The step is the one `config.method` trains with, as its `Method.bench_step` builds it (a method
+without one cannot be timed): for a GAN (`gan.py`) an iteration is
 n_critic critic batches and one generator batch, steps · n_critic · batch_size images; for
 translation (`cyclegan.py`, `nicegan.py`) it is both generators' and both critics' update on one
 A and one B batch, steps · 2 · batch_size images, as `translation.Trainer.images_seen` counts.
@@ -37,7 +38,6 @@ random weights of the right shapes (timing only: the real ones cannot be downloa
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
@@ -49,8 +49,8 @@ from jaxgan import data
 from jaxgan.core import batched, errors, parallel
 from jaxgan.eval import classifier_training, features, inception, metrics, swd
 from jaxgan.methods import gan, progressive
-from jaxgan.models import classifier, conv_autotune, layers, progan
-from jaxgan.training import penalties, registry
+from jaxgan.models import classifier, conv_autotune, layers
+from jaxgan.training import benchmark, penalties, registry
 
 FLAGS = flags.FLAGS
 
@@ -61,152 +61,30 @@ def bench_train(config, steps: int, stage_resolution: int = 0, stage_alpha: floa
 
     mesh = parallel.make_mesh(config.num_devices or None)
     step = build_step(config, mesh, stage_resolution, stage_alpha)
-    # Every network of each side (G_A + G_B, D_A + D_B for translation), as the PyTorch twins
-    # print them; counted before the timed steps donate the state.
-    params = {side: gan.count_params(step.state[side]) for side in ("g_params", "d_params")}
     compile_s = step.warm_up()
     seconds = step.time(steps)
     return {
         "devices": mesh.devices.size,
         "backend": jax.default_backend(),
-        **params,
+        **step.param_counts,
         "compile_s": compile_s,
         "step_ms": 1e3 * seconds / steps,
         "train_img_per_s": steps * step.images_per_step / seconds,
     }
 
 
-class BenchStep:
-    """A compiled train step and what it runs on: `fn(state, *inputs) -> (state, metrics)`.
-
-    The state is donated at each call, so the timed steps chain through it; every call runs on the
-    same synthetic batch (the values do not change the work).
-    """
-
-    def __init__(self, fn, state, inputs: tuple, images_per_step: int):
-        self.fn, self.state, self.inputs = fn, state, inputs
-        self.images_per_step = images_per_step
-
-    def warm_up(self) -> float:
-        """Seconds of the first step, compilation included."""
-        return self.time(1)
-
-    def time(self, steps: int) -> float:
-        """Seconds of `steps` steps, waited for only at the end."""
-        import jax
-
-        start = time.perf_counter()
-        for _ in range(steps):
-            self.state, metrics = self.fn(self.state, *self.inputs)
-        jax.block_until_ready(metrics)
-        return time.perf_counter() - start
-
-    def flops(self) -> float:
-        """XLA's cost analysis of one step: floating-point operations (0 where it gives none)."""
-        cost = self.fn.lower(self.state, *self.inputs).compile().cost_analysis()
-        cost = cost[0] if isinstance(cost, list | tuple) else cost
-        return float((cost or {}).get("flops", 0.0))
-
-
-def build_step(config, mesh, stage_resolution: int = 0, stage_alpha: float = 0.5) -> BenchStep:
-    """The step `config.method` trains with, on synthetic batches of the config's shape (for a
-    progressive config: at the stage `progressive_step` is given)."""
-
-    if registry.get(config.method).translator is not None:
-        return translation_step(config, mesh)
-    if config.method == "progressive":
-        return progressive_step(config, mesh, stage_resolution, stage_alpha)
-    return gan_step(config, mesh)
-
-
-def synthetic_channels(config) -> int:
-    """Channels of the synthetic images a GAN config is timed on (no data is opened): the config's,
-    else mnist5k's 1 or 3."""
-    return config.data.channels or (1 if config.data.dataset == "mnist5k" else 3)
-
-
-def gan_step(config, mesh) -> tuple:
-    """(step_fn, state, batch, images per step) of `train.py`: n_critic real batches per step."""
-    import numpy as np
-
-    channels = synthetic_channels(config)
-    num_classes = 10 if gan.is_conditional(config) else 0
-    shape = (config.data.resolution, config.data.resolution, channels)
-    generator, critic = gan.build_models(config, channels, num_classes)
-    g_tx = gan.make_optimizer(config, config.optim.g_lr, 1)
-    d_tx = gan.make_optimizer(config, config.optim.d_lr, config.n_critic)
-    state = gan.create_state(config, generator, critic, g_tx, d_tx, shape, mesh)
-    step_fn = gan.make_train_step(config, generator, critic, g_tx, d_tx, num_classes, mesh)
-    labels = np.random.default_rng(1).integers(
-        0, max(num_classes, 1), (config.n_critic, config.batch_size), dtype=np.int32
-    )
-    batch = data.to_global(
-        {
-            "image": random_images(
-                config.n_critic * config.batch_size, config.data.resolution, channels
-            ).reshape(config.n_critic, config.batch_size, *shape),
-            "label": labels,
-        },
-        parallel.sharded_on(mesh, 1),
-    )
-    return BenchStep(step_fn, state, (batch,), config.n_critic * config.batch_size)
-
-
-def progressive_step(config, mesh, resolution: int, alpha: float) -> BenchStep:
-    """`progressive.py`'s step at one fixed stage: networks at `resolution` (0: the final one),
-    fading in with `alpha` where that resolution is not the first; the stage's minibatch from the
-    schedule's table, n_critic real batches at the final resolution (as training feeds them)."""
-    import numpy as np
-
-    resolution = resolution or config.data.resolution
-    final_log2 = progan.resolution_log2(config.data.resolution)
-    res_log2 = progan.resolution_log2(resolution)
-    stage = progressive.Stage(res_log2, res_log2 > progressive.first_res_log2(config))
-    # A kimg inside this stage's fade (or stable phase, for the first resolution) gives its
-    # minibatch and learning rates; alpha is then set as asked.
-    lod = final_log2 - res_log2 + (1.0 - alpha if stage.fade_in else 0.0)
-    schedule = dataclasses.replace(
-        progressive.schedule_at(config, 0, mesh.devices.size), lod=lod, stage=stage
-    )
-    table = progressive.parse_table(config.schedule.batch_by_resolution, int)
-    batch_size = table.get(resolution, config.batch_size)
-    channels = synthetic_channels(config)
-    num_classes = 10 if config.model.ac_head else 0
-    generator, critic = progressive.build_models(config, channels, num_classes, mesh)
-    tx = progressive.make_optimizer(config)
-    shape = (config.data.resolution, config.data.resolution, channels)
-    state = progressive.create_state(config, generator, critic, tx, shape, mesh)
-    step_fn = progressive.make_train_step(config, generator, critic, tx, num_classes, mesh, stage)
-    count = config.n_critic * batch_size
-    batch = data.to_global(
-        {
-            "image": random_images(count, config.data.resolution, channels).reshape(
-                config.n_critic, batch_size, *shape
-            ),
-            "label": np.zeros((config.n_critic, batch_size), np.int32),
-        },
-        parallel.sharded_on(mesh, 1),
-    )
-    return BenchStep(step_fn, state, (batch, progressive.step_inputs(schedule)), count)
-
-
-def translation_step(config, mesh) -> tuple:
-    """(step_fn, state, batch, images per step) of a translation method (its module's `build`):
-    one A and one B image per batch position, counted both, as `translation.Trainer.images_seen`
-    does."""
-    import importlib
-
-    model = importlib.import_module(registry.REGISTRY[config.method]).build(config, mesh)
-    batch = data.to_global(
-        {
-            domain: random_images(
-                config.batch_size, config.data.resolution, config.data.channels, seed
-            )[None]
-            for seed, domain in enumerate("AB")
-        },
-        parallel.sharded_on(mesh, 1),
-    )
-    return BenchStep(model.train_step, model.init_state(), (batch,), 2 * config.batch_size)
+def build_step(
+    config, mesh, stage_resolution: int = 0, stage_alpha: float = 0.5
+) -> benchmark.BenchStep:
+    """The step `config.method` trains with, on synthetic batches of the config's shape: its
+    method's `bench_step` (for a progressive config: at the stage given)."""
+    method = registry.get(config.method)
+    if method.bench_step is None:
+        raise errors.ConfigError(
+            f"config.method={config.method!r} has no benchmark step: its `METHOD` in "
+            f"{registry.REGISTRY[config.method]} gives no `bench_step`, so --config cannot time it."
+        )
+    return method.bench_step(config, mesh, stage_resolution, stage_alpha)
 
 
 def bench_conv() -> dict:
@@ -272,9 +150,7 @@ def twin_command(config, stage_resolution: int, stage_alpha: float) -> list[str]
             m.name not in ("dcgan", "resnet")
             or config.loss != "wasserstein"
             or sorted(config.penalties) != ["wgan_gp"]
-            or m.conditional_generator
-            or m.ac_head
-            or m.projection
+            or gan.is_conditional(config)  # a conditional G, or a label-reading critic
             or (m.name == "dcgan" and m.critic_norm != "none")
             or config.data.resolution != 32
         ):
@@ -283,7 +159,7 @@ def twin_command(config, stage_resolution: int, stage_alpha: float) -> list[str]
                 "with the dcgan (critic_norm 'none') or resnet networks: configs/wgan_gp.py and "
                 "its :cifar10 preset. This config is another; time it with --config alone."
             )
-        channels = synthetic_channels(config)
+        channels = gan.synthetic_channels(config)
         return [
             "torch_wgan_gp.py",
             f"--arch={m.name}",
@@ -323,7 +199,7 @@ def twin_command(config, stage_resolution: int, stage_alpha: float) -> list[str]
                 "networks (equalized lr, pixel norm, LReLU): configs/pggan.py and its :cifar10 "
                 "preset. This config is another; time it with --config alone."
             )
-        channels = synthetic_channels(config)
+        channels = gan.synthetic_channels(config)
         table = progressive.parse_table(config.schedule.batch_by_resolution, int)
         resolution = stage_resolution or config.data.resolution
         return [
@@ -445,10 +321,7 @@ def compare_with_torch(
         device = ["--device=cuda"]
     mesh = parallel.make_mesh(config.num_devices or None)
     step = build_step(config, mesh, stage_resolution, stage_alpha)
-    params = (
-        gan.count_params(step.state["g_params"]),
-        gan.count_params(step.state["d_params"]),
-    )
+    params = (step.param_counts["g_params"], step.param_counts["d_params"])
     flops = step.flops()
     step.warm_up()
     layouts = {"torch_nchw": [], "torch_channels_last": ["--channels_last"]}
@@ -497,15 +370,6 @@ def compare_with_torch(
 FEATURE_DEFAULTS = {"mnist_cnn": (10_000, 500), "inception_v3": (500, 50)}
 
 
-def random_images(count: int, size: int, channels: int, seed: int = 0):
-    """uint8 [count, size, size, channels], uniform: timing inputs (their values do not matter)."""
-    import numpy as np
-
-    return np.random.default_rng(seed).integers(
-        0, 256, (count, size, size, channels), dtype=np.uint8
-    )
-
-
 def time_extraction(extract, images, batch_size: int, repeats: int) -> dict:
     """Times `extract(images)`: {"warmup_s": one batch, compile included; "img_per_s": per pass}.
 
@@ -549,7 +413,7 @@ def bench_features(
     mesh = parallel.make_mesh(num_devices or None)
     extract, weights = feature_extractor(name, batch_size, mesh)
     timing = time_extraction(
-        extract, random_images(num_images, size, channels), batch_size, repeats
+        extract, benchmark.random_images(num_images, size, channels), batch_size, repeats
     )
     rates = timing["img_per_s"]
     return {
@@ -573,7 +437,7 @@ def bench_swd(num_images: int, image_size: int, repeats: int) -> dict:
     import numpy as np
 
     preset = swd.SWD_PRESETS["pggan"]
-    real, fake = (random_images(num_images, image_size, 3, seed) for seed in (0, 1))
+    real, fake = (benchmark.random_images(num_images, image_size, 3, seed) for seed in (0, 1))
 
     def evaluate():
         rng = np.random.RandomState(1)

@@ -39,12 +39,10 @@ from collections.abc import Sequence
 import numpy as np
 from absl import app, flags
 
-from jaxgan import data
-from jaxgan.core import checkpoint, errors, parallel, run_files
+from jaxgan.core import errors, parallel, run_files
 from jaxgan.eval import sampling
 from jaxgan.methods import gan
 from jaxgan.models import layers
-from jaxgan.training import registry
 
 FLAGS = flags.FLAGS
 
@@ -107,24 +105,11 @@ class CheckpointGenerator:
 
     def __init__(self, workdir: str, step: int | None = None, batch_size: int = 64):
 
-        self.config = config = sampling.load_config(workdir)
-        method = registry.get(config.method)
-        if method.sampler is None:
-            raise errors.ConfigError(
-                f"{workdir} is a {config.method!r} run: its generators map images to images, not "
-                f"latents; apply them with python -m jaxgan.translate."
-            )
-        mesh = parallel.make_mesh(1)
-        self.params, meta, self.step = checkpoint.restore_params(
-            workdir, method.eval_params, step, mesh
-        )
-        _, channels, self.num_classes = data.open_run_source(config)
-        build = method.sampler(
-            sampling.checkpoint_config(meta, config), channels, self.num_classes, mesh
-        )
-        self._sample = build(meta)
-        self.conditional = sampling.generator_is_conditional(config)
-        self.z_dim, self.batch_size = config.model.z_dim, batch_size
+        loaded = sampling.load_generator(workdir, step, parallel.make_mesh(1))
+        self.config, self.params, self.step = loaded.config, loaded.params, loaded.step
+        self.num_classes, self._sample = loaded.num_classes, loaded.sample_fn
+        self.conditional = sampling.generator_is_conditional(self.config)
+        self.z_dim, self.batch_size = self.config.model.z_dim, batch_size
         self._frozen = self._record_statistics()
 
     def latents(self, n: int, seed: int) -> np.ndarray:

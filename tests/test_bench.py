@@ -17,7 +17,7 @@ from absl import app
 from configs import cyclegan, dcgan, pggan, wgan_gp
 from jaxgan import bench
 from jaxgan.core import errors, parallel
-from jaxgan.methods import gan
+from jaxgan.training import benchmark
 
 
 def test_each_config_gets_the_twin_of_its_networks_and_batches():
@@ -83,7 +83,7 @@ def test_the_sides_alternate_and_the_summary_is_their_arithmetic(monkeypatch, ca
     config = wgan_gp.get_config("smoke")
     mesh = parallel.make_mesh(config.num_devices or None)
     state = bench.build_step(config, mesh).state
-    params = (gan.count_params(state["g_params"]), gan.count_params(state["d_params"]))
+    params = (benchmark.count_params(state["g_params"]), benchmark.count_params(state["d_params"]))
     nchw, channels_last = [30.0, 10.0, 20.0], [5.0, 40.0, 6.0]
     run_twin, calls = recorded_twin(
         params, {"NCHW": list(nchw), "channels_last": list(channels_last)}

@@ -15,8 +15,8 @@ import pytest
 
 from jaxgan import data
 from jaxgan.eval import classifier_training, features
-from jaxgan.methods import gan
 from jaxgan.models import classifier
+from jaxgan.training import benchmark
 
 SHIPPED_TEST_ACCURACY = 0.9800  # "test accuracy: 0.9800", python scripts/train_mnist_classifier.py
 
@@ -44,7 +44,7 @@ def test_shipped_weights_reach_the_printed_test_accuracy(shipped):
 
 def test_shipped_weights_are_the_preset_and_nothing_else(shipped, tmp_path):
     _, params, _ = shipped
-    assert gan.count_params(params) == 155_786
+    assert benchmark.count_params(params) == 155_786
     other = classifier.MnistCNN(widths=(8, 16, 32))
     with pytest.raises(ValueError, match="does not match the MnistCNN definition"):
         classifier.load_params(features.mnist_cnn_weights_path(), other)

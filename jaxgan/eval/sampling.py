@@ -12,9 +12,11 @@ Images are quantised with `logging.to_uint8`, the references' rounding.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -135,6 +137,54 @@ class Samplers:
         return self._by_config[key](meta)
 
 
+@dataclasses.dataclass(frozen=True)
+class Generator:
+    """One checkpoint's evaluated generator (`load_generator`): `sample(z [N, z_dim], labels [N])
+    -> images [N, R, R, C]` in [-1, 1], as the evaluator samples it (`sample_fn(params, z, labels)`,
+    built by the method's `sampler` from the checkpoint's config, `eval_batchnorm` included).
+    `config` is the run's (W/config.json: latents, labels); `meta` holds the checkpoint's own."""
+
+    config: Any
+    params: Any
+    meta: dict
+    step: int
+    channels: int
+    num_classes: int
+    mesh: Any
+    sample_fn: Callable
+
+    def sample(self, z, labels):
+        return self.sample_fn(self.params, z, labels)
+
+
+def load_generator(
+    workdir: str,
+    step: str | int | None = "latest",
+    mesh=None,
+    config=None,
+    samplers: Samplers | None = None,
+) -> Generator:
+    """The generator of checkpoint `step` ('latest', None or a step) of a run: its method's eval
+    params (`registry.Method.eval_params`, an Orbax partial restore) replicated on `mesh` (default:
+    `samplers.mesh`, else all devices), sampled through `samplers` (default: a new `Samplers`).
+    `config`: the run's, when the caller has it (default: W/config.json)."""
+
+    config = load_config(workdir) if config is None else config
+    method = registry.get(config.method)
+    if method.sampler is None:
+        raise errors.ConfigError(
+            f"{workdir} is a {config.method!r} run: its generators map images to images, not "
+            f"latents; apply them with python -m jaxgan.translate."
+        )
+    _, channels, num_classes = data.open_run_source(config)
+    if mesh is None:
+        mesh = samplers.mesh if samplers is not None else parallel.make_mesh()
+    samplers = samplers or Samplers(channels, num_classes, mesh)
+    params, meta, step = checkpoint.restore_params(workdir, method.eval_params, step, mesh)
+    sample_fn = samplers(checkpoint_config(meta, config), meta)
+    return Generator(config, params, meta, step, channels, num_classes, mesh, sample_fn)
+
+
 def sample_checkpoint(
     workdir: str,
     config,
@@ -152,12 +202,10 @@ def sample_checkpoint(
     (`checkpoint_config`). Pass one `samplers` to calls on the same run to compile once per config.
     """
 
-    _, channels, num_classes = data.open_run_source(config)
-    mesh = samplers.mesh if samplers is not None else parallel.make_mesh()
-    samplers = samplers or Samplers(channels, num_classes, mesh)
-    batch_size = batched.round_up_to_devices(min(batch_size, n), mesh)
-    params, meta, step = checkpoint.restore_params(workdir, "ema_params", step, mesh)
-    sample = samplers(checkpoint_config(meta, config), meta)
-    z, labels = generation_inputs(config, num_classes, n, batch_size, seed)
-    images = generate(sample, params, z, labels, n, batch_size, mesh)
-    return images, labels[:n], step
+    generator = load_generator(workdir, step, config=config, samplers=samplers)
+    batch_size = batched.round_up_to_devices(min(batch_size, n), generator.mesh)
+    z, labels = generation_inputs(config, generator.num_classes, n, batch_size, seed)
+    images = generate(
+        generator.sample_fn, generator.params, z, labels, n, batch_size, generator.mesh
+    )
+    return images, labels[:n], generator.step

@@ -1,4 +1,11 @@
-"""python -m jaxgan.experiments"""
+"""`python -m jaxgan.experiments EXPERIMENT --workdir=W [...]`: one command per paper table.
+
+  diversity, augmentation   "How good is my GAN?" (jaxgan/experiments/how_good.py)
+  transfer                  Transferring GANs' tables (jaxgan/experiments/transfer.py)
+  dcgan_features            DCGAN's critic as a feature extractor (experiments/dcgan_features.py)
+
+Each module's docstring holds its command line, outputs and what each row means.
+"""
 
 from jaxgan.experiments import cli
 

@@ -27,7 +27,7 @@ import optax
 from jaxgan import data
 from jaxgan.core import errors, parallel, run_files
 from jaxgan.models import dcgan, layers, resnet, sngan
-from jaxgan.training import augment, loop, losses, penalties, registry, step_parts
+from jaxgan.training import augment, benchmark, loop, losses, penalties, registry, step_parts
 
 State = dict[str, Any]
 
@@ -526,10 +526,6 @@ def make_batches(config, source, channels: int, batch_size: int, cursor: int) ->
     )
 
 
-def count_params(tree) -> int:
-    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
-
-
 # Latents whose BatchNorm statistics an `eval_batchnorm='population'` generator normalises with:
 # chainer's running averages (decay 0.9) weigh the last ~10 generator batches of 64-128 images.
 POPULATION_LATENTS = 1024
@@ -592,8 +588,44 @@ def _eval_sampler(config, channels: int, num_classes: int, mesh):
     return lambda meta: sample
 
 
+def synthetic_channels(config) -> int:
+    """Channels of the synthetic images a GAN config is timed on (no data is opened): the config's,
+    else mnist5k's 1 or 3."""
+    return config.data.channels or (1 if config.data.dataset == "mnist5k" else 3)
+
+
+def bench_step(
+    config, mesh, stage_resolution: int = 0, stage_alpha: float = 0.5
+) -> benchmark.BenchStep:
+    """The Trainer's step on a synthetic batch of the config's shape: n_critic real batches per
+    step (a GAN has no stages: `stage_resolution` and `stage_alpha` are not used)."""
+    del stage_resolution, stage_alpha
+    channels = synthetic_channels(config)
+    num_classes = 10 if is_conditional(config) else 0
+    shape = (config.data.resolution, config.data.resolution, channels)
+    generator, critic = build_models(config, channels, num_classes)
+    g_tx = make_optimizer(config, config.optim.g_lr, 1)
+    d_tx = make_optimizer(config, config.optim.d_lr, config.n_critic)
+    state = create_state(config, generator, critic, g_tx, d_tx, shape, mesh)
+    step_fn = make_train_step(config, generator, critic, g_tx, d_tx, num_classes, mesh)
+    labels = np.random.default_rng(1).integers(
+        0, max(num_classes, 1), (config.n_critic, config.batch_size), dtype=np.int32
+    )
+    batch = data.to_global(
+        {
+            "image": benchmark.random_images(
+                config.n_critic * config.batch_size, config.data.resolution, channels
+            ).reshape(config.n_critic, config.batch_size, *shape),
+            "label": labels,
+        },
+        parallel.sharded_on(mesh, 1),
+    )
+    return benchmark.BenchStep(step_fn, state, (batch,), config.n_critic * config.batch_size)
+
+
 METHOD = registry.Method(
     trainer=Trainer,
     sampler=_eval_sampler,
     is_conditional=lambda config: bool(config.model.conditional_generator),
+    bench_step=bench_step,
 )

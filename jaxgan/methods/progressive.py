@@ -49,7 +49,7 @@ from jaxgan import data
 from jaxgan.core import checkpoint, errors, parallel, run_files
 from jaxgan.methods import gan
 from jaxgan.models import layers, progan
-from jaxgan.training import loop, losses, registry, step_parts
+from jaxgan.training import benchmark, loop, losses, registry, step_parts
 
 State = dict[str, Any]
 
@@ -716,9 +716,46 @@ class Trainer:
             self.batches.close()
 
 
+def bench_step(
+    config, mesh, stage_resolution: int = 0, stage_alpha: float = 0.5
+) -> benchmark.BenchStep:
+    """The Trainer's step at one fixed stage: networks at `stage_resolution` (0: the final one),
+    fading in with `stage_alpha` where that resolution is not the first; the stage's minibatch from the
+    schedule's table, n_critic real batches at the final resolution (as training feeds them)."""
+    resolution = stage_resolution or config.data.resolution
+    final_log2 = progan.resolution_log2(config.data.resolution)
+    res_log2 = progan.resolution_log2(resolution)
+    stage = Stage(res_log2, res_log2 > first_res_log2(config))
+    # A kimg inside this stage's fade (or stable phase, for the first resolution) gives its
+    # minibatch and learning rates; alpha is then set as asked.
+    lod = final_log2 - res_log2 + (1.0 - stage_alpha if stage.fade_in else 0.0)
+    schedule = dataclasses.replace(schedule_at(config, 0, mesh.devices.size), lod=lod, stage=stage)
+    table = parse_table(config.schedule.batch_by_resolution, int)
+    batch_size = table.get(resolution, config.batch_size)
+    channels = gan.synthetic_channels(config)
+    num_classes = 10 if config.model.ac_head else 0
+    generator, critic = build_models(config, channels, num_classes, mesh)
+    tx = make_optimizer(config)
+    shape = (config.data.resolution, config.data.resolution, channels)
+    state = create_state(config, generator, critic, tx, shape, mesh)
+    step_fn = make_train_step(config, generator, critic, tx, num_classes, mesh, stage)
+    count = config.n_critic * batch_size
+    batch = data.to_global(
+        {
+            "image": benchmark.random_images(count, config.data.resolution, channels).reshape(
+                config.n_critic, batch_size, *shape
+            ),
+            "label": np.zeros((config.n_critic, batch_size), np.int32),
+        },
+        parallel.sharded_on(mesh, 1),
+    )
+    return benchmark.BenchStep(step_fn, state, (batch, step_inputs(schedule)), count)
+
+
 METHOD = registry.Method(
     trainer=Trainer,
     sampler=lambda config, channels, num_classes, mesh: EvalSamplers(config, channels, num_classes),
     is_conditional=generator_is_conditional,
     safe_to_change=("schedule.total_kimg", "schedule.lr_by_resolution"),
+    bench_step=bench_step,
 )

@@ -20,7 +20,7 @@ import numpy as np
 from jaxgan import data
 from jaxgan.core import errors, parallel, run_files
 from jaxgan.data import two_domain
-from jaxgan.training import registry
+from jaxgan.training import benchmark, registry
 
 State = dict[str, Any]
 
@@ -159,13 +159,42 @@ class Trainer:
             self.batches.close()
 
 
+def bench_step(
+    config,
+    mesh,
+    stage_resolution: int = 0,
+    stage_alpha: float = 0.5,
+    *,
+    build: Callable[..., Model],
+) -> benchmark.BenchStep:
+    """`build(config, mesh)`'s step on one synthetic A and one B batch of the config's shape: both
+    generators' and both critics' update, one A and one B image per batch position, counted both,
+    as `Trainer.images_seen` does (no stages: `stage_resolution` and `stage_alpha` are not used)."""
+    del stage_resolution, stage_alpha
+    model = build(config, mesh)
+    batch = data.to_global(
+        {
+            domain: benchmark.random_images(
+                config.batch_size, config.data.resolution, config.data.channels, seed
+            )[None]
+            for seed, domain in enumerate("AB")
+        },
+        parallel.sharded_on(mesh, 1),
+    )
+    return benchmark.BenchStep(
+        model.train_step, model.init_state(), (batch,), 2 * config.batch_size
+    )
+
+
 def method(build: Callable[..., Model], eval_params: str | tuple[str, ...]) -> registry.Method:
-    """The registry's `Method` of a translation model: the shared Trainer around `build`, and
-    `build(config, mesh).translate` as the evaluator's and `jaxgan.translate`'s translator."""
+    """The registry's `Method` of a translation model: the shared Trainer around `build`,
+    `build(config, mesh).translate` as the evaluator's and `jaxgan.translate`'s translator, and
+    its step on synthetic batches as the benchmark's."""
     return registry.Method(
         trainer=functools.partial(Trainer, build=build, params_entry=eval_params),
         sampler=None,
         is_conditional=lambda config: False,
         translator=lambda config, mesh: build(config, mesh).translate,
         eval_params=eval_params,
+        bench_step=functools.partial(bench_step, build=build),
     )

@@ -5,6 +5,7 @@ run loop (`jaxgan/training/loop.py`) owns everything a run does around its steps
 what differs, through a `Trainer` (its state, its compiled step for the current phase, its sample
 grid, its part of the checkpoint meta). The evaluator builds generators through `sampler` (or a
 translation method's `translator`); translation methods share their Trainer (`translation.py`).
+`python -m jaxgan.bench` times a method's step through its `bench_step` (`training/benchmark.BenchStep`).
 Modules are imported only when their method is asked for, so `--help` and the other methods'
 runs do not pay for them.
 """
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from jaxgan.core import errors
+from jaxgan.training.benchmark import BenchStep
 
 State = dict[str, Any]
 
@@ -88,6 +90,11 @@ class Method:
     is_conditional(config): whether G draws fakes for given labels (labelled metrics need it).
     safe_to_change: config fields (dotted) this method lets a resumed run change, besides the
         loop's own (`contract.SAFE_TO_CHANGE`).
+    bench_step(config, mesh, stage_resolution, stage_alpha) -> BenchStep: the step the method
+        trains `config` with, compiled on synthetic inputs of the config's shapes (no data is
+        opened), for `python -m jaxgan.bench`. A method with a schedule of stages times the one
+        `stage_resolution` (0: the final one) and fade-in `stage_alpha` give; the others ignore
+        them. None: the method cannot be benchmarked.
     """
 
     trainer: Callable[..., Trainer]
@@ -96,6 +103,7 @@ class Method:
     safe_to_change: tuple[str, ...] = ()
     translator: Callable[..., Callable] | None = None
     eval_params: str | tuple[str, ...] = "ema_params"
+    bench_step: Callable[..., BenchStep] | None = None
 
 
 def get(name: str) -> Method:
