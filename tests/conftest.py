@@ -29,7 +29,16 @@ import pytest  # noqa: E402
 # fixture) is in the slow tier, as are the tests that start a `python -m jaxgan...` subprocess
 # (marked where they are written): `pytest -m "not slow"` is the fast developer loop.
 WHOLE_RUN_FIXTURES = frozenset(
-    {"make_smoke_run", "translation_run", "run", "subset_run", "nice_run", "smoke_run", "dcgan_run"}
+    {
+        "make_smoke_run",
+        "translation_run",
+        "run",
+        "subset_run",
+        "nice_run",
+        "smoke_run",
+        "dcgan_run",
+        "converted",  # runs converted from the released TF checkpoints
+    }
 )
 
 

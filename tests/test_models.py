@@ -40,6 +40,7 @@ def test_dcgan64_parameter_counts_equal_pytorch_examples():
     assert _count(d_params) == 2_765_568
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("resolution", [32, 64])
 def test_dcgan_shapes_and_range(resolution):
     g = dcgan.Generator(resolution=resolution, channels=1, width=8)

@@ -71,6 +71,7 @@ def test_critic_features_are_every_block_max_pooled_to_4x4_and_concatenated():
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_frozen_statistics_make_an_images_features_its_own():
     critic, variables = _tiny_critic()
     statistics, features = dcgan_features.make_critic_features(critic)
