@@ -11,6 +11,9 @@
 #    WGAN-GP, the :cifar10 ResNet, PGGAN:cifar10 at the 32x32 fade-in, CycleGAN at 64x64.
 # 2. Inception feature extraction, jaxgan against pytorch-fid's loop (random weights: timing).
 # 3. The data path: 2,000 JPEGs of 300x300 prepared at 64x64, read as `prepared:` and `folder:`.
+# 4. Every paper preset at its real size (`--presets=paper`): parameters, compile, step, peak
+#    memory, one line each and $OUT/paper_presets.jsonl (a row per preset as it finishes, so a
+#    section cut by its limit keeps the presets done).
 # Without torch (or pytorch-fid) the jaxgan lines still print and each comparison says it was
 # not run. Every command's output goes to stdout and to $OUT/<section>.log; each section has its
 # own time limit so one hang cannot take the rest of the budget.
@@ -23,13 +26,16 @@ DRY_RUN=${DRY_RUN:-0}
 mkdir -p "$OUT"
 
 if [ "$DRY_RUN" = 1 ]; then
-  ROUNDS=1 STEPS=1 FEATURE_IMAGES=100 FEATURE_BATCH=50 NUM_JPEGS=64 LIMIT=600
+  ROUNDS=1 STEPS=1 FEATURE_IMAGES=100 FEATURE_BATCH=50 NUM_JPEGS=64 LIMIT=600 PRESETS_LIMIT=600
+  PRESETS=wgan_gp:smoke,pggan:smoke,cyclegan:smoke
   # The same code paths at tiny widths: the dry run checks commands, not speed.
   SMALL_RESNET="--config.model.g_width=8 --config.model.d_width=8"
   SMALL_PGGAN="--config.model.fmap_base=64 --config.model.fmap_max=16"
   SMALL_CYCLEGAN="--config.model.g_width=8 --config.model.d_width=8 --config.model.num_blocks=1"
 else
   ROUNDS=3 STEPS=20 FEATURE_IMAGES=5000 FEATURE_BATCH=200 NUM_JPEGS=2000 LIMIT=150
+  # Ten compiles and steps; what remains of the 10-minute call after sections 1-3.
+  PRESETS_LIMIT=${PRESETS_LIMIT:-120} PRESETS=paper
   SMALL_RESNET="" SMALL_PGGAN="" SMALL_CYCLEGAN=""
 fi
 
@@ -52,13 +58,13 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 
 # 1. Training steps against the twins.
 BF16="--config.compute_dtype=bfloat16"
-run wgan_gp_f32 "$PYTHON" -m jaxgan.bench --config=configs/wgan_gp.py --steps="$STEPS" $VS
-run resnet_f32 "$PYTHON" -m jaxgan.bench --config=configs/wgan_gp.py:cifar10 --steps="$STEPS" $VS $SMALL_RESNET
-run resnet_bf16 "$PYTHON" -m jaxgan.bench --config=configs/wgan_gp.py:cifar10 --steps="$STEPS" $VS $SMALL_RESNET $BF16
-run pggan_f32 "$PYTHON" -m jaxgan.bench --config=configs/pggan.py:cifar10 --stage_resolution=32 \
+run wgan_gp_f32 "$PYTHON" -m jaxgan.bench --config=wgan_gp --steps="$STEPS" $VS
+run resnet_f32 "$PYTHON" -m jaxgan.bench --config=wgan_gp:cifar10 --steps="$STEPS" $VS $SMALL_RESNET
+run resnet_bf16 "$PYTHON" -m jaxgan.bench --config=wgan_gp:cifar10 --steps="$STEPS" $VS $SMALL_RESNET $BF16
+run pggan_f32 "$PYTHON" -m jaxgan.bench --config=pggan:cifar10 --stage_resolution=32 \
   --stage_alpha=0.5 --steps="$STEPS" $VS $SMALL_PGGAN
-run cyclegan_f32 "$PYTHON" -m jaxgan.bench --config=configs/cyclegan.py --steps="$STEPS" $VS $SMALL_CYCLEGAN
-run cyclegan_bf16 "$PYTHON" -m jaxgan.bench --config=configs/cyclegan.py --steps="$STEPS" $VS $SMALL_CYCLEGAN $BF16
+run cyclegan_f32 "$PYTHON" -m jaxgan.bench --config=cyclegan --steps="$STEPS" $VS $SMALL_CYCLEGAN
+run cyclegan_bf16 "$PYTHON" -m jaxgan.bench --config=cyclegan --steps="$STEPS" $VS $SMALL_CYCLEGAN $BF16
 
 # 2. Inception features: jaxgan, then pytorch-fid's loop on the same device.
 run inception_jaxgan "$PYTHON" -m jaxgan.bench --features=inception_v3 --num_images="$FEATURE_IMAGES" \
@@ -87,4 +93,9 @@ EOF
 run prepare "$PYTHON" -m jaxgan.data.prepare "folder:$OUT/jpg" --resolution=64 --out="$OUT/prepared64"
 run data_prepared "$PYTHON" -m jaxgan.bench --data="prepared:$OUT/prepared64" --num_images=50000
 run data_folder "$PYTHON" -m jaxgan.bench --data="folder:$OUT/jpg" --data_resolution=64 --num_images="$NUM_JPEGS"
+
+# 4. The paper presets at their real size: every step runs (no time budget on the device).
+rm -f "$OUT/paper_presets.jsonl"
+LIMIT=$PRESETS_LIMIT run paper_presets "$PYTHON" -m jaxgan.bench --presets="$PRESETS" \
+  --preset_max_step_s=0 --rows_out="$OUT/paper_presets.jsonl"
 echo "== done; logs in $OUT"

@@ -1,10 +1,10 @@
 """The same CycleGAN iteration in PyTorch, to compare `python -m jaxgan.bench` against.
 
   pip install torch  # CPU build is enough
-  python benchmarks/torch_cyclegan.py --threads=2                    # configs/cyclegan.py (64x64)
+  python benchmarks/torch_cyclegan.py --threads=2                    # jaxgan/configs/cyclegan.py (64x64)
   python benchmarks/torch_cyclegan.py --threads=2 --channels_last    # the same, NHWC in memory
   python benchmarks/torch_cyclegan.py --threads=2 --size=128         # --config.data.resolution=128
-  python -m jaxgan.bench --config=configs/cyclegan.py --steps=30     # jaxgan's side
+  python -m jaxgan.bench --config=cyclegan --steps=30     # jaxgan's side
 
 One iteration = junyanz/pytorch-CycleGAN-and-pix2pix `CycleGANModel.optimize_parameters`, written as
 that code writes it (NCHW, nn.Sequential, autograd): forward G_A(A), G_B(B) and the cycle
@@ -17,7 +17,7 @@ so biased convs) and the `NLayerDiscriminator` PatchGAN, at jaxgan's widths (ngf
 and depths; their parameter counts print as `g_params` and
 `d_params`, both networks of each side summed, as `python -m jaxgan.bench` prints them.
 Prints `train_img_per_s: <2 * batch * iterations / seconds>` (one A and one B image per batch
-position), the same quantity as `python -m jaxgan.bench --config=configs/cyclegan.py`.
+position), the same quantity as `python -m jaxgan.bench --config=cyclegan`.
 """
 
 import contextlib

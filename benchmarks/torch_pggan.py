@@ -1,14 +1,14 @@
 """The same Progressive GAN iteration at one fixed stage in PyTorch, to compare jaxgan's against.
 
   pip install torch  # CPU build is enough
-  python benchmarks/torch_pggan.py --threads=2                      # configs/pggan.py, 16x16 fade
+  python benchmarks/torch_pggan.py --threads=2                      # jaxgan/configs/pggan.py, 16x16 fade
   python benchmarks/torch_pggan.py --threads=2 --channels_last      # the same, NHWC in memory
-  python benchmarks/torch_pggan.py --preset=cifar10 --threads=2     # configs/pggan.py:cifar10
+  python benchmarks/torch_pggan.py --preset=cifar10 --threads=2     # pggan:cifar10
   python benchmarks/torch_pggan.py --resolution=32 --alpha=1.0      # the last stage, stabilising
   [--device=cuda [--amp]]
-  python -m jaxgan.bench --config=configs/pggan.py --stage_resolution=16 --vs=torch  # both
+  python -m jaxgan.bench --config=pggan --stage_resolution=16 --vs=torch  # both
 
-`--preset` picks configs/pggan.py's networks, minibatch table, γ and update scheme; the flags
+`--preset` picks jaxgan/configs/pggan.py's networks, minibatch table, γ and update scheme; the flags
 --final_resolution, --batch_size, --channels, --fmap_base, --fmap_max, --z_dim,
 --mbstd_group_size, --gp_target, --n_critic, --[no-]simultaneous and --[no-]ema_warmup override
 them one by one (as `jaxgan.bench --vs=torch` passes its config's values).
@@ -53,7 +53,7 @@ import torch_common
 from torch import nn
 from torch.nn import functional as F
 
-# configs/pggan.py: the default (mnist5k) and cifar10 presets' networks, batches and losses.
+# jaxgan/configs/pggan.py: the default (mnist5k) and cifar10 presets' networks, batches and losses.
 PRESETS = {
     "default": dict(
         channels=1,

@@ -1,15 +1,15 @@
 """The same WGAN-GP iteration in PyTorch, to compare `python -m jaxgan.bench` against.
 
   pip install torch  # CPU build is enough
-  python benchmarks/torch_wgan_gp.py --arch=dcgan --width=32 --threads=2    # configs/wgan_gp.py
+  python benchmarks/torch_wgan_gp.py --arch=dcgan --width=32 --threads=2    # jaxgan/configs/wgan_gp.py
   python benchmarks/torch_wgan_gp.py --arch=resnet --width=128 --channels=3 --g_batch_size=128
   [--channels_last] [--device=cuda [--amp]]                                  # its :cifar10 preset
-  python -m jaxgan.bench --config=configs/wgan_gp.py --vs=torch              # both, alternating
+  python -m jaxgan.bench --config=wgan_gp --vs=torch              # both, alternating
 
 One iteration = n_critic critic updates (each with the gradient penalty's double backward) and one
 generator update, 32x32, written as a PyTorch user would (NCHW, nn.Conv2d, autograd.grad with
 create_graph=True), with the networks of jaxgan's presets: `resnet` is gan_cifar_resnet.py
-(generator with BatchNorm, critic without normalisation); `dcgan` is configs/wgan_gp.py's default
+(generator with BatchNorm, critic without normalisation); `dcgan` is jaxgan/configs/wgan_gp.py's default
 (DCGAN generator, strided 4x4 critic without normalisation, no biases). Prints
 `train_img_per_s: <n_critic * batch * iterations / seconds>`, the same quantity as
 `python -m jaxgan.bench`, and the lines of `torch_common.run`.

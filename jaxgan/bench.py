@@ -1,7 +1,7 @@
 """Throughput benchmarks. Each prints its result as the last line, `<name>: <number>`.
 
-  python -m jaxgan.bench --config=configs/wgan_gp.py [--steps=20]   # train_img_per_s
-  python -m jaxgan.bench --config=configs/cyclegan.py [--steps=20]  # train_img_per_s, translation
+  python -m jaxgan.bench --config=wgan_gp [--steps=20]   # train_img_per_s
+  python -m jaxgan.bench --config=cyclegan [--steps=20]  # train_img_per_s, translation
   python -m jaxgan.bench --features=mnist_cnn [--num_images=10000]  # features_img_per_s
   python -m jaxgan.bench --features=inception_v3 [--num_images=500 --image_size=32]
   python -m jaxgan.bench --conv                                     # conv formulations, ms/step
@@ -9,6 +9,8 @@
   python -m jaxgan.bench --swd [--num_images=4000 --image_size=32]   # swd_s, one checkpoint's SWD
   python -m jaxgan.bench --config=CONFIG --vs=torch [--rounds=5]      # against the PyTorch twin
   JAXGAN_CONV_IMPL=patches python -m jaxgan.bench --config=...     # a whole step, one formulation
+  python -m jaxgan.bench --presets=paper [--rows_out=rows.jsonl]     # every paper preset, real size
+  python -m jaxgan.bench --presets=pggan:celebahq,cyclegan:horse2zebra  # a chosen list
 
 `--conv` times a gradient-penalty step of two small critics per formulation: the strided stack is
 where patches win by far. For stride-1 stacks isolated numbers vary by shape; the rule in
@@ -26,6 +28,18 @@ A and one B batch, steps · 2 · batch_size images, as `translation.Trainer.imag
 PyTorch, printing the same last line. On CPU the CycleGAN generator's last 7×7 conv (32 -> 3
 channels on a reflection-padded input) is XLA:CPU's slow case.
 
+`--presets` builds each preset at its real size (its networks' widths, its batch, PGGAN at its
+final resolution or `--stage_resolution`/`--stage_alpha`) on one device and synthetic batches,
+and prints one line per preset (`preset_line`; `--rows_out` appends the rows as JSON): G and D
+parameters against the reference implementation's count where one is known (`REFERENCE_PARAMS`),
+the trace and XLA compile seconds, XLA's GFLOP per step and the bytes the program needs against
+the free memory (a step that cannot fit is refused: "does not fit: needs X GiB, has Y GiB"), then
+the median of two steps, the peak memory (host RSS on CPU, the device's peak on an accelerator) and
+that step time times the paper's schedule (generator iterations, or a progressive run's kimg). The
+step is compiled from shapes (`benchmark.abstract_step`), so nothing is allocated before the fit
+check; a step whose FLOPs project it past `--preset_max_step_s` is compiled but not run, and its
+line says so (on CPU, so that `--presets=paper` takes minutes, not hours).
+
 Feature throughput is the evaluator's extraction as it runs (`classifier_training.make_predictor`,
 `inception.make_feature_extractor`): `--num_images` random uint8 images (mnist_cnn: 32x32x1;
 inception_v3: `--image_size` squared x 3, resized to 299 inside) in batches of `--batch_size`
@@ -38,15 +52,16 @@ random weights of the right shapes (timing only: the real ones cannot be downloa
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from absl import app, flags
-from ml_collections import config_flags
 
-from jaxgan import data
-from jaxgan.core import batched, errors, parallel
+from jaxgan import configs, data
+from jaxgan.core import batched, errors, parallel, paths, run_files
 from jaxgan.eval import classifier_training, features, inception, metrics, swd
 from jaxgan.methods import gan, progressive
 from jaxgan.models import classifier, conv_autotune, layers
@@ -156,7 +171,7 @@ def twin_command(config, stage_resolution: int, stage_alpha: float) -> list[str]
         ):
             raise errors.ConfigError(
                 "--vs=torch: benchmarks/torch_wgan_gp.py twins an unconditional 32x32 WGAN-GP "
-                "with the dcgan (critic_norm 'none') or resnet networks: configs/wgan_gp.py and "
+                "with the dcgan (critic_norm 'none') or resnet networks: jaxgan/configs/wgan_gp.py and "
                 "its :cifar10 preset. This config is another; time it with --config alone."
             )
         channels = gan.synthetic_channels(config)
@@ -196,7 +211,7 @@ def twin_command(config, stage_resolution: int, stage_alpha: float) -> list[str]
         ):
             raise errors.ConfigError(
                 "--vs=torch: benchmarks/torch_pggan.py twins PGGAN's unconditional WGAN-GP + drift "
-                "networks (equalized lr, pixel norm, LReLU): configs/pggan.py and its :cifar10 "
+                "networks (equalized lr, pixel norm, LReLU): jaxgan/configs/pggan.py and its :cifar10 "
                 "preset. This config is another; time it with --config alone."
             )
         channels = gan.synthetic_channels(config)
@@ -221,7 +236,7 @@ def twin_command(config, stage_resolution: int, stage_alpha: float) -> list[str]
         ]
     raise errors.ConfigError(
         f"--vs=torch: no PyTorch twin of method {config.method!r}; twins exist for 'gan' "
-        f"(configs/wgan_gp.py), 'progressive' (configs/pggan.py) and 'cyclegan'."
+        f"(jaxgan/configs/wgan_gp.py), 'progressive' (jaxgan/configs/pggan.py) and 'cyclegan'."
     )
 
 
@@ -273,7 +288,7 @@ def device_name() -> str:
     if device.platform != "cpu":
         return f"{device.device_kind} ({device.platform})"
 
-    fields = conv_autotune.cpuinfo()
+    fields = paths.cpuinfo()
     # A model name can be as vague as 'AMD EPYC': family and model tell the generations apart
     # (AMD family 25 is Zen 3/4, 26 is Zen 5), and with them which instructions XLA compiled for.
     name = fields.get("model name") or platform.processor() or "unknown CPU"
@@ -363,6 +378,311 @@ def compare_with_torch(
         f"speedup_vs_torch_best: {best_torch[0] / medians['jaxgan']:.2f} ({best_torch[1]} median"
         f" / jaxgan median; > 1: jaxgan is faster)",
     ]
+
+
+# ----------------------------------------------------------------------------------------------
+# The papers' presets at their real size (`--presets=paper`).
+# ----------------------------------------------------------------------------------------------
+
+PAPER_PRESETS = (
+    "wgan_gp:cifar10",
+    "wgan_gp:resnet64",
+    "acgan:cifar10",
+    "sngan:cifar10",
+    "pggan:cifar10",
+    "pggan:celebahq",
+    "dcgan:celeba64",
+    "cyclegan:horse2zebra",
+    "nicegan:horse2zebra",
+    "transfer:paper",
+)
+PRESET_STEPS = 2  # timed steps after the compile; their median is the step time
+# --preset_max_step_s's default: on a CPU the heavier presets' steps are skipped, so that
+# `--presets=paper` takes minutes (docs/performance.md); an accelerator's are all far under it.
+PRESET_MAX_STEP_S = 60.0
+# The fraction of XLA's matmul peak a whole train step is assumed to reach, to project a step's
+# time from its FLOPs before running it: below the fractions docs/performance.md measured, since it
+# only decides whether a step is tried within --preset_max_step_s.
+STEP_FRACTION_OF_PEAK = 0.3
+GIB = 2**30
+
+
+def gib(size: int) -> str:
+    """Bytes as GiB to 3 significant digits (a smoke preset's program is a thousandth of one)."""
+    return f"{size / GIB:.3g} GiB"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceCount:
+    """The reference implementation's parameter count of a preset's networks, as `BenchStep`
+    counts them: trainable parameters, every network of a side together (CycleGAN's and NICE-GAN's
+    two generators are one side). tests/test_bench_presets.py derives each from the reference's
+    layers."""
+
+    g_params: int
+    d_params: int
+    source: str
+
+
+_GAN_64X64 = "igul222/improved_wgan_training gan_64x64.py GoodGenerator/GoodDiscriminator, DIM=64"
+REFERENCE_PARAMS = {
+    # gan_cifar_resnet.py's printed totals also count its BatchNorms' moving averages, which are
+    # not trained: the trainable variables are compared.
+    "wgan_gp:cifar10": ReferenceCount(
+        1_204_483, 1_053_825, "igul222/improved_wgan_training gan_cifar_resnet.py, unconditional"
+    ),
+    "acgan:cifar10": ReferenceCount(
+        1_218_307, 1_055_115, "gan_cifar_resnet.py with CONDITIONAL = ACGAN = True"
+    ),
+    "wgan_gp:resnet64": ReferenceCount(8_540_483, 7_491_841, _GAN_64X64),
+    # transfer_gan.py's networks with ACGAN = False are gan_64x64.py's (its default, True, adds
+    # per-class BatchNorm and an AC head: the conditional experiments).
+    "transfer:paper": ReferenceCount(
+        8_540_483, 7_491_841, "yaxingwang/Transferring-GANs transfer_gan.py, ACGAN=False"
+    ),
+    "sngan:cifar10": ReferenceCount(
+        4_304_387,
+        1_055_104,
+        "pfnet-research/sngan_projection sn_cifar10.yml: ResNetGenerator ch 256, "
+        "SNResNetProjectionDiscriminator ch 128",
+    ),
+    # networks.py's G_paper/D_paper have a toRGB / fromRGB per resolution, all counted.
+    "pggan:cifar10": ReferenceCount(
+        1_296_908,
+        1_298_689,
+        "tkarras/progressive_growing_of_gans networks.py G_paper/D_paper at fmap_base 4096, "
+        "fmap_max 128, latent 128, 32x32",
+    ),
+    "pggan:celebahq": ReferenceCount(
+        23_079_115,
+        23_087_249,
+        "networks.py G_paper/D_paper at 1024x1024 (paper Table 2: 23.1M each)",
+    ),
+    "dcgan:celeba64": ReferenceCount(
+        3_576_704, 2_765_568, "pytorch/examples dcgan/main.py, nz 100, ngf = ndf = 64"
+    ),
+    "cyclegan:horse2zebra": ReferenceCount(
+        2 * 11_378_179,
+        2 * 2_764_737,
+        "junyanz/pytorch-CycleGAN-and-pix2pix: 2 x ResNet-9 G (11.378 M) and 2 x 70x70 "
+        "PatchGAN D (2.765 M), as it prints them",
+    ),
+    "nicegan:horse2zebra": ReferenceCount(
+        2 * 8_104_640,
+        2 * 46_874_433,
+        "alpc91/NICE-GAN-pytorch networks.py: 2 x ResnetGenerator(ngf 64, 6 blocks, light), "
+        "2 x Discriminator(ndf 64, n_layers 7)",
+    ),
+}
+
+
+def preset_specs(value: str) -> list[str]:
+    """`--presets`: 'paper' (PAPER_PRESETS) or a comma list of NAME:PRESET."""
+    if value == "paper":
+        return list(PAPER_PRESETS)
+    specs = [spec.strip() for spec in value.split(",") if spec.strip()]
+    for spec in specs:
+        name, colon, preset = spec.partition(":")
+        if not (colon and name and preset):
+            raise app.UsageError(
+                f"--presets: {spec!r} is not NAME:PRESET; give 'paper' or a comma list such as "
+                f"--presets=wgan_gp:cifar10,cyclegan:horse2zebra."
+            )
+    return specs
+
+
+def load_preset(spec: str):
+    """The config of `NAME:PRESET`; a name or preset that does not exist is a UsageError."""
+    name, _, preset = spec.partition(":")
+    try:
+        return configs.get(name, preset)
+    except ValueError as error:
+        raise app.UsageError(
+            f"--presets: {spec}: {str(error).removeprefix('--config: ')}"
+        ) from None
+
+
+def params_check(spec: str, counts: dict[str, int]) -> str:
+    """How `counts` compare with the reference's count of `spec`'s networks, in words."""
+    reference = REFERENCE_PARAMS.get(spec)
+    if reference is None:
+        return "(no reference count)"
+    expected = {"g_params": reference.g_params, "d_params": reference.d_params}
+    wrong = [
+        f"{entry[0].upper()} {counts[entry]:,} vs {count:,} ({counts[entry] - count:+,})"
+        for entry, count in expected.items()
+        if counts[entry] != count
+    ]
+    if wrong:
+        return f"PARAMETER MISMATCH: {', '.join(wrong)} in {reference.source}"
+    return f"= {reference.source}"
+
+
+def paper_schedule(config, images_per_step: int) -> tuple[float, str]:
+    """(steps of the timed kind in the preset's whole training, what they are)."""
+    if "schedule" in config:  # progressive: a length in real images shown, stages of every size
+        kimg = config.schedule.total_kimg
+        return kimg * 1000 / images_per_step, (
+            f"{kimg:,.0f} kimg at {images_per_step} images per step, all at the timed stage's cost"
+        )
+    unit = "generator iterations" if "n_critic" in config else "iterations"
+    return float(config.num_steps), f"{config.num_steps:,} {unit}"
+
+
+def bench_preset(
+    row: dict,
+    config,
+    mesh,
+    *,
+    steps: int,
+    stage_resolution: int,
+    stage_alpha: float,
+    max_step_s: float,
+    flops_per_s: Callable[[], float],
+    available_bytes: int | None,
+) -> None:
+    """One preset at its real size, into `row` as it goes (a failure keeps what came before):
+    parameters, compile, fit, `steps` steps, peak memory and the time of the paper's schedule.
+
+    The step is compiled from its shapes first, so a step that cannot fit in `available_bytes`
+    (None: what the device has now) is refused before its state exists, and one whose projected
+    time (its FLOPs at `flops_per_s()` x STEP_FRACTION_OF_PEAK) exceeds `max_step_s` (0: no limit)
+    is compiled but not run.
+    """
+    import statistics
+
+    device = mesh.devices.flat[0]
+    row["method"] = config.method
+    if "schedule" in config:
+        row["stage"] = f"{stage_resolution or config.data.resolution}², alpha {stage_alpha}"
+
+    def build():
+        return build_step(config, mesh, stage_resolution, stage_alpha)
+
+    start = time.perf_counter()
+    shapes = benchmark.abstract_step(build)  # nothing allocated yet
+    row.update(shapes.param_counts)
+    row["params_check"] = params_check(row["preset"], shapes.param_counts)
+    row["images_per_step"] = shapes.images_per_step
+    compiled = benchmark.compile_step(shapes)
+    row["trace_s"] = time.perf_counter() - start - compiled.compile_s
+    row["compile_s"] = compiled.compile_s
+    row["gflop_per_step"] = compiled.flops / 1e9
+    if available_bytes is None:
+        available_bytes = benchmark.available_memory_bytes(device)
+    row["needed_bytes"], row["available_bytes"] = compiled.needed_bytes, available_bytes
+    schedule_steps, row["schedule"] = paper_schedule(config, shapes.images_per_step)
+
+    if not benchmark.fits(compiled.needed_bytes, available_bytes):
+        row["status"] = (
+            f"does not fit: needs {gib(compiled.needed_bytes)}, has {gib(available_bytes)}"
+        )
+        return
+    if max_step_s and compiled.flops:
+        projected_s = compiled.flops / (flops_per_s() * STEP_FRACTION_OF_PEAK)
+        if projected_s > max_step_s:
+            row["status"] = (
+                f"steps skipped: {row['gflop_per_step']:,.0f} GFLOP project {projected_s:,.0f} s "
+                f"per step, over --preset_max_step_s={max_step_s:g}"
+            )
+            row["projected_h"] = projected_s * schedule_steps / 3600
+            row["projected_from"] = "the FLOP estimate"
+            return
+
+    # An accelerator's allocator keeps one peak for the process; the host's can be reset.
+    peak_is_this_presets = device.platform == "cpu" and benchmark.reset_peak_rss()
+    step = build()
+    step.fn = compiled.executable
+    row["step_s_runs"] = step.seconds_per_step(steps)
+    row["step_s"] = statistics.median(row["step_s_runs"])
+    row["peak_bytes"], row["peak_kind"] = benchmark.peak_memory(device)
+    if not peak_is_this_presets:
+        row["peak_kind"] += " (of the whole process)"
+    row["projected_h"] = row["step_s"] * schedule_steps / 3600
+    row["projected_from"] = "the measured step"
+    row["status"] = "ran"
+
+
+def preset_line(row: dict) -> str:
+    """One preset's row as one line: what it measured, then what stopped it, if anything."""
+    parts = [row["preset"] + (f" at {row['stage']}" if "stage" in row else "")]
+    if "g_params" in row:
+        parts.append(f"G {row['g_params']:,} D {row['d_params']:,} params {row['params_check']}")
+    if "compile_s" in row:
+        needed, available = row["needed_bytes"], row["available_bytes"]
+        parts += [
+            f"compile {row['compile_s']:.1f} s (trace {row['trace_s']:.1f} s)",
+            f"{row['gflop_per_step']:,.1f} GFLOP/step",
+            "needs "
+            + ("? (no memory analysis)" if needed is None else gib(needed))
+            + ("" if available is None else f" of {gib(available)}"),
+        ]
+    if "step_s" in row:
+        runs = ", ".join(f"{s:.3g}" for s in row["step_s_runs"])
+        parts += [
+            f"step {row['step_s']:.3g} s (median of {len(row['step_s_runs'])}: {runs})",
+            f"{row['peak_kind']} {gib(row['peak_bytes'])}",
+        ]
+    elif "status" in row:
+        parts.append(row["status"])
+    if "projected_h" in row:
+        parts.append(
+            f"paper schedule, {row['schedule']}: {row['projected_h']:,.1f} h here "
+            f"(from {row['projected_from']})"
+        )
+    return " | ".join(parts)
+
+
+def bench_presets(
+    specs: list[str],
+    *,
+    steps: int = PRESET_STEPS,
+    stage_resolution: int = 0,
+    stage_alpha: float = 0.5,
+    max_step_s: float = 0.0,
+    available_bytes: int | None = None,
+    flops_per_s: float | None = None,
+    rows_out: str | None = None,
+) -> list[dict]:
+    """`--presets`: each preset at its real size on synthetic data (`bench_preset`), its line
+    printed (and its JSON row appended to `rows_out`) as it finishes. A preset that fails says so
+    in its row (status 'failed: ...') and the next one runs. `flops_per_s` (None: XLA's matmul
+    peak here, measured when first needed) prices a step's FLOPs for `max_step_s`."""
+    import functools
+
+    import jax
+
+    presets = [(spec, load_preset(spec)) for spec in specs]  # every name checked before any work
+    # One device: the papers' batches (1 image for the translation presets, 3 for PGGAN at 1024²)
+    # do not split over more without changing them.
+    mesh = parallel.make_mesh(1)
+    peak = functools.cache(lambda: flops_per_s or matmul_peak_flops())
+    print(f"device: {device_name()} (one device), jax {jax.__version__}")
+    rows = []
+    for spec, config in presets:
+        row = {"preset": spec}
+        try:
+            bench_preset(
+                row,
+                config,
+                mesh,
+                steps=steps,
+                stage_resolution=stage_resolution,
+                stage_alpha=stage_alpha,
+                max_step_s=max_step_s,
+                flops_per_s=peak,
+                available_bytes=available_bytes,
+            )
+        except Exception as error:  # noqa: BLE001 - one broken preset is a finding; the rest run
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            row["status"] = f"failed: {type(error).__name__}: {first_line}"
+        finally:
+            jax.clear_caches()  # the preset's compiled programs, before the next one's
+        print(preset_line(row), flush=True)
+        if rows_out:
+            run_files.append_jsonl(rows_out, row)
+        rows.append(row)
+    return rows
 
 
 # name -> (default number of images, default batch size): batches are the evaluator's defaults
@@ -485,6 +805,8 @@ def bench_data(dataset: str, resolution: int, batch_size: int, num_images: int) 
 
 def main(argv):
     del argv
+    # No persistent compilation cache (`core.paths.enable_compilation_cache`): compile_s and the
+    # warm-up times measure XLA's compile, which a cache read would replace.
     if FLAGS.data:
         result = bench_data(
             FLAGS.data, FLAGS.data_resolution, FLAGS.batch_size or 64, FLAGS.num_images or 50_000,
@@ -517,8 +839,23 @@ def main(argv):
         for name, value in bench_conv().items():
             print(f"{name}: {value:.1f}")
         return
+    if FLAGS.presets:
+        rows = bench_presets(
+            preset_specs(FLAGS.presets),
+            stage_resolution=FLAGS.stage_resolution,
+            stage_alpha=FLAGS.stage_alpha,
+            max_step_s=FLAGS.preset_max_step_s,
+            available_bytes=int(FLAGS.available_memory_gib * GIB) or None,
+            rows_out=FLAGS.rows_out,
+        )
+        failed = [row["preset"] for row in rows if row["status"].startswith("failed")]
+        if failed:
+            raise SystemExit(f"{len(failed)} preset(s) failed: {', '.join(failed)}")
+        return
     if FLAGS.config is None:
-        raise app.UsageError("Give --config=CONFIG (or --features=NETWORK, or --conv).")
+        raise app.UsageError(
+            "Give --config=CONFIG (or --presets=paper, --features=NETWORK, or --conv)."
+        )
     if FLAGS.vs:
         if FLAGS.vs != "torch":
             raise app.UsageError(f"--vs={FLAGS.vs!r}: the one comparison is --vs=torch.")
@@ -541,9 +878,7 @@ def define_flags() -> None:
     """Registered only when run as a program: importing this module defines no global flags."""
     if "conv" in flags.FLAGS:  # already defined (a test may ask twice)
         return
-    config_flags.DEFINE_config_file(
-        "config", None, "A training config, e.g. configs/wgan_gp.py.", lock_config=True
-    )
+    configs.define_config_flag("A training config: NAME[:PRESET] (e.g. wgan_gp) or a config file.")
     flags.DEFINE_integer("steps", 20, "Timed generator iterations (after one warm-up step).")
     flags.DEFINE_string(
         "features", None, "Benchmark a feature network instead: mnist_cnn or inception_v3."
@@ -580,6 +915,20 @@ def define_flags() -> None:
     flags.DEFINE_integer(
         "data_resolution", 0, "--data: batches' resolution (0: a prepared dataset's own, else 64)."
     )
+    flags.DEFINE_string(
+        "presets",
+        None,
+        "Time presets at their real size instead: 'paper' (every paper preset) or NAME:PRESET,...",
+    )
+    flags.DEFINE_float(
+        "preset_max_step_s",
+        PRESET_MAX_STEP_S,
+        "--presets: skip the steps of a preset whose step its FLOPs project past this (0: none).",
+    )
+    flags.DEFINE_float(
+        "available_memory_gib", 0.0, "--presets: the memory a step may take (0: what is free)."
+    )
+    flags.DEFINE_string("rows_out", None, "--presets: also append each row to this JSONL file.")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Fault injection: a run SIGKILLed N times must end exactly where an uninterrupted run ends.
 
-  python -m jaxgan.chaos --config=configs/wgan_gp.py:smoke --kills=3 [--steps=S] [--seed=0]
+  python -m jaxgan.chaos --config=wgan_gp:smoke --kills=3 [--steps=S] [--seed=0]
       [--workdir=DIR] [--watch_eval]
 
 1. Trains CONFIG for --steps steps in DIR/straight, uninterrupted: `python -m jaxgan.main` in a
@@ -39,6 +39,7 @@ import time
 
 from absl import app, flags
 
+from jaxgan import configs
 from jaxgan.core import checkpoint, run_files
 
 FLAGS = flags.FLAGS
@@ -342,7 +343,10 @@ def main(argv):
             "xla-cache/: restarts stay quick) or pick another --workdir."
         )
     os.makedirs(logs, exist_ok=True)
-    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=f"{root}/xla-cache")
+    # The runs' compilation cache (`core.paths.enable_compilation_cache`) in DIR, not the user's:
+    # JAX writes an entry in place, and a SIGKILL mid-write would leave a torn one there.
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAXGAN_COMPILATION_CACHE=f"{root}/xla-cache")
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)  # JAX's own setting would win over DIR's
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # cache every program: quick restarts
     train = lambda workdir: [
         *(sys.executable, "-m", "jaxgan.main", f"--config={FLAGS.config}", f"--workdir={workdir}"),
@@ -381,7 +385,7 @@ def main(argv):
 
 
 def define_flags() -> None:
-    flags.DEFINE_string("config", None, "Training config, e.g. configs/wgan_gp.py:smoke.")
+    flags.DEFINE_string("config", None, "Training config, e.g. wgan_gp:smoke.")
     flags.DEFINE_integer("kills", None, "How many times to SIGKILL the second run.", lower_bound=0)
     flags.DEFINE_integer(
         "steps", 0, "Training steps of both runs (0: 5 per kill, at least 40).", lower_bound=0
@@ -392,9 +396,16 @@ def define_flags() -> None:
     flags.mark_flags_as_required(["config", "kills"])
     flags.register_validator(
         "config",
-        lambda c: c is None or os.path.isfile(c.split(":")[0]),
-        "--config must name an existing config file, e.g. configs/wgan_gp.py:smoke",
+        _config_exists,
+        "--config must be NAME[:PRESET] of jaxgan's configs or a config file, e.g. wgan_gp:smoke",
     )
+
+
+def _config_exists(spec: str | None) -> bool:
+    try:
+        return spec is None or bool(configs.resolve(spec))
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
   python -m jaxgan.evaluate --workdir=runs/x --watch            # beside a training run
   python -m jaxgan.evaluate --workdir=runs/cyclegan             # a translation run: both directions
   python -m jaxgan.evaluate --real=mnist5k:train --fake=samples.npz --metrics=fid
+  python -m jaxgan.evaluate --real=mnist5k:train --save_stats=mnist5k.npz   # FID statistics file
+  python -m jaxgan.evaluate --real=stats:mnist5k.npz --fake=samples.npz --metrics=fid
   python -m jaxgan.evaluate --list_metrics                      # what each metric needs
 
 docs/evaluation.md is the manual. Where things are: `eval/runner.py` (the two
@@ -22,11 +24,11 @@ import sys
 
 from absl import app, flags
 
-from jaxgan.core import errors, run_files
+from jaxgan.core import errors, paths, run_files
 from jaxgan.eval import catalog
 from jaxgan.eval import options as eval_options
 from jaxgan.eval.options import DEFAULT_METRICS
-from jaxgan.eval.runner import evaluate_sets, evaluate_workdir
+from jaxgan.eval.runner import evaluate_sets, evaluate_workdir, save_real_statistics
 
 FLAGS = flags.FLAGS
 
@@ -35,6 +37,7 @@ def main(argv):
     del argv
 
     run_files.quiet_library_logs()
+    paths.enable_compilation_cache()
     if FLAGS.list_metrics:
         print(catalog.describe())
         return
@@ -59,12 +62,22 @@ def main(argv):
                 os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
                 with open(FLAGS.output, "a") as f:
                     f.writelines(json.dumps(r) + "\n" for r in rows)
+        elif FLAGS.real and FLAGS.save_stats and not (FLAGS.fake or FLAGS.workdir):
+            save_real_statistics(FLAGS.real, options)
         else:
-            raise app.UsageError("Give --workdir=W, or --real=SPEC and --fake=SPEC (not both).")
+            raise app.UsageError(
+                "Give --workdir=W, or --real=SPEC and --fake=SPEC (not both), or --real=SPEC "
+                "--save_stats=FILE.npz."
+            )
     except (errors.UserError, FileNotFoundError) as e:  # bad input: the message says what to do
         sys.exit(f"{type(e).__name__}: {e}")  # (missing weights, data, config, a bad flag ...)
 
 
-if __name__ == "__main__":
+def run():
+    """The `jaxgan-evaluate` console script."""
     eval_options.define_flags()
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -39,7 +39,7 @@ from collections.abc import Sequence
 import numpy as np
 from absl import app, flags
 
-from jaxgan.core import errors, parallel, run_files
+from jaxgan.core import errors, parallel, paths, run_files
 from jaxgan.eval import sampling
 from jaxgan.methods import gan
 from jaxgan.models import layers
@@ -390,26 +390,27 @@ def main(argv):
             f"Usage: python -m jaxgan.interpolate [{'|'.join(COMMANDS)}] --workdir=W"
         )
     run_files.quiet_library_logs()
+    paths.enable_compilation_cache()
     common = dict(step=FLAGS.step, out=FLAGS.out, zoom=FLAGS.zoom, batch_size=FLAGS.batch_size)
     grid_seed = FLAGS.seed if FLAGS.seed is not None else 0
     try:
         if command == "video":
             seed = FLAGS.seed if FLAGS.seed is not None else 1000  # the references' random_seed
-            paths = [
+            files = [
                 make_gif(
                     FLAGS.workdir, grid=FLAGS.grid, seconds=FLAGS.seconds, fps=FLAGS.fps,
                     smoothing_seconds=FLAGS.smoothing_seconds, seed=seed, **common,
                 )
             ]  # fmt: skip
         elif command == "grid":
-            paths = [make_grid_picture(FLAGS.workdir, count=FLAGS.count, seed=grid_seed, **common)]
+            files = [make_grid_picture(FLAGS.workdir, count=FLAGS.count, seed=grid_seed, **common)]
         elif command == "walk":
-            paths = make_walk(
+            files = make_walk(
                 FLAGS.workdir, _pairs(FLAGS.pairs), steps=FLAGS.steps, space=FLAGS.space,
                 seed=grid_seed, count=FLAGS.count, fps=FLAGS.fps, **common,
             )  # fmt: skip
         else:
-            paths = [
+            files = [
                 make_arithmetic(
                     FLAGS.workdir, _indices(FLAGS.a, "a"), _indices(FLAGS.b, "b"),
                     _indices(FLAGS.c, "c"), seed=grid_seed, count=FLAGS.count, **common,
@@ -417,7 +418,7 @@ def main(argv):
             ]  # fmt: skip
     except (errors.UserError, FileNotFoundError) as e:
         sys.exit(f"{type(e).__name__}: {e}")
-    for path in paths:
+    for path in files:
         print(path)
 
 

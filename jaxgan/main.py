@@ -1,4 +1,4 @@
-"""Train a GAN: `python -m jaxgan.main --config=configs/wgan_gp.py[:preset] --workdir=runs/x`.
+"""Train a GAN: `python -m jaxgan.main --config=wgan_gp[:preset] --workdir=runs/x`.
 
 Kept short on purpose (Flax examples' `main.py`): flags, the optional multi-process start, the
 resolved config printed, then the run loop (`jaxgan.training.loop`), which trains `config.method` from the
@@ -13,14 +13,12 @@ import sys
 
 import jax
 from absl import app, flags, logging
-from ml_collections import config_flags
 
-from jaxgan.core import errors, parallel, run_files
+from jaxgan import configs
+from jaxgan.core import errors, parallel, paths, run_files
 from jaxgan.training import loop
 
-config_flags.DEFINE_config_file(
-    "config", None, "Config file, e.g. configs/wgan_gp.py:cifar10.", lock_config=True
-)
+configs.define_config_flag()
 flags.DEFINE_string("workdir", None, "Where checkpoints, samples and metrics.jsonl go.")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
@@ -29,6 +27,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     run_files.quiet_library_logs()
+    paths.enable_compilation_cache()
     parallel.maybe_initialize_distributed()
     config = FLAGS.config
     logging.info(
@@ -47,5 +46,10 @@ def main(argv):
         sys.exit(1)
 
 
-if __name__ == "__main__":
+def run():
+    """The `jaxgan-train` console script."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

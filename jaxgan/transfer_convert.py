@@ -2,7 +2,7 @@
 
     python -m jaxgan.transfer_convert \
         --tf_checkpoint=transfer_model/unconditional/bedroom/wgan-gp.model --workdir=runs/bedroom
-    python -m jaxgan.main --config=configs/wgan_gp.py:resnet64 --workdir=runs/mine \
+    python -m jaxgan.main --config=wgan_gp:resnet64 --workdir=runs/mine \
         --config.init_from=runs/bedroom --config.data.dataset=folder:data/my_images64
 
 The release (yaxingwang/Transferring-GANs, README "Download pretrain models") holds
@@ -10,7 +10,7 @@ The release (yaxingwang/Transferring-GANs, README "Download pretrain models") ho
 gan_64x64.py GoodGenerator / GoodDiscriminator (DIM=64, z 128-D, LayerNorm critic), saved by TF1's
 `tf.train.Saver`; the conditional ones (ACGAN=True) have per-class BatchNorm [10, C] in G and the
 `Discriminator.ACGANOutput` head. Each reference variable maps to one parameter of our
-`configs/wgan_gp.py:resnet64` (jaxgan/models/resnet.py Generator64 / Critic64) by the table
+`wgan_gp:resnet64` (jaxgan/models/resnet.py Generator64 / Critic64) by the table
 `mapping()` builds; the generator's EMA starts equal to G. Layouts are the same (tflib conv filters
 are [kh, kw, in, out] = our HWIO, cross-correlation, SAME; its UpsampleConv is nearest ×2 then a
 conv, not a transposed conv, so no flip) except where the reference flattens or reshapes NCHW
@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-from configs import wgan_gp
+from jaxgan.configs import wgan_gp
 from jaxgan.core import checkpoint, errors, parallel, tf_checkpoint
 from jaxgan.methods import gan
 from jaxgan.training import contract, transfer
@@ -185,7 +185,7 @@ def describe(shapes: dict[str, tuple]) -> dict:
 
 
 def make_config(source: dict):
-    """configs/wgan_gp.py:resnet64 at the source's width and latent size; AC-GAN when conditional
+    """wgan_gp:resnet64 at the source's width and latent size; AC-GAN when conditional
     (transfer_gan.py ACGAN=True: Cond BNorm, class-loss weights 1 for D and G)."""
 
     config = wgan_gp.get_config("resnet64")
@@ -239,7 +239,7 @@ def convert_params(tensors: dict[str, np.ndarray], abstract: dict) -> tuple[dict
     problems += [f"  {p} {tuple(ours[p].shape)}: no reference variable fills it" for p in unfilled]
     if problems:
         raise errors.ConfigError(
-            "The TF checkpoint does not map one to one onto configs/wgan_gp.py:resnet64:\n"
+            "The TF checkpoint does not map one to one onto wgan_gp:resnet64:\n"
             + "\n".join(problems)
         )
     trees = {}

@@ -30,8 +30,8 @@ from collections.abc import Sequence
 import numpy as np
 from absl import app, flags, logging
 
-from jaxgan.core import checkpoint, errors, parallel, run_files
-from jaxgan.data import sources
+from jaxgan.core import checkpoint, errors, parallel, paths, run_files
+from jaxgan.data import sources, two_domain
 from jaxgan.eval import sampling
 from jaxgan.eval.translation import device_batch, translate_images
 from jaxgan.methods import translation
@@ -39,7 +39,7 @@ from jaxgan.training import registry
 
 FLAGS = flags.FLAGS
 
-SIZE_BASE = 4  # two stride-2 convolutions: `__make_power_2(img, base=4)`
+SIZE_BASE = two_domain.SIZE_BASE
 MIN_SIDE = 8  # after two halvings, the residual blocks' reflection pad of 1 needs 2 pixels
 
 
@@ -67,10 +67,8 @@ def list_images(input_dir: str) -> list[str]:
 def reference_size(width: int, height: int) -> tuple[int, int]:
     """(width, height) the reference translates an image of this size at: each side to the nearest
     multiple of 4, Python's round (half to even: 18 -> 16, 22 -> 24), as `__make_power_2`."""
-    return (
-        int(round(width / SIZE_BASE) * SIZE_BASE),
-        int(round(height / SIZE_BASE) * SIZE_BASE),
-    )
+    rows, cols = two_domain.multiple_of_base_shape(height, width)
+    return cols, rows
 
 
 def read_size(path: str) -> tuple[int, int]:
@@ -159,7 +157,7 @@ def load_translation_config(workdir: str):
     if method.translator is None:
         raise errors.ConfigError(
             f"{workdir} is a {config.method!r} run, not a translation run (e.g. "
-            f"configs/cyclegan.py): it generates images from latents rather than translating them. "
+            f"jaxgan/configs/cyclegan.py): it generates images from latents rather than translating them. "
             f"Use jaxgan.interpolate or jaxgan.evaluate on it."
         )
     return config, method
@@ -244,6 +242,7 @@ def main(argv, flag_values=FLAGS):
     del argv
 
     run_files.quiet_library_logs()
+    paths.enable_compilation_cache()
     f = flag_values
     try:
         translate_folder(f.workdir, f.direction, f.input, f.output, f.step, f.batch_size)
@@ -270,6 +269,11 @@ def define_flags(flag_values=FLAGS) -> None:
     flags.mark_flags_as_required(["workdir", "input", "output"], flag_values=f)
 
 
-if __name__ == "__main__":
+def run():
+    """The `jaxgan-translate` console script."""
     define_flags()
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

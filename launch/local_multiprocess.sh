@@ -4,7 +4,7 @@
 # from all of them). SIGTERM to this script is passed to every process, as a cluster's preemption
 # notice reaches every host: they agree on a step, checkpoint it and exit 0.
 #
-#   launch/local_multiprocess.sh 2 --config=configs/wgan_gp.py:smoke --workdir=/tmp/mp
+#   launch/local_multiprocess.sh 2 --config=wgan_gp:smoke --workdir=/tmp/mp
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: $0 NUM_PROCESSES --config=... --workdir=..." >&2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A multi-node GPU run under SLURM: one process per node, all local GPUs per process.
 #
-#   sbatch --nodes=4 --gpus-per-node=8 launch/slurm_gpu.sh --config=configs/wgan_gp.py:cifar10 --workdir=/shared/runs/x
+#   sbatch --nodes=4 --gpus-per-node=8 launch/slurm_gpu.sh --config=wgan_gp:cifar10 --workdir=/shared/runs/x
 #
 # `jax.distributed.initialize()` reads the SLURM environment to find the coordinator, the process
 # count and this process's id. The workdir must be on a filesystem every node sees.

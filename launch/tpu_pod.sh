@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the same training command on every host of a Cloud TPU pod slice.
 #
-#   launch/tpu_pod.sh TPU_NAME ZONE --config=configs/wgan_gp.py:cifar10 --workdir=gs://bucket/runs/x
+#   launch/tpu_pod.sh TPU_NAME ZONE --config=wgan_gp:cifar10 --workdir=gs://bucket/runs/x
 #
 # Every host runs `python -m jaxgan.main` with JAXGAN_DISTRIBUTED=1, so JAX's own runtime
 # (`jax.distributed.initialize()`, which discovers the pod's coordinator by itself) joins them into

@@ -14,6 +14,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Stride-1 convolutions keep the fixed rule here: a test's program must not depend on which
 # formulation one machine timed faster. The per-shape autotune has tests of its own.
 os.environ.setdefault("JAXGAN_CONV_IMPL", "rule")
+# No test downloads the FID Inception weights (~100 MB); the download's own tests unset this.
+os.environ.setdefault("JAXGAN_NO_DOWNLOAD", "1")
 os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxgan-test-xla-")
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
@@ -49,8 +51,8 @@ def pytest_collection_modifyitems(items):
 
 
 def _smoke_config(**overrides):
-    """`configs/wgan_gp.py:smoke` on one device, no TensorBoard, with flattened `overrides`."""
-    from configs import wgan_gp
+    """`wgan_gp:smoke` on one device, no TensorBoard, with flattened `overrides`."""
+    from jaxgan.configs import wgan_gp
 
     config = wgan_gp.get_config("smoke")
     config.tensorboard = False
@@ -67,7 +69,7 @@ def smoke_config():
 
 @pytest.fixture(scope="session")
 def make_smoke_run(tmp_path_factory):
-    """Trains `configs/wgan_gp.py:smoke` (3 steps) into a fresh workdir: `make(name, **model)`.
+    """Trains `wgan_gp:smoke` (3 steps) into a fresh workdir: `make(name, **model)`.
 
     `model` overrides `config.model` fields (e.g. conditional_generator=True, ac_head=True).
     Trained on one device, whose step compiles ~2x faster than on 8; readers restore it onto the
@@ -103,11 +105,11 @@ def write_two_domain_folder(root, size=20, train=5, test=2):
 
 
 def _translation_smoke_config(root, num_steps=3, method="cyclegan"):
-    """`configs/<method>.py:smoke` on `folder:root`, one device, a constant lr (num_steps may
+    """`<method>:smoke` on `folder:root`, one device, a constant lr (num_steps may
     change mid-run)."""
     import importlib
 
-    c = importlib.import_module(f"configs.{method}").get_config("smoke")
+    c = importlib.import_module(f"jaxgan.configs.{method}").get_config("smoke")
     c.data.dataset, c.tensorboard, c.num_devices = f"folder:{root}", False, 1
     c.num_steps, c.decay_steps = num_steps, 0
     return c
@@ -122,7 +124,7 @@ def translation_smoke_config():
 
 @pytest.fixture(scope="session")
 def translation_run(tmp_path_factory):
-    """`configs/cyclegan.py:smoke` trained for 3 steps (checkpoints 1, 2, 3; keep_last 2) on a
+    """`cyclegan:smoke` trained for 3 steps (checkpoints 1, 2, 3; keep_last 2) on a
     `write_two_domain_folder` pair. Returns (workdir, pair root, config, final state)."""
     from jaxgan.training import loop
 

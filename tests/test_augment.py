@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import dcgan, wgan_gp
 from jaxgan import data
+from jaxgan.configs import dcgan, wgan_gp
 from jaxgan.core import errors, parallel
 from jaxgan.methods import gan
 from jaxgan.training import augment

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from absl import app
 
-from configs import cyclegan, dcgan, pggan, wgan_gp
 from jaxgan import bench
+from jaxgan.configs import cyclegan, dcgan, pggan, wgan_gp
 from jaxgan.core import errors, parallel
 from jaxgan.training import benchmark
 

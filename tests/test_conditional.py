@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import acgan, dcgan, sngan
 from jaxgan import data
+from jaxgan.configs import acgan, dcgan, sngan
 from jaxgan.core import parallel
 from jaxgan.methods import gan
 from jaxgan.models import layers

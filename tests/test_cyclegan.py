@@ -212,7 +212,7 @@ def _one_step_against_the_reference():
 def test_a_smoke_run_trains_draws_its_grid_and_resumes_exactly(
     tmp_path, translation_run, translation_smoke_config
 ):
-    """`configs/cyclegan.py:smoke` through the run loop (one device: half the compile time of 8): a
+    """`cyclegan:smoke` through the run loop (one device: half the compile time of 8): a
     resumed run (2 steps, then 3) ends bit-equal to an uninterrupted one, history pools included."""
     from PIL import Image
 

@@ -20,7 +20,7 @@ from jaxgan.core import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = [
-    "--config=configs/wgan_gp.py:smoke",
+    "--config=wgan_gp:smoke",
     "--config.tensorboard=False",
     "--config.checkpoint_every=1",
     "--config.keep_last=2",

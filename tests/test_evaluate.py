@@ -22,8 +22,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from configs import wgan_gp
 from jaxgan import data, evaluate
+from jaxgan.configs import wgan_gp
 from jaxgan.core import checkpoint, run_files
 from jaxgan.eval import (
     catalog,

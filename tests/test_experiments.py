@@ -11,8 +11,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from configs import wgan_gp
 from jaxgan import data
+from jaxgan.configs import wgan_gp
 from jaxgan.core import run_files
 from jaxgan.eval import classifier_metrics as cm
 from jaxgan.eval import classifier_training, imagesets, sampling

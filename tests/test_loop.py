@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from configs import common, cyclegan, pggan
+from jaxgan.configs import common, cyclegan, pggan
 from jaxgan.core import checkpoint, errors
 from jaxgan.training import contract, loop, registry
 
@@ -244,7 +244,7 @@ def test_a_damaged_newest_checkpoint_is_moved_aside_in_a_few_lines(
 def _main(args):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     return subprocess.Popen(
-        [sys.executable, "-m", "jaxgan.main", "--config=configs/wgan_gp.py:smoke", *args],
+        [sys.executable, "-m", "jaxgan.main", "--config=wgan_gp:smoke", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

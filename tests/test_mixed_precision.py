@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from jax.extend import core
 
-from configs import acgan, cyclegan, dcgan, nicegan, pggan, sngan, wgan_gp
 from jaxgan import data
+from jaxgan.configs import acgan, cyclegan, dcgan, nicegan, pggan, sngan, wgan_gp
 from jaxgan.core import errors, parallel, precision
 from jaxgan.methods import cyclegan as cyclegan_method
 from jaxgan.methods import gan, progressive

@@ -17,7 +17,7 @@ SPECTRAL = nicegan.SPECTRAL
 
 
 def _smoke_config(**overrides):
-    from configs import nicegan as nicegan_config
+    from jaxgan.configs import nicegan as nicegan_config
 
     config = nicegan_config.get_config("smoke")
     config.update_from_flattened_dict(overrides)
@@ -147,7 +147,7 @@ def test_translate_is_the_source_encoder_then_the_target_decoder():
 
 @pytest.fixture(scope="module")
 def nice_run(tmp_path_factory, translation_smoke_config):
-    """`configs/nicegan.py:smoke` (48x48, width 2) for 3 steps on a `write_two_domain_folder`
+    """`nicegan:smoke` (48x48, width 2) for 3 steps on a `write_two_domain_folder`
     pair; (workdir, pair root, config, final state). Its step compiles once for the module: the
     resumed runs below reuse it through the session's compilation cache (a constant lr keeps
     num_steps out of the program)."""

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from configs import pggan
 from jaxgan import data, interpolate
+from jaxgan.configs import pggan
 from jaxgan.core import parallel
 from jaxgan.eval import sampling
 from jaxgan.methods import progressive

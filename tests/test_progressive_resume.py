@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from configs import pggan
+from jaxgan.configs import pggan
 from jaxgan.core import checkpoint
 from jaxgan.training import loop
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from configs import pggan
 from jaxgan import data, interpolate
+from jaxgan.configs import pggan
 from jaxgan.core import checkpoint, parallel
 from jaxgan.methods import progressive
 from jaxgan.training import loop
 
-# The smoke schedule (configs/pggan.py `_smoke`): 8 images a step, stabilise 16 images' worth,
+# The smoke schedule (jaxgan/configs/pggan.py `_smoke`): 8 images a step, stabilise 16 images' worth,
 # fade over 24. Step k runs at kimg = 0.008·(k - 1).
 EXPECTED_LODS = [2.0, 2.0, 2.0, 5 / 3, 4 / 3, 1.0, 1.0, 1.0, 2 / 3, 1 / 3, 0.0]
 EXPECTED_RESOLUTIONS = [4, 4, 4, 8, 8, 8, 8, 8, 16, 16, 16]

@@ -19,8 +19,8 @@ from jaxgan.models import dcgan
 
 @pytest.fixture(scope="module")
 def dcgan_run(tmp_path_factory):
-    """`configs/dcgan.py:smoke` (BatchNorm in both networks), trained on one device."""
-    from configs import dcgan as dcgan_config
+    """`dcgan:smoke` (BatchNorm in both networks), trained on one device."""
+    from jaxgan.configs import dcgan as dcgan_config
     from jaxgan.training import loop
 
     config = dcgan_config.get_config("smoke")

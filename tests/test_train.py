@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import dcgan, wgan_gp
 from jaxgan import data
+from jaxgan.configs import dcgan, wgan_gp
 from jaxgan.core import checkpoint, parallel
 from jaxgan.methods import gan
 from jaxgan.training import loop
@@ -269,9 +269,7 @@ def _run_main(args, tmp_path, **kwargs):
 @pytest.mark.parametrize("name", ["wgan_gp", "dcgan"])
 def test_smoke_run_through_main_writes_everything(tmp_path, name):
     workdir = tmp_path / name
-    result = _run_main(
-        [f"--config=configs/{name}.py:smoke", f"--workdir={workdir}"], tmp_path, timeout=300
-    )
+    result = _run_main([f"--config={name}:smoke", f"--workdir={workdir}"], tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "3"]  # keep_last = 2
     assert sorted(os.listdir(workdir / "samples")) == [
@@ -296,7 +294,7 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
     import time
 
     args = [
-        "--config=configs/wgan_gp.py:smoke",
+        "--config=wgan_gp:smoke",
         f"--workdir={tmp_path}",
         "--config.num_steps=40",
         "--config.checkpoint_every=2",
@@ -329,7 +327,7 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_misspelt_override_names_the_nearest_field(tmp_path):
     result = _run_main(
-        ["--config=configs/wgan_gp.py:smoke", "--config.optim.g_lrr=1", f"--workdir={tmp_path}"],
+        ["--config=wgan_gp:smoke", "--config.optim.g_lrr=1", f"--workdir={tmp_path}"],
         tmp_path,
         timeout=120,
     )
@@ -346,7 +344,7 @@ def test_gradient_penalty_with_batchnorm_critic_is_rejected(tmp_path):
 
 def test_paper_presets_train_what_their_references_train():
     """The presets that quote a paper's number follow its code where it differs from ours."""
-    from configs import acgan, pggan, sngan, wgan_gp
+    from jaxgan.configs import acgan, pggan, sngan, wgan_gp
 
     for config in (wgan_gp.get_config("cifar10"), acgan.get_config("cifar10")):
         # gan_cifar_resnet.py: no EMA (its IS quote is of the trained G), dequantised reals.

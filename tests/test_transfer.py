@@ -133,7 +133,7 @@ def test_a_conditional_target_from_an_unconditional_source(
 
 
 def test_transfer_presets():
-    from configs import transfer as transfer_config
+    from jaxgan.configs import transfer as transfer_config
 
     default, paper = transfer_config.get_config(""), transfer_config.get_config("paper")
     assert default.data.dataset == "fashion_mnist:n=100" and default.init_from == ""
@@ -161,7 +161,7 @@ def test_the_default_target_without_its_data_names_the_apt_get_command(tmp_path)
     empty = tmp_path / "no_idx_files"
     empty.mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "jaxgan.main", "--config=configs/transfer.py",
+        [sys.executable, "-m", "jaxgan.main", "--config=transfer",
          f"--workdir={tmp_path / 'w'}", f"--config.data.data_dir={empty}"],
         capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
         env=dict(os.environ, JAX_PLATFORMS="cpu"),
@@ -171,7 +171,7 @@ def test_the_default_target_without_its_data_names_the_apt_get_command(tmp_path)
 
 
 def test_a_smoke_transfer_run_is_trained_and_evaluated(source, tmp_path):
-    from configs import transfer as transfer_config
+    from jaxgan.configs import transfer as transfer_config
     from jaxgan.eval import runner
     from jaxgan.eval.options import Options
 
@@ -226,9 +226,9 @@ def test_the_target_size_table_trains_and_scores_every_run(source, tmp_path):
 
 def test_every_table_names_its_runs_and_their_settings(tmp_path):
     """The rows of each table: workdir names, which networks load, the options each row sets, and
-    the conditional rows are configs/acgan.py's AC-GAN (`configs/transfer.py:conditional`)."""
-    from configs import acgan
-    from configs import transfer as presets
+    the conditional rows are jaxgan/configs/acgan.py's AC-GAN (`transfer:conditional`)."""
+    from jaxgan.configs import acgan
+    from jaxgan.configs import transfer as presets
     from jaxgan.experiments import transfer as tx
 
     def rows(table, **kw):

@@ -127,7 +127,7 @@ def test_command_line_bto_a_uses_g_b(translation_run, inputs, reference, tmp_pat
 
 
 def _gan_run(tmp_path):
-    from configs import wgan_gp
+    from jaxgan.configs import wgan_gp
 
     workdir = tmp_path / "gan"
     run_files.write_json(str(workdir / "config.json"), wgan_gp.get_config("smoke").to_dict())

@@ -28,7 +28,7 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
-from jaxgan.core import errors, parallel
+from jaxgan.core import errors, parallel, store
 
 
 class UnreadableCheckpoint(errors.CheckpointError):
@@ -155,7 +155,7 @@ class Checkpointer:
         read_only: bool = False,
     ):
         """Keeps the `keep_last` newest checkpoints plus every step that is a multiple of `keep_every`."""
-        self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+        self.directory = store.workdir_path(os.path.join(workdir, "checkpoints"))
         options = ocp.CheckpointManagerOptions(
             max_to_keep=None if read_only else keep_last,
             keep_period=keep_every or None,
@@ -166,7 +166,7 @@ class Checkpointer:
         )
         with _quiet():  # read-only: a warning that says only that
             self._manager = ocp.CheckpointManager(
-                self.directory, options=options, item_names=("state", "meta")
+                store.orbax_directory(self.directory), options=options, item_names=("state", "meta")
             )
 
     def latest_step(self) -> int | None:
@@ -180,11 +180,11 @@ class Checkpointer:
         """Renames checkpoint `step` to `<step>.unreadable` (process 0; kept for inspection)."""
         source = os.path.join(self.directory, str(step))
         target, n = f"{source}.unreadable", 1
-        while os.path.exists(target):
+        while store.exists(target):
             n += 1
             target = f"{source}.unreadable-{n}"
         if jax.process_index() == 0:
-            os.rename(source, target)
+            store.rename(source, target)  # on an object store: a copy of each object, then delete
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
 

@@ -7,20 +7,21 @@ and the tests, as big_vision does) and tensorboardX when it is installed. Only p
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
 import logging as std_logging
 import math
 import os
-import tempfile
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import numpy as np
 from absl import logging
 from PIL import Image
+
+from jaxgan.core import store
 
 
 class _DropLibraryInfo(std_logging.Filter):
@@ -63,41 +64,15 @@ def to_uint8(images) -> np.ndarray:
     return np.clip(np.rint(np.asarray(images, np.float32) * 127.5 + 127.5), 0, 255).astype(np.uint8)
 
 
-def _file_mode() -> int:
-    """What `open(path, 'w')` would give (0o666 less the umask): mkstemp's files are 0o600."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-_FILE_MODE = _file_mode()
-
-
-def atomic_write(
-    path: str | os.PathLike, write_fn: Callable[[str], Any], suffix: str = ".tmp"
-) -> None:
-    """`write_fn(tmp)` writes a temporary file (`tmp*<suffix>`, in the folder of `path`, which must
-    exist; the mode `open(path, 'w')` would give), then `os.replace` puts it at `path` (no fsync):
-    a reader, or a run killed mid-write, sees the old file or the whole new one, never half a file.
-    If `write_fn` raises, the temporary file is removed. `suffix` keeps the extension a writer
-    reads its format from (PIL, matplotlib)."""
-    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=os.path.dirname(os.fspath(path)) or ".")
-    os.fchmod(fd, _FILE_MODE)
-    os.close(fd)
-    try:
-        write_fn(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+# Temporary file, then rename (local files; `store.write_atomic` serves object stores too).
+atomic_write = store.atomic_write
 
 
 def save_png(path: str, pixels: np.ndarray) -> None:
-    """Writes atomically (temporary file, then rename): a killed run never leaves half a PNG."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    """Writes atomically (`store.write_atomic`): a killed run never leaves half a PNG."""
+    store.makedirs(os.path.dirname(path) or ".")
     image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-    atomic_write(path, image.save, suffix=".png")
+    store.write_atomic(path, store.png_bytes(lambda f: image.save(f, format="PNG")), ".png")
 
 
 def read_jsonl(path: str) -> list[dict]:
@@ -107,48 +82,101 @@ def read_jsonl(path: str) -> list[dict]:
     bytes a crash can leave) is skipped, with one warning naming the file and the line numbers.
     """
     rows, bad_lines = parse_jsonl(path)
+    _warn_bad_lines(path, bad_lines)
+    return rows
+
+
+def _warn_bad_lines(path: str, bad_lines: list[int]) -> None:
     if bad_lines:
         logging.warning(
             "%s: skipped line(s) %s, not JSON rows (a writer killed mid-line leaves a torn line).",
             path,
             ", ".join(map(str, bad_lines)),
         )
-    return rows
 
 
 def parse_jsonl(path: str) -> tuple[list[dict], list[int]]:
-    """(rows, 1-based numbers of the lines that are not JSON objects) of a JSON-lines file, with
-    no warning: for a reader that reports a bad line once over many reads (`evaluate.MetricsLog`)."""
-    if not os.path.exists(path):
-        return [], []
-    rows, bad_lines = [], []
-    with open(path, "rb") as f:  # bytes: a torn line may end inside a multi-byte character
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:  # JSONDecodeError, or UnicodeDecodeError of a cut character
-                row = None
-            if isinstance(row, dict):
-                rows.append(row)
-            else:
-                bad_lines.append(number)
-    return rows, bad_lines
+    """(rows, 1-based numbers of the lines that are not JSON objects) of a JSON-lines file (on an
+    object store, with its row objects: `store.parse_rows`), with no warning: for a reader that
+    reports a bad line once over many reads (`evaluate.MetricsLog`)."""
+    return store.parse_rows(path)
+
+
+class TensorBoardEvents:
+    """One tensorboardX events file in `logdir`, written by process 0; where `enabled` is False or
+    tensorboardX is not installed (one info line says so), every method does nothing.
+
+    purge_step: the step a resumed run continues at. TensorBoard then drops the events of earlier
+    files in `logdir` at this step and after (tensorboardX writes a `SessionLog.START` event at
+    `purge_step` first), so no step shows twice. tensorboardX names a
+    file by the second and the host, and truncates a file of that name: the name here also ends in
+    the nanosecond and the process id, so writers started in one second (a restart, evaluators of
+    one run) get files of their own, in the order they started (the order TensorBoard reads).
+    """
+
+    def __init__(self, logdir: str, enabled: bool = True, purge_step: int | None = None):
+        self.logdir = logdir
+        self._writer = None
+        if not enabled or jax.process_index() != 0:
+            return
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            logging.info(
+                "tensorboardX is not installed: no TensorBoard events in %s "
+                "(pip install 'jaxgan[tensorboard]').",
+                logdir,
+            )
+            return
+        suffix = f".{time.time_ns()}.{os.getpid()}"
+        self._writer = SummaryWriter(logdir, purge_step=purge_step, filename_suffix=suffix)
+
+    def scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
+        """Each int or float of `scalars` as the scalar of its name (other values are skipped)."""
+        if self._writer is None:
+            return
+        for name, value in scalars.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self._writer.add_scalar(name, value, step)
+
+    def image(self, step: int, name: str, pixels: np.ndarray) -> None:
+        """pixels: uint8 [H, W, C]."""
+        if self._writer is not None:
+            self._writer.add_image(name, pixels, step, dataformats="HWC")
+
+    def text(self, step: int, name: str, markdown: str) -> None:
+        if self._writer is not None:
+            self._writer.add_text(name, markdown, step)
+
+    def flush(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
 
 
 class MetricWriter:
-    """JSONL (+ TensorBoard) scalars and PNG images under a workdir."""
+    """JSONL (+ TensorBoard) scalars and PNG images under a workdir.
+
+    resume_step: the step the run starts from; rows after it are cut from `metrics.jsonl` and
+    purged from TensorBoard's view of earlier events files (`TensorBoardEvents`).
+    """
 
     def __init__(self, workdir: str, tensorboard: bool = True, resume_step: int | None = None):
         self.workdir = workdir
         self.active = jax.process_index() == 0
         self.path = os.path.join(workdir, "metrics.jsonl")
-        self._tb = None
+        purge_step = None if resume_step is None else resume_step + 1
+        self._tb = TensorBoardEvents(os.path.join(workdir, "tensorboard"), tensorboard, purge_step)
+        self._file = None  # on an object store every row is an object of its own
         if not self.active:
             return
-        os.makedirs(workdir, exist_ok=True)
+        store.makedirs(workdir)
         self._drop_rows_after(resume_step)
+        if store.is_object_store(workdir):  # objects are written whole: no temporary files
+            return
         # Temporary files of writes a killed run never finished (`save_png`, `write_text`); not
         # under eval/, which an evaluator may be writing right now.
         root = glob.escape(workdir)
@@ -156,52 +184,44 @@ class MetricWriter:
             if os.path.basename(os.path.dirname(leftover)) != "eval":
                 os.remove(leftover)
         self._file = open(self.path, "a")
-        if tensorboard:
-            try:
-                from tensorboardX import SummaryWriter
-
-                self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
-            except ImportError:
-                logging.info(
-                    "tensorboardX is not installed: no TensorBoard events (pip install 'jaxgan[tensorboard]')."
-                )
 
     def _drop_rows_after(self, step: int | None) -> None:
         """A run resumed from a checkpoint at `step` continues the log from there, not after a gap."""
-        if step is None or not os.path.exists(self.path):
+        if step is None:
             return
-        rows = [r for r in read_jsonl(self.path) if r.get("step", 0) <= step]
-        write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
+        bad_lines = store.rewrite_rows(self.path, lambda r: r.get("step", 0) <= step)
+        _warn_bad_lines(self.path, bad_lines)
 
     def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
         if not self.active:
             return
         row = {"step": int(step), **{k: _to_python(v) for k, v in scalars.items()}}
-        self._file.write(json.dumps(row) + "\n")
-        self._file.flush()
-        if self._tb:
-            for name, value in row.items():
-                if name != "step" and isinstance(value, (int, float)):
-                    self._tb.add_scalar(name, value, step)
+        if self._file is None:
+            store.append_row(self.path, row)
+        else:
+            self._file.write(json.dumps(row) + "\n")
+            self._file.flush()
+        self._tb.scalars(step, {k: v for k, v in row.items() if k != "step"})
+
+    def write_config(self, step: int, config: Mapping[str, Any]) -> None:
+        """The run's config as TensorBoard text `config` (a JSON code block, as in config.json)."""
+        self._tb.text(step, "config", f"```json\n{to_json(config)}\n```")
 
     def write_image(self, step: int, name: str, pixels: np.ndarray) -> str:
         """pixels: uint8 [H, W, C]. Saved as `<workdir>/<name>/<step:08d>.png`; returns the path."""
         path = os.path.join(self.workdir, name, f"{step:08d}.png")
         if self.active:
             save_png(path, pixels)
-            if self._tb:
-                self._tb.add_image(name, pixels, step, dataformats="HWC")
+            self._tb.image(step, name, pixels)
         return path
 
     def flush(self) -> None:
-        if self.active and self._tb:
-            self._tb.flush()
+        self._tb.flush()
 
     def close(self) -> None:
-        if self.active:
+        if self._file is not None:
             self._file.close()
-            if self._tb:
-                self._tb.close()
+        self._tb.close()
 
 
 def _to_python(value):
@@ -210,30 +230,23 @@ def _to_python(value):
 
 
 def write_text(path: str, text: str) -> None:
-    """Atomically (temporary file in the same folder, then rename): never half a file."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    """Atomically (`store.write_atomic`: locally a temporary file, then rename): never half a file."""
+    store.makedirs(os.path.dirname(path) or ".")
+    store.write_atomic(path, text)
 
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            f.write(text)
 
-    atomic_write(path, write)
+def to_json(value: Any) -> str:
+    """Indented, keys sorted: how jaxgan shows a config or a result to people."""
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
 def write_json(path: str, value: Any) -> None:
-    write_text(path, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+    write_text(path, to_json(value) + "\n")
 
 
 def append_jsonl(path: str, row: dict) -> None:
-    """One JSON line; after a torn last line (a killed writer) it starts on a new line."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "a+b") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell():
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
-        f.write((json.dumps(row, default=str) + "\n").encode())
+    """One JSON row (`store.append_row`: a line; after a torn last line, on a new one)."""
+    store.append_row(path, row)
 
 
 def progress_bar(total: int, initial: int = 0, unit: str = "step", desc: str = "train"):

@@ -352,6 +352,11 @@ def define_flags() -> None:
     flags.mark_flag_as_required("out")
 
 
-if __name__ == "__main__":
+def run():
+    """The `jaxgan-prepare` console script."""
     define_flags()
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -2,13 +2,24 @@
 
 All statistics are float64 NumPy on the host: FID is a difference of large traces, and float32
 accumulation is a known source of disagreement with the reference numbers (torcheval #192).
+
+Statistics files (`save_statistics`, `load_statistics`) are pytorch-fid's: an `.npz` with `mu` [D]
+and `sigma` [D, D] (its `--save-stats`; TTUR's `fid_stats_*.npz` and clean-fid's files have the same
+keys), to which jaxgan adds how the features were made as 0-d arrays (`eval/fid_stats.py`).
 """
 
 from __future__ import annotations
 
+import os
 import warnings
+import zipfile
+from collections.abc import Mapping
 
 import numpy as np
+
+from jaxgan.core import errors, run_files
+
+STATS_FORMAT = "jaxgan/fid_stats/v1"  # the `format` entry of the files jaxgan writes
 
 
 def _as_features(features, name: str) -> np.ndarray:
@@ -103,6 +114,71 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     diff = mu1 - mu2
     trace_sqrt = _trace_sqrt_product(sigma1, sigma2)
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt)
+
+
+def save_statistics(path: str | os.PathLike, mu, sigma, metadata: Mapping[str, str | int]) -> None:
+    """Writes `mu` [D] and `sigma` [D, D] as float64, as `np.savez(path, mu=mu, sigma=sigma)` does
+    (pytorch-fid's format), with `format` = STATS_FORMAT and each `metadata` entry as a 0-d array
+    (readable with allow_pickle=False); atomically, so a reader never sees half a file."""
+    mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+    if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+        raise ValueError(f"save_statistics: mu {mu.shape}, sigma {sigma.shape}: not [D], [D, D].")
+    entries = {"format": STATS_FORMAT, **metadata}
+    if {"mu", "sigma"} & set(entries):
+        raise ValueError("save_statistics: metadata may not be named mu or sigma.")
+    arrays = {"mu": mu, "sigma": sigma, **{k: np.array(v) for k, v in entries.items()}}
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    run_files.atomic_write(path, write, suffix=".npz")
+
+
+def load_statistics(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict | None]:
+    """Reads a statistics file -> (mu [D], sigma [D, D] float64, metadata).
+
+    metadata: the 0-d entries of a file jaxgan wrote (str / int / float), or None for a file with
+    only `mu` and `sigma` (pytorch-fid's, TTUR's, clean-fid's). A missing file, missing keys,
+    wrong shapes, non-finite values or another format version raise one `errors.UserError`
+    naming the file and what it should hold.
+    """
+    expected = (
+        "an FID statistics file: an .npz with 'mu' [D] and 'sigma' [D, D] (pytorch-fid's "
+        "np.savez(path, mu=mu, sigma=sigma))"
+    )
+    if not os.path.isfile(path):
+        raise errors.DataError(f"{path}: no such file; expected {expected}.")
+    try:
+        stored = np.load(path, allow_pickle=False)
+        if not isinstance(stored, np.lib.npyio.NpzFile):
+            raise ValueError(f"it holds one {type(stored).__name__}, not named arrays")
+        with stored:
+            arrays = {k: stored[k] for k in stored.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise errors.ConfigError(f"{path} is not {expected}: {e}") from None
+    mu, sigma = arrays.get("mu"), arrays.get("sigma")
+    if mu is None or sigma is None:
+        raise errors.ConfigError(f"{path} is not {expected}; it holds {sorted(arrays)}.")
+    if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)) or mu.dtype.kind not in "fiu":
+        raise errors.ConfigError(
+            f"{path} is not {expected}: mu is {mu.dtype} {mu.shape}, sigma {sigma.dtype} "
+            f"{sigma.shape}."
+        )
+    mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise errors.ConfigError(f"{path}: mu or sigma holds non-finite values; remake the file.")
+    if "format" not in arrays:
+        return mu, sigma, None
+    found = str(arrays["format"])
+    if found != STATS_FORMAT:
+        raise errors.ConfigError(
+            f"{path} is in statistics format {found!r}; this jaxgan reads "
+            f"{STATS_FORMAT!r}. Remake it with --save_stats."
+        )
+    metadata = {k: v.item() for k, v in arrays.items() if k not in ("mu", "sigma") and v.ndim == 0}
+    return mu, sigma, metadata
 
 
 def fid_from_features(features1, features2) -> float:

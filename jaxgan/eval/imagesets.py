@@ -1,4 +1,5 @@
-"""Image sets: what the evaluator scores. A dataset split, a folder, an .npz, or generated images.
+"""Image sets: what the evaluator scores. A dataset split, a folder, an .npz, or generated images;
+and, standing in for the reals, an FID statistics file (`stats:FILE.npz`, a `StatsSet`).
 
 Images are loaded on first use, so a set whose features are cached needs none. A reproducible set
 (a dataset split, a file) carries a `cache_key`: everything its pixels depend on.
@@ -22,7 +23,10 @@ from jaxgan.data import sources
 from jaxgan.data.sources import (
     EMBEDDED_DATASETS,
 )  # strings with no name part: SPLIT follows a colon
+from jaxgan.eval import fid
 from jaxgan.eval.options import MAX_DEFAULT_REAL, Options
+
+STATS_PREFIX = "stats:"  # --real=stats:FILE.npz: the reals' FID statistics instead of their images
 
 
 class ImageSet:
@@ -73,6 +77,36 @@ class ImageSet:
     @property
     def labels(self) -> np.ndarray | None:
         return self._data[1]
+
+
+class StatsSet(ImageSet):
+    """The reals as an FID statistics file (`stats:FILE.npz`, `fid.load_statistics`): no images.
+
+    `memo["fid_stats"]` holds the file's (mu [D], sigma [D, D]), which is all the fid metric reads
+    of the reals (`eval/metrics.py`); its features are empty, so the Scorer extracts none. Any
+    other metric is refused before scoring (`fid_stats.options_for`). metadata: the file's (None
+    for pytorch-fid's or TTUR's own files), whose `n`, `resolution` and `channels` are the set's
+    size (None where unknown) and the size its images were read at (0 where unknown).
+    """
+
+    def __init__(self, spec: str, path: str, mu: np.ndarray, sigma: np.ndarray, metadata):
+        self.path, self.metadata = path, metadata
+        known = metadata or {}
+        self.resolution, self.channels = known.get("resolution", 0), known.get("channels", 0)
+        super().__init__(spec, known.get("n"), self._no_images)
+        self.memo["fid_stats"] = (mu, sigma)
+        self.memo["features"] = {}
+
+    def _no_images(self):
+        raise errors.ConfigError(f"{self.name} holds FID statistics, not images.")
+
+
+def stats_set(spec: str) -> StatsSet | None:
+    """`stats:FILE.npz` -> its StatsSet (the file read and checked now); None for other specs."""
+    if not spec.startswith(STATS_PREFIX):
+        return None
+    path = spec[len(STATS_PREFIX) :]
+    return StatsSet(spec, path, *fid.load_statistics(path))
 
 
 def load_images(
@@ -190,8 +224,11 @@ def real_splits(
 
 
 def spec_set(spec: str, split: str, resolution: int, channels: int, limit: int, seed: int):
-    """Two-set mode: an ImageSet from a dataset string, a folder path or an .npz of uint8 images."""
+    """Two-set mode: an ImageSet from a dataset string, a folder path or an .npz of uint8 images
+    (or a `StatsSet` from `stats:FILE.npz`)."""
 
+    if spec.startswith(STATS_PREFIX):
+        return stats_set(spec)
     if spec.endswith(".npz"):
         return _npz_set(spec, resolution, channels, limit, seed)
     if os.path.isdir(spec):

@@ -16,11 +16,13 @@ uint8 NHWC (1 or 3 channels) -> float32 -> TF1 `resize_bilinear(align_corners=Fa
 Every conv and matmul runs at `Precision.HIGHEST` so GPUs do not drop to TF32.
 
 Weights: the PyTorch port `pt_inception-2015-12-05-6726825d.pth` is converted once into our own
-`.npz` (named float32 arrays, no pickle) with
+`.npz` (named float32 arrays, no pickle). `find_weights()` does it on first use: it downloads the
+`.pth` into the cache folder, checks its SHA-256, converts it and deletes it (`download_weights`;
+`JAXGAN_NO_DOWNLOAD=1` turns that off, `JAXGAN_INCEPTION_URL` points it elsewhere). By hand:
 
     python -m jaxgan.eval.inception convert --pth=pt_inception-2015-12-05-6726825d.pth
 
-which reads the `.pth` without torch (a restricted unpickler) and writes the file `find_weights()`
+Either reads the `.pth` without torch (a restricted unpickler) and writes the file `find_weights()`
 looks for. The port is checked against pytorch-fid itself by `tests/test_eval_inception.py` using
 seeded random weights (`random_torch_state_dict`) and `scripts/make_inception_fixture.py`.
 
@@ -30,12 +32,16 @@ Throughput with random weights: `python -m jaxgan.bench --features=inception_v3`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import hashlib
 import os
 import pathlib
 import pickle
 import sys
+import tempfile
+import urllib.error
+import urllib.request
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -46,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.core import batched, npz_weights, paths
+from jaxgan.core import batched, npz_weights, paths, run_files
 
 FID_WEIGHTS_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -58,6 +64,9 @@ FID_WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 # its full SHA-256 as 6726825d0af5f729...9129b2), so that file is accepted too.
 FID_WEIGHTS_SHA256_PREFIX = "6726825d"
 WEIGHTS_ENV_VAR = "JAXGAN_INCEPTION_WEIGHTS"
+URL_ENV_VAR = "JAXGAN_INCEPTION_URL"  # where to download the .pth from instead (a mirror, file://)
+NO_DOWNLOAD_ENV_VAR = "JAXGAN_NO_DOWNLOAD"  # set (not 0): never download, say how to by hand
+DOWNLOAD_TIMEOUT_S = 60  # per socket operation, not for the whole ~100 MB
 WEIGHTS_FILENAME = "inception_v3_fid.npz"
 CONVERT_COMMAND = f"python -m jaxgan.eval.inception convert --pth={FID_WEIGHTS_FILENAME}"
 # Stored in every converted file so a wrong .npz is rejected with a clear message.
@@ -477,6 +486,15 @@ def save_params(
     return path
 
 
+def weights_source_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of the `.pth` the converted weights at `path` were made from (`convert_pth` records
+    it): the weights' identity across machines. That of `path` itself where none is recorded
+    (variables written by `save_params` directly, e.g. random weights)."""
+    with np.load(path, allow_pickle=False) as stored:
+        recorded = str(stored["__source_sha256__"]) if "__source_sha256__" in stored.files else ""
+    return recorded or sha256_of_file(path)
+
+
 def load_params(path: str | os.PathLike) -> dict[str, Any]:
     """Read our `.npz` -> {"params": ..., "batch_stats": ...} float32 numpy arrays (no pickle)."""
     path = pathlib.Path(path)
@@ -491,12 +509,12 @@ def load_params(path: str | os.PathLike) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# Finding the weights (fast: nothing heavy runs before the error)
+# Finding the weights (fast where they are there; downloaded once where they are not)
 # --------------------------------------------------------------------------------------------
 
 
 class InceptionWeightsNotFoundError(FileNotFoundError):
-    """The converted FID Inception weights are not where we looked."""
+    """The converted FID Inception weights are not where we looked, and could not be downloaded."""
 
 
 def default_weights_path() -> pathlib.Path:
@@ -504,9 +522,20 @@ def default_weights_path() -> pathlib.Path:
     return pathlib.Path(paths.cache_dir()) / WEIGHTS_FILENAME
 
 
-def _missing_weights_message(looked: Sequence[str]) -> str:
+def weights_url() -> str:
+    """Where `download_weights` fetches the `.pth`: $JAXGAN_INCEPTION_URL, else FID_WEIGHTS_URL."""
+    return os.environ.get(URL_ENV_VAR) or FID_WEIGHTS_URL
+
+
+def downloads_disabled() -> bool:
+    """$JAXGAN_NO_DOWNLOAD is set to anything but "" or "0": machines without network, CI."""
+    return os.environ.get(NO_DOWNLOAD_ENV_VAR, "").strip() not in ("", "0")
+
+
+def _missing_weights_message(looked: Sequence[str], why: str = "") -> str:
+    why = f"{why}\n" if why else ""
     return (
-        "FID Inception-v3 weights not found; looked at: " + "; ".join(looked) + ".\n"
+        f"FID Inception-v3 weights not found; looked at: {'; '.join(looked)}.\n{why}"
         "Download the PyTorch FID weights and convert them once (no torch needed):\n"
         f"  wget {FID_WEIGHTS_URL}\n"
         f"  {CONVERT_COMMAND}\n"
@@ -519,8 +548,10 @@ def find_weights(explicit_path: str | os.PathLike | None = None) -> pathlib.Path
     """Path of the converted weights: `explicit_path`, else $JAXGAN_INCEPTION_WEIGHTS, else the cache.
 
     A path that was given (argument or env var) but does not exist is an error rather than
-    silently falling back to another file. Raises InceptionWeightsNotFoundError naming the
-    download URL and the conversion command. Only stats files; returns in milliseconds.
+    silently falling back to another file. Where the cache has none, they are downloaded and
+    converted into it once (`download_weights`), unless $JAXGAN_NO_DOWNLOAD is set. Raises
+    InceptionWeightsNotFoundError naming the download URL and the conversion command. Where
+    the weights are there, only stats files: returns in milliseconds.
     """
     if explicit_path is not None:
         candidates = [(pathlib.Path(explicit_path), "explicit path")]
@@ -531,9 +562,82 @@ def find_weights(explicit_path: str | os.PathLike | None = None) -> pathlib.Path
     for path, _ in candidates:
         if path.is_file():
             return path
-    raise InceptionWeightsNotFoundError(
-        _missing_weights_message([f"{p} ({why})" for p, why in candidates])
-    )
+    looked = [f"{p} ({why})" for p, why in candidates]
+    if candidates[0][1] != "cache":  # a path that was asked for is not replaced by a download
+        raise InceptionWeightsNotFoundError(_missing_weights_message(looked))
+    if downloads_disabled():
+        why = f"${NO_DOWNLOAD_ENV_VAR} is set, so they were not downloaded."
+        raise InceptionWeightsNotFoundError(_missing_weights_message(looked, why))
+    return download_weights()
+
+
+def download_weights(
+    out_path: str | os.PathLike | None = None,
+    url: str | None = None,
+    expected_prefix: str | None = None,
+) -> pathlib.Path:
+    """Downloads pytorch-fid's `.pth` and converts it into our `.npz`; returns the `.npz` path.
+
+    url: default `weights_url()`. out_path: default `default_weights_path()`; the `.pth` goes to a
+    temporary file beside it, is checked (its SHA-256 must start with `expected_prefix`, default
+    FID_WEIGHTS_SHA256_PREFIX), converted (`convert_pth`) and deleted. Any failure (no network,
+    a wrong file) raises InceptionWeightsNotFoundError naming the URL and the manual route.
+    """
+    url = url or weights_url()
+    out = pathlib.Path(out_path or default_weights_path())
+
+    def failed(why: str) -> InceptionWeightsNotFoundError:
+        return InceptionWeightsNotFoundError(_missing_weights_message([f"{out} (cache)"], why))
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".download-", suffix=".pth", dir=out.parent)
+        os.close(fd)
+    except OSError as e:
+        raise failed(f"They cannot be downloaded into {out.parent}: {e}.") from None
+    try:
+        print(f"Downloading the FID Inception-v3 weights (once) from {url}", file=sys.stderr)
+        try:
+            _fetch(url, tmp)
+        except (OSError, ValueError) as e:  # URLError and timeouts are OSErrors; a bad URL: Value
+            raise failed(f"Downloading them from {url} failed: {_reason(e)}.") from None
+        try:
+            convert_pth(tmp, out, expected_prefix=expected_prefix)
+        except (OSError, ValueError, pickle.UnpicklingError) as e:
+            raise failed(f"The file downloaded from {url} is not the FID weights: {e}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+    print(f"Converted them into {out}", file=sys.stderr)
+    return out
+
+
+def _reason(error: Exception) -> str:
+    """A download error in words ("[Errno -2] Name or service not known", "HTTP Error 404: ...")."""
+    if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
+        return str(error.reason)
+    return str(error)
+
+
+def _fetch(url: str, path: str) -> None:
+    """Copies `url` to `path` in 1 MiB blocks, with a progress bar where the size is known."""
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(path, "wb") as f:
+        size = int(response.headers.get("Content-Length") or 0)
+        bar = run_files.progress_bar(size, unit="B", desc="inception weights") if size else None
+        if bar is not None:
+            bar.unit_scale, bar.unit_divisor = True, 1024  # MiB, not a count of bytes
+        received = 0
+        try:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                f.write(block)
+                received += len(block)
+                if bar is not None:
+                    bar.update(len(block))
+        finally:
+            if bar is not None:
+                bar.close()
+    if size and received != size:
+        raise OSError(f"the connection closed after {received:,} of {size:,} bytes")
 
 
 # --------------------------------------------------------------------------------------------
@@ -772,10 +876,14 @@ def convert_pth(
     pth_path: str | os.PathLike,
     out_path: str | os.PathLike | None = None,
     allow_hash_mismatch: bool = False,
+    expected_prefix: str | None = None,
 ) -> pathlib.Path:
-    """pytorch-fid `.pth` -> our `.npz` (default: `default_weights_path()`). Returns the written path."""
+    """pytorch-fid `.pth` -> our `.npz` (default: `default_weights_path()`). Returns the written path.
+
+    expected_prefix: what the `.pth`'s SHA-256 must start with (default FID_WEIGHTS_SHA256_PREFIX).
+    """
     try:
-        digest = check_sha256(pth_path)
+        digest = check_sha256(pth_path, expected_prefix or FID_WEIGHTS_SHA256_PREFIX)
     except ValueError as e:
         if not allow_hash_mismatch:
             raise

@@ -53,6 +53,7 @@ class Options:
     modes_images: int = 25_600
     modes_evals: int = 10
     progress: bool = True
+    save_stats: str | None = None  # write the reals' FID statistics here (eval/fid_stats.py)
     # The fields the user set (`jaxgan.evaluate`'s flags given): a job may replace the defaults of
     # the others with its protocol's (a translation run's KID subsets are NICE-GAN's 50).
     given: frozenset[str] = frozenset()
@@ -76,7 +77,10 @@ def define_flags() -> None:
         return
     flags.DEFINE_string("workdir", None, "A training run's workdir: score its checkpoints.")
     flags.DEFINE_string(
-        "real", None, "Two-set mode: the reference images (dataset, folder or .npz)."
+        "real",
+        None,
+        "Two-set mode: the reference images (dataset, folder or .npz), or stats:FILE.npz, FID "
+        "statistics (--save_stats's, pytorch-fid's or TTUR's mu/sigma) for --metrics=fid.",
     )
     flags.DEFINE_string(
         "fake", None, "Two-set mode: the images to score (dataset, folder or .npz)."
@@ -134,6 +138,12 @@ def define_flags() -> None:
     flags.DEFINE_integer("pr_k", 3, "Precision/recall neighbourhood size.")
     flags.DEFINE_integer("resolution", 0, "Two-set mode: image size (0: the real images' size).")
     flags.DEFINE_string("output", None, "Two-set mode: also append the rows to this JSONL file.")
+    flags.DEFINE_string(
+        "save_stats",
+        None,
+        "Write the real set's FID statistics (pytorch-fid's mu/sigma .npz, with how they were "
+        "made) to this file; score against it later with --real=stats:FILE.",
+    )
     flags.DEFINE_string(
         "classifier_recipe", "auto", "gan_train/gan_test classifier: auto, mnist5k or cifar10."
     )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxgan.core import run_files
+from jaxgan.core import store
 from jaxgan.eval import catalog
 
 # What makes two rows of one metric comparable: the same reference, network, weights, resize,
@@ -118,7 +118,8 @@ def plot_metrics(rows: list[dict], directory: str) -> list[str]:
         path = os.path.join(
             directory, f"{metric}_{direction}.png" if direction else f"{metric}.png"
         )
-        run_files.atomic_write(path, fig.savefig, suffix=".png")
+        png = store.png_bytes(lambda f: fig.savefig(f, format="png"))
+        store.write_atomic(path, png, suffix=".png")
         paths.append(path)
     return paths
 

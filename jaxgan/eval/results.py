@@ -1,4 +1,5 @@
-"""Result rows and the append-only log they go to (`W/eval/metrics.jsonl`).
+"""Result rows, the append-only log they go to (`W/eval/metrics.jsonl`) and their TensorBoard
+scalars (`W/tensorboard/eval`).
 
 A row is one JSON object per line; `value` is the headline number, `values` all numbers of the
 metric:
@@ -31,7 +32,7 @@ from collections.abc import Iterator
 
 from absl import logging
 
-from jaxgan.core import run_files
+from jaxgan.core import run_files, store
 
 IDENTITY_FIELDS = (
     "kind",
@@ -122,6 +123,41 @@ def make_row(
     return row
 
 
+def tensorboard_scalars(row: dict) -> dict[str, float]:
+    """The numbers of a checkpoint row, named for TensorBoard (written at the row's step):
+    `eval/<metric>[/<value>][/<direction>][/<feature network>[/<resize>]]`, one per entry of
+    `values` (`<value>` where the entry is not named after the metric: swd's levels, pr's
+    precision and recall). The network and resize are part of the name, not only where rows of
+    them meet: one curve's name stays the same whichever evaluator calls scored its points. {} for
+    an error row or a baseline (no step)."""
+    if row["kind"] != "checkpoint" or row.get("value") is None:
+        return {}
+    variant = [row.get("direction"), row.get("feature_network")]
+    if row.get("feature_network") and row.get("resize") not in (None, "none"):
+        variant.append(row["resize"])
+    suffix = "".join(f"/{part}" for part in variant if part)
+    return {
+        f"eval/{row['metric']}{'' if name == row['metric'] else f'/{name}'}{suffix}": value
+        for name, value in row["values"].items()
+    }
+
+
+def tensorboard_events(workdir: str, enabled: bool) -> run_files.TensorBoardEvents:
+    """`W/tensorboard/eval`, the evaluator's events (TensorBoard's run `eval`, beside the trainer's
+    `W/tensorboard`): a file of its own, as the trainer and evaluators may write at once."""
+    if not enabled:
+        logging.info("config.tensorboard=False: no TensorBoard events from the evaluator.")
+    return run_files.TensorBoardEvents(os.path.join(workdir, "tensorboard", "eval"), enabled)
+
+
+def write_tensorboard(events: run_files.TensorBoardEvents, rows: list[dict]) -> None:
+    """Each row's `tensorboard_scalars` at its step, flushed: a live run's TensorBoard shows a
+    checkpoint's numbers once it is scored."""
+    for row in rows:
+        events.scalars(row["step"], tensorboard_scalars(row))
+    events.flush()
+
+
 def error_row(identity: dict, error: str) -> dict:
     """The row of a metric that could not be computed (an unreadable checkpoint): `value` null and
     the one-line reason in `error`. It does not make its identity done: a later run retries it."""
@@ -145,6 +181,10 @@ class MetricsLog:
     exclusive `flock` on `metrics.jsonl.lock` and work on the file as re-read under it, so rows
     another evaluator appended since this one last read are kept; a rewrite goes through a
     temporary file and a rename, so the file is never half-written. Reads take the lock shared.
+
+    On an object store (no lock, no append, no rename) every row is an object of its own
+    (`store.append_row`) and a replaced row is simply written again: reads keep the last row of
+    each identity, at its place, so two evaluators that scored the same row leave it once.
     """
 
     def __init__(self, path: str):
@@ -156,7 +196,9 @@ class MetricsLog:
 
     def reload(self) -> list[dict]:
         """Re-reads the file (picking up other evaluators' rows); returns the rows."""
-        if not os.path.exists(self.path):
+        if store.is_object_store(self.path):
+            self.rows = self._read()
+        elif not os.path.exists(self.path):
             self.rows = []
         else:
             with self._locked(fcntl.LOCK_SH):
@@ -172,6 +214,10 @@ class MetricsLog:
         """Appends `row`, or, where a row of the same identity is there, rewrites the file with
         that row replaced."""
 
+        if store.is_object_store(self.path):
+            store.append_row(self.path, row)  # the newest row of an identity wins when read
+            self.rows = self._read()
+            return
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         key = row_identity(row)
         with self._locked(fcntl.LOCK_EX):
@@ -203,4 +249,11 @@ class MetricsLog:
                 ", ".join(map(str, new)),
             )
             self._reported.update(new)
-        return rows
+        return _newest_of_each_identity(rows) if store.is_object_store(self.path) else rows
+
+
+def _newest_of_each_identity(rows: list[dict]) -> list[dict]:
+    """The last row of each identity, at its place: what a local rewrite leaves (a replaced row
+    moves to the end)."""
+    last = {row_identity(r): i for i, r in enumerate(rows)}
+    return [r for i, r in enumerate(rows) if last[row_identity(r)] == i]

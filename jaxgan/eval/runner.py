@@ -20,8 +20,17 @@ from collections.abc import Callable, Sequence
 
 from absl import logging
 
-from jaxgan.core import checkpoint, parallel, run_files
-from jaxgan.eval import catalog, imagesets, report, sampling, scoring, translation
+from jaxgan.core import checkpoint, errors, parallel, run_files
+from jaxgan.eval import (
+    catalog,
+    fid_stats,
+    imagesets,
+    report,
+    results,
+    sampling,
+    scoring,
+    translation,
+)
 from jaxgan.eval.latent import LatentEvaluation
 from jaxgan.eval.options import Options
 from jaxgan.training import registry
@@ -51,8 +60,11 @@ def evaluate_workdir(
     """Scores `workdir`'s checkpoints; returns the rows written (also in W/eval/metrics.jsonl).
     metrics None: the job's defaults (a GAN's `DEFAULT_METRICS`; a translation run's)."""
     job = job_for(workdir, metrics, options, force)
+    if options.save_stats:  # the reference split's FID statistics, before anything is scored
+        fid_stats.save_real(options.save_stats, job.scorer, getattr(job, "real", None))
     job.score_baseline()  # the real-vs-real rows where options.baseline; a translator's identity
     ckpt = checkpoint.Checkpointer(workdir, read_only=True)
+    events = results.tensorboard_events(workdir, job.config.get("tensorboard", True))
     replicated = parallel.replicated(parallel.make_mesh())
     bar = run_files.progress_bar(0, unit="ckpt", desc="evaluate") if options.progress else None
     scored: set[int] = set()  # scored, or found unreadable, by this call: not retried each poll
@@ -96,6 +108,7 @@ def evaluate_workdir(
                 else:
                     metas[step] = meta
                     rows = job.score_checkpoint(step, params, meta, missing)
+                    results.write_tensorboard(events, rows)
                     del params
                     last_new = time.monotonic()
                     if watch:  # plots follow a live run; otherwise they are drawn once at the end
@@ -124,6 +137,7 @@ def evaluate_workdir(
         if bar is not None:
             bar.close()
         ckpt.close()
+        events.close()
     job.report()
     return job.written
 
@@ -131,18 +145,68 @@ def evaluate_workdir(
 def evaluate_sets(
     real_spec: str, fake_spec: str, metrics: Sequence[str], options: Options
 ) -> list[dict]:
-    """Scores the images of `fake_spec` against those of `real_spec`; returns the rows."""
+    """Scores the images of `fake_spec` against those of `real_spec` (`stats:FILE.npz`: against
+    FID statistics, `eval/fid_stats.py`); returns the rows. `options.save_stats`: also writes the
+    reals' FID statistics there."""
     metrics = catalog.parse(metrics)
-    if options.feature_network != "auto":  # fail before reading any images
-        scoring.resolve_network(metrics, options, "", None, 0)
+    real = imagesets.stats_set(real_spec)  # None unless stats:FILE (checked in score_sets)
+    if real is None:
+        if options.feature_network != "auto":  # fail before reading any images
+            scoring.resolve_network(metrics, options, "", None, 0)
+        real = imagesets.spec_set(
+            real_spec, "train", options.resolution, 0, options.num_real, options.seed
+        )
+        resolution, channels = real.cache_key["resolution"], real.cache_key["channels"]
+    else:  # the fakes are read as the file's reals were (a file without metadata: as they are)
+        resolution, channels = real.resolution, real.channels
+    fake = imagesets.spec_set(
+        fake_spec, "train", resolution, channels, options.num_samples, options.seed
+    )
+    return score_sets(real, fake, [m.name for m in metrics], options, real_spec)
+
+
+def save_real_statistics(real_spec: str, options: Options) -> None:
+    """`--real=SPEC --save_stats=FILE` alone (pytorch-fid's `--save-stats`): the FID statistics of
+    the reals, as two-set mode would write them, and nothing scored."""
     real = imagesets.spec_set(
         real_spec, "train", options.resolution, 0, options.num_real, options.seed
     )
     resolution, channels = real.cache_key["resolution"], real.cache_key["channels"]
-    fake = imagesets.spec_set(
-        fake_spec, "train", resolution, channels, options.num_samples, options.seed
+    network = scoring.resolve_network(
+        catalog.parse(["fid"]), options, real_spec, channels, resolution
     )
+    scorer = scoring.Scorer(network, options, resolution, channels, None)
+    fid_stats.save_real(options.save_stats, scorer, real)
+
+
+def score_sets(
+    real: imagesets.ImageSet,
+    fake: imagesets.ImageSet,
+    metrics: Sequence[str],
+    options: Options,
+    real_spec: str = "",
+) -> list[dict]:
+    """Scores `fake` against `real`, two sets of images of one size (`jaxgan.metrics.compute`'s
+    arrays, or `evaluate_sets`' specs: `real_spec` names a dataset whose domain network is used)."""
+    metrics = catalog.parse(metrics)
+    stats = real if isinstance(real, imagesets.StatsSet) else None  # FID statistics, no images
+    if stats is not None:
+        options = fid_stats.options_for(stats, metrics, options)
+    shaped = real if stats is None else fake
+    key = shaped.cache_key  # a reproducible set knows its shape without reading its images
+    if key:
+        resolution, channels = key["resolution"], key["channels"]
+    else:
+        resolution, channels = shaped.images.shape[1], shaped.images.shape[3]
+    needs_splits = [m.name for m in metrics if m.splits]
+    if needs_splits and not real_spec:
+        raise errors.ConfigError(
+            f"{', '.join(needs_splits)} train(s) classifiers on a labelled dataset's splits: give "
+            "the real images as a dataset string (e.g. 'mnist5k'), not as an array."
+        )
     network = scoring.resolve_network(metrics, options, real_spec, channels, resolution)
+    if stats is not None:
+        fid_stats.check_network(stats, network, options)
     labelled = not any(m.labels for m in metrics) or (
         fake.labels is not None
         and (real.labels is not None or "class_fid" not in [m.name for m in metrics])
@@ -154,5 +218,7 @@ def evaluate_sets(
     if any(m.splits for m in metrics):
         splits = imagesets.spec_splits(real_spec, resolution, channels, options)
     scorer = scoring.Scorer(network, options, resolution, channels, splits)
+    if options.save_stats:
+        fid_stats.save_real(options.save_stats, scorer, real)
     # Each metric scores the whole given set; its row says where that departs from the paper.
     return list(scorer.rows(real, fake, metrics, {"kind": "sets", "step": None}, counts=counts))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from jaxgan import data
-from jaxgan.core import batched, checkpoint, errors, parallel, run_files
+from jaxgan.core import batched, checkpoint, errors, parallel, run_files, store
 from jaxgan.methods import gan
 from jaxgan.training import contract, registry
 
@@ -31,14 +31,15 @@ LATENT_BLOCK = 1000
 def load_config(workdir: str):
     import ml_collections
 
+    store.check_workdir(workdir)  # an object store that cannot be reached: one line, first
     path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
+    if not store.exists(path):
         raise errors.DataError(
             f"{path} not found: --workdir must be a training run's directory (jaxgan.main writes "
             f"config.json there before training)."
         )
-    with open(path) as f:  # a run's config, with the fields it predates (contract.upgrade)
-        return ml_collections.ConfigDict(contract.upgrade(json.load(f)))
+    stored = json.loads(store.read_text(path))  # with the fields it predates (contract.upgrade)
+    return ml_collections.ConfigDict(contract.upgrade(stored))
 
 
 def select_steps(available: Sequence[int], spec: str) -> list[int]:
@@ -62,19 +63,28 @@ def generator_is_conditional(config) -> bool:
     return registry.get(config.method).is_conditional(config)
 
 
-def generation_inputs(config, num_classes: int, n: int, batch_size: int, seed: int):
+def generation_inputs(
+    config,
+    num_classes: int,
+    n: int,
+    batch_size: int,
+    seed: int,
+    draw_latents: Callable = gan.sample_latents,
+):
     """Latents [n_total, z_dim] and labels [n_total] for n images in full batches of batch_size.
 
     n_total = ceil(n / batch_size) * batch_size: the generator's BatchNorm uses batch statistics, so
     the last batch is filled with further latents rather than zeros; the extra images are dropped.
     Labels are class-balanced, `arange % num_classes` (gan_evaluation `gan.py::generate`).
+    `draw_latents(config, key, count)` draws one block (default: the run's latent distribution;
+    `jaxgan.generate` passes a truncated one).
     """
     import jax
 
     n_total = -(-n // batch_size) * batch_size
     key = jax.random.key(seed)
     blocks = [  # latent i is the same whatever n: a metric's fakes are a prefix of everyone's
-        np.asarray(gan.sample_latents(config, jax.random.fold_in(key, b), LATENT_BLOCK))
+        np.asarray(draw_latents(config, jax.random.fold_in(key, b), LATENT_BLOCK))
         for b in range(-(-n_total // LATENT_BLOCK))
     ]
     z = np.concatenate(blocks)[:n_total]

@@ -112,7 +112,10 @@ class TranslationEvaluation(Job):
             self.metrics, options, feature_dataset(d.dataset), d.channels, d.resolution
         )
         start = time.perf_counter()
-        images = {k: two_domain.eval_images(s, d.resolution, d.channels) for k, s in test.items()}
+        images = {
+            k: two_domain.eval_images(s, d.resolution, d.channels, preprocess=d.preprocess)
+            for k, s in test.items()
+        }
         images["A"], images["B"] = ordered_by_pair(images["A"], images["B"], index_a, index_b)
         logging.info("Test images: %d A, %d B (%d pairs), read in %.1f s.", len(images["A"]),
                      len(images["B"]), self.num_pairs, time.perf_counter() - start)  # fmt: skip
@@ -238,7 +241,8 @@ class TranslationEvaluation(Job):
         train = dict(zip("AB", two_domain.open_domains(d.dataset, "train", d.data_dir, d.channels)))
         return {
             k: imagesets.ImageSet.from_arrays(
-                f"{d.dataset}:train{k}", two_domain.eval_images(s, d.resolution, d.channels)
+                f"{d.dataset}:train{k}",
+                two_domain.eval_images(s, d.resolution, d.channels, preprocess=d.preprocess),
             )
             for k, s in train.items()
         }

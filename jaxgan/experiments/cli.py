@@ -16,7 +16,7 @@ import sys
 
 from absl import app, flags
 
-from jaxgan.core import errors, run_files
+from jaxgan.core import errors, paths, run_files
 from jaxgan.eval import options as eval_options
 from jaxgan.experiments import dcgan_features, how_good, transfer
 
@@ -33,6 +33,7 @@ def main(argv):
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required.")
     run_files.quiet_library_logs()
+    paths.enable_compilation_cache()
     options = eval_options.from_flags()
     try:
         if argv[1] == "diversity":

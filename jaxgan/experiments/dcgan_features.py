@@ -5,7 +5,7 @@ feature extractor for a linear classifier, against the baselines the paper compa
       [--labels=100,1000,0] [--label_seeds=0,1,2] [--validation=1000] [--checkpoint=latest]
       [--kmeans_centroids=800] [--batch_size=200]
 
-W is a DCGAN run (`configs/dcgan.py`, any dataset); the target is any labelled dataset string with
+W is a DCGAN run (`jaxgan/configs/dcgan.py`, any dataset); the target is any labelled dataset string with
 a train and a test split at W's resolution and channels (the GAN may have seen other data: the
 paper's critic was trained on ImageNet and classified CIFAR-10 and SVHN). Feature sets, one row each:
 
@@ -355,7 +355,7 @@ def _load_critic(workdir: str, config, checkpoint: str | int, channels: int, num
     if config.method != "gan" or config.model.name != "dcgan":
         raise errors.ConfigError(
             f"{workdir} is a {config.method!r} run of model {config.model.get('name')!r}; the "
-            f"feature experiment reads the blocks of a DCGAN critic (configs/dcgan.py)."
+            f"feature experiment reads the blocks of a DCGAN critic (jaxgan/configs/dcgan.py)."
         )
     _, critic = gan.build_models(config, channels, num_classes)
     params, _, step = checkpointing.restore_params(

@@ -12,16 +12,16 @@ FID). K is the first of --per_class except in `size`. The tables:
 
   size         (Table 2 / Fig. 2) each K of --per_class: from scratch, and from the source (G and D)
   network      (Table 1) from scratch, G only, D only, both (`init_from_networks`)
-  source       (Tables 4-5) from scratch, and from a GAN trained (`configs/transfer.py:source`) on
+  source       (Tables 4-5) from scratch, and from a GAN trained (`transfer:source`) on
                each dataset of --sources; beside each, the paper's selection measure: FID of the
                source GAN's samples against the target's test split, and of the real source images
-  conditional  (Tables 6-7) an AC-GAN target (`configs/transfer.py:conditional`: the fields
-               configs/acgan.py sets) from scratch and from the unconditional source: FID,
+  conditional  (Tables 6-7) an AC-GAN target (`transfer:conditional`: the fields
+               jaxgan/configs/acgan.py sets) from scratch and from the unconditional source: FID,
                class-wise FID and GAN-test
   fewshot      (beyond the paper) plain transfer, + FreezeD (the critic's first --freeze_blocks
                blocks frozen), + DiffAugment, both; and scratch + DiffAugment
 
-The source is `--source=W`, or OUT/source trained first with `configs/transfer.py:source` (the
+The source is `--source=W`, or OUT/source trained first with `transfer:source` (the
 mnist5k digits); a --sources dataset other than that preset's trains into OUT/source_<dataset>.
 Runs and evaluations resume: a killed experiment re-run continues where it stopped. Writes
 OUT/eval/transfer_<table>_<sizes>_seeds<seeds>.json (e.g. transfer_size_n10-n100_seeds0: every
@@ -39,8 +39,8 @@ import statistics
 import time
 from collections.abc import Sequence
 
-from configs import transfer as presets
 from jaxgan import data
+from jaxgan.configs import transfer as presets
 from jaxgan.core import run_files
 from jaxgan.eval import imagesets, report, results, runner, sampling
 from jaxgan.experiments import tables
@@ -98,7 +98,9 @@ def rows_of(
             rows.append(Row(f"from {dataset}", name, k, "g,d", run))
         return rows
     if table == "conditional":
-        conditional = tuple(presets.conditional_fields().items())  # the AC-GAN of configs/acgan.py
+        conditional = tuple(
+            presets.conditional_fields().items()
+        )  # the AC-GAN of jaxgan/configs/acgan.py
         return [
             Row("AC-GAN from scratch", f"{tag}_cond_scratch", k, overrides=conditional),
             Row("AC-GAN from the unconditional source", f"{tag}_cond_transfer", k, "g,d", source,
@@ -123,7 +125,7 @@ def rows_of(
 
 
 def target_config(row: Row, preset: str, target: str, train_steps: int, seed: int, overrides: dict):
-    """`configs/transfer.py:<preset>` on `target` (row.per_class per class) for `train_steps`."""
+    """`jaxgan/configs/transfer.py:<preset>` on `target` (row.per_class per class) for `train_steps`."""
 
     config = presets.get_config(preset)
     config.data.dataset = f"{target}:n={row.per_class}" if row.per_class else target
@@ -161,7 +163,7 @@ def _spread(values: list[float]) -> dict:
 
 
 def train_source(workdir: str, preset: str, dataset: str | None, overrides: dict) -> str:
-    """`configs/transfer.py:<preset>` (on `dataset`, if given) trained in `workdir`, or resumed."""
+    """`jaxgan/configs/transfer.py:<preset>` (on `dataset`, if given) trained in `workdir`, or resumed."""
 
     config = presets.get_config(preset)
     config.data.dataset = dataset or config.data.dataset

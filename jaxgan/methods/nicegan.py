@@ -271,7 +271,7 @@ EVAL_PARAMS = ("g_params", "d_params", SPECTRAL)
 
 
 def build(config: ml_collections.ConfigDict, mesh) -> translation.Model:
-    """NICE-GAN's `translation.Model` for `config` (configs/nicegan.py)."""
+    """NICE-GAN's `translation.Model` for `config` (jaxgan/configs/nicegan.py)."""
     check_resolution(config)
     generator, discriminator = build_models(config)
     g_tx, d_tx = make_optimizer(config), make_optimizer(config)

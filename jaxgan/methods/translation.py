@@ -98,7 +98,11 @@ class Trainer:
         )
         self.sample_inputs = {
             name: data.to_float(
-                jnp.asarray(two_domain.eval_images(spread(source), d.resolution, d.channels)),
+                jnp.asarray(
+                    two_domain.eval_images(
+                        spread(source), d.resolution, d.channels, preprocess=d.preprocess
+                    )
+                ),
                 jax.random.key(0),
             )
             for name, source in (("A", test_a), ("B", test_b))
@@ -117,6 +121,7 @@ class Trainer:
             cursor=meta.get("data_cursor", 0),
             channels=self.config.data.channels,
             sharding=parallel.sharded_on(self.mesh, 1),
+            preprocess=self.config.data.preprocess,
         )
 
     def step(self, state: State) -> tuple[State, dict]:
@@ -171,6 +176,7 @@ def bench_step(
     generators' and both critics' update, one A and one B image per batch position, counted both,
     as `Trainer.images_seen` does (no stages: `stage_resolution` and `stage_alpha` are not used)."""
     del stage_resolution, stage_alpha
+    parallel.check_divisible(config.batch_size, mesh, "batch_size")  # as the Trainer refuses it
     model = build(config, mesh)
     batch = data.to_global(
         {

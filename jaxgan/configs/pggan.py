@@ -1,10 +1,10 @@
 """Progressive GAN (Karras et al. 2018): grow G and D from 4x4 to the final resolution.
 
-  python -m jaxgan.main --config=configs/pggan.py --workdir=runs/pggan              # mnist5k, CPU
-  python -m jaxgan.main --config=configs/pggan.py --workdir=runs/flat --config.progressive=False
-  python -m jaxgan.main --config=configs/pggan.py:cifar10 --workdir=runs/pggan_cifar10
-  python -m jaxgan.main --config=configs/pggan.py:celebahq --workdir=runs/celebahq
-  python -m jaxgan.main --config=configs/pggan.py:table1-h --workdir=runs/t1h     # Table 1 rows a-h
+  python -m jaxgan.main --config=pggan --workdir=runs/pggan              # mnist5k, CPU
+  python -m jaxgan.main --config=pggan --workdir=runs/flat --config.progressive=False
+  python -m jaxgan.main --config=pggan:cifar10 --workdir=runs/pggan_cifar10
+  python -m jaxgan.main --config=pggan:celebahq --workdir=runs/celebahq
+  python -m jaxgan.main --config=pggan:table1-h --workdir=runs/t1h     # Table 1 rows a-h
   python -m jaxgan.interpolate --workdir=runs/pggan                                 # latent-walk GIF
   python -m jaxgan.evaluate --workdir=runs/pggan --metrics=swd                      # SWD per level
 
@@ -26,7 +26,7 @@ run at a wall-time budget instead.
 
 import ml_collections
 
-from configs import common
+from jaxgan.configs import common
 
 
 def get_config(preset: str = ""):

@@ -43,8 +43,11 @@ def translation() -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     c.data.dataset = "folder:data/emoji"  # folder:PATH (trainA/ trainB/ testA/ testB/) | tfds:NAME
     c.data.data_dir = config_dict.placeholder(str)
-    c.data.resolution = 64  # the crop size; training images are resized to 286/256 of it first
+    c.data.resolution = 64  # the crop size (resize_and_crop resizes to 286/256 of it first)
     c.data.channels = 3
+    # How images become resolution² (the reference's --preprocess, jaxgan/data/two_domain.py):
+    # resize_and_crop | crop | scale_width_and_crop | none ('scale_width' is refused there).
+    c.data.preprocess = "resize_and_crop"
     c.batch_size = 1
     c.num_samples = 4  # test images of each domain in the sample grids
     return c

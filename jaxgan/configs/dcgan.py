@@ -1,8 +1,8 @@
 """DCGAN (Radford et al. 2016), the architecture and hyper-parameters of pytorch/examples dcgan.
 
-  python -m jaxgan.main --config=configs/dcgan.py --workdir=runs/dcgan             # mnist5k, CPU
-  python -m jaxgan.main --config=configs/dcgan.py:celeba64 --workdir=runs/celeba   # the paper's faces setup
-  python -m jaxgan.main --config=configs/dcgan.py:smoke --workdir=/tmp/smoke       # tests
+  python -m jaxgan.main --config=dcgan --workdir=runs/dcgan             # mnist5k, CPU
+  python -m jaxgan.main --config=dcgan:celeba64 --workdir=runs/celeba   # the paper's faces setup
+  python -m jaxgan.main --config=dcgan:smoke --workdir=/tmp/smoke       # tests
 
 Hyper-parameters (all presets but smoke): non-saturating BCE loss, one critic step per generator
 step, Adam(2e-4, 0.5, 0.999), no lr decay, batch 64 (the paper: 128), z ~ N(0, 1) of size 100,
@@ -22,7 +22,7 @@ Presets:
   smoke     tiny widths, 3 steps: for tests (ac_smoke: the same with the AC-GAN term).
 """
 
-from configs import common
+from jaxgan.configs import common
 
 # Each preset: the preset its data and sizes come from, and whether it adds the AC-GAN term.
 PRESETS = {

@@ -1,10 +1,10 @@
 """CycleGAN (Zhu et al. 2017): unpaired translation between two image domains.
 
   python -m jaxgan.data.prepare emoji --out=data/emoji                  # the offline pair (npm)
-  python -m jaxgan.main --config=configs/cyclegan.py --workdir=runs/cyclegan
-  python -m jaxgan.main --config=configs/cyclegan.py:horse2zebra --workdir=runs/h2z \\
+  python -m jaxgan.main --config=cyclegan --workdir=runs/cyclegan
+  python -m jaxgan.main --config=cyclegan:horse2zebra --workdir=runs/h2z \\
       --config.data.data_dir=~/tensorflow_datasets      # a prepared tfds cycle_gan/horse2zebra
-  python -m jaxgan.main --config=configs/cyclegan.py:smoke --workdir=/tmp/smoke     # tests
+  python -m jaxgan.main --config=cyclegan:smoke --workdir=/tmp/smoke     # tests
 
 The reference (junyanz/pytorch-CycleGAN-and-pix2pix): ResNet
 generators with instance norm, 70×70 PatchGAN critics, LSGAN, cycle λ 10 and identity 0.5·λ, a
@@ -22,7 +22,7 @@ Presets:
 
 import ml_collections
 
-from configs import common
+from jaxgan.configs import common
 
 HORSE2ZEBRA_EPOCH = 1334  # max(|trainA|, |trainB|) = max(1,067 horses, 1,334 zebras)
 

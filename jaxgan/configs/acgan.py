@@ -1,9 +1,9 @@
 """AC-GAN: WGAN-GP with an auxiliary-classifier critic and a class-conditional generator.
 
-  python -m jaxgan.main --config=configs/acgan.py --workdir=runs/acgan              # mnist5k, CPU
-  python -m jaxgan.main --config=configs/acgan.py:condbn --workdir=runs/acgan_bn    # "Cond BNorm"
-  python -m jaxgan.main --config=configs/acgan.py:cifar10 --workdir=runs/acgan_c10  # the paper setup
-  python -m jaxgan.main --config=configs/acgan.py:smoke --workdir=/tmp/smoke        # tests
+  python -m jaxgan.main --config=acgan --workdir=runs/acgan              # mnist5k, CPU
+  python -m jaxgan.main --config=acgan:condbn --workdir=runs/acgan_bn    # "Cond BNorm"
+  python -m jaxgan.main --config=acgan:cifar10 --workdir=runs/acgan_c10  # the paper setup
+  python -m jaxgan.main --config=acgan:smoke --workdir=/tmp/smoke        # tests
 
 The critic's class loss (cross-entropy) has weight 1 on real images and the generator's weight 0.1
 on its fakes, as gan_cifar_resnet.py (ACGAN_SCALE=1, ACGAN_SCALE_G=0.1); the critic's fakes carry
@@ -11,7 +11,7 @@ the real batch's labels. The generator is conditioned by per-class BatchNorm ("C
 a one-hot label joined to z ("Cond Concat" of Transferring GANs): `config.model.conditioning`.
 
 Presets:
-  default   mnist5k, configs/wgan_gp.py's default network made conditional by Cond Concat,
+  default   mnist5k, jaxgan/configs/wgan_gp.py's default network made conditional by Cond Concat,
             class-loss weight 1 for G, 4,100 generator iterations. Expected (docs/experiments.md's
             table): domain FID 3.7, GAN-train 94%, GAN-test 96%. Why not the reference's Cond
             BNorm and 0.1: the generator ignored its labels (docs/configs.md).
@@ -21,7 +21,7 @@ Presets:
   smoke     the 32x32 ResNet at width 8, 3 steps: for tests.
 """
 
-from configs import wgan_gp
+from jaxgan.configs import wgan_gp
 
 
 def get_config(preset: str = ""):

@@ -1,9 +1,9 @@
 """SNGAN with a projection discriminator (Miyato et al. 2018; Miyato & Koyama 2018).
 
-  python -m jaxgan.main --config=configs/sngan.py --workdir=runs/sngan              # mnist5k, CPU
-  python -m jaxgan.main --config=configs/sngan.py:cifar10 --workdir=runs/sngan_c10  # the paper setup
-  python -m jaxgan.main --config=configs/sngan.py:ndis1 --workdir=runs/sngan1       # digits
-  python -m jaxgan.main --config=configs/sngan.py:smoke --workdir=/tmp/smoke        # tests
+  python -m jaxgan.main --config=sngan --workdir=runs/sngan              # mnist5k, CPU
+  python -m jaxgan.main --config=sngan:cifar10 --workdir=runs/sngan_c10  # the paper setup
+  python -m jaxgan.main --config=sngan:ndis1 --workdir=runs/sngan1       # digits
+  python -m jaxgan.main --config=sngan:smoke --workdir=/tmp/smoke        # tests
 
 pfnet-research/sngan_projection `configs/sn_cifar10_conditional.yml`: spectral normalisation of
 every critic weight (one power iteration per critic update), the SN-ResNet projection critic, a
@@ -23,7 +23,7 @@ Presets:
   smoke     widths 8, 3 steps: for tests.
 """
 
-from configs import common
+from jaxgan.configs import common
 
 
 def get_config(preset: str = ""):
