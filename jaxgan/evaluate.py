@@ -22,9 +22,10 @@ import json
 import os
 import sys
 
+import jax
 from absl import app, flags
 
-from jaxgan.core import errors, paths, run_files
+from jaxgan.core import errors, parallel, paths, run_files
 from jaxgan.eval import catalog
 from jaxgan.eval import options as eval_options
 from jaxgan.eval.options import DEFAULT_METRICS
@@ -37,6 +38,7 @@ def main(argv):
     del argv
 
     run_files.quiet_library_logs()
+    parallel.maybe_initialize_distributed()  # launch/: every process scores, process 0 writes
     paths.enable_compilation_cache()
     if FLAGS.list_metrics:
         print(catalog.describe())
@@ -58,7 +60,7 @@ def main(argv):
             rows = evaluate_sets(FLAGS.real, FLAGS.fake, FLAGS.metrics or DEFAULT_METRICS, options)
             for row in rows:
                 print(json.dumps(row), flush=True)
-            if FLAGS.output:
+            if FLAGS.output and jax.process_index() == 0:
                 os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
                 with open(FLAGS.output, "a") as f:
                     f.writelines(json.dumps(r) + "\n" for r in rows)

@@ -240,11 +240,10 @@ def check_folder(out: str, settings: dict) -> None:
     """A folder that already holds another setting's images (its generate.json differs in
     anything but the count) is refused: mixed with these, no file's latent could be recovered."""
     path = os.path.join(out, SETTINGS_FILE)
-    if not os.path.exists(path):
+    if not store.exists(path):
         return
     try:
-        with open(path) as f:
-            previous = json.load(f)
+        previous = json.loads(store.read_text(path))
     except ValueError:  # torn or edited by hand: its images cannot be told apart from ours
         previous = {}
     differs = sorted(
@@ -260,7 +259,7 @@ def check_folder(out: str, settings: dict) -> None:
 def write_folder(generation: Generation, out: str, progress: bool = True) -> list[str]:
     """`out/seed<seed>-<i>.png` per image and `out/generate.json`; returns the PNG paths."""
     check_folder(out, generation.settings)
-    os.makedirs(out, exist_ok=True)
+    store.makedirs(out)
     seed = generation.settings["seed"]
     written = []
     for start, images, _ in generation.batches(progress):
@@ -277,8 +276,8 @@ def write_npz(generation: Generation, out: str, progress: bool = True) -> None:
     arrays = {"images": np.concatenate([images for _, images, _ in parts])}
     if generation.conditional:
         arrays["labels"] = np.concatenate([labels for _, _, labels in parts]).astype(np.int32)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    run_files.atomic_write(out, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
+    store.makedirs(os.path.dirname(store.workdir_path(out)))
+    store.write_atomic(out, store.written_bytes(lambda f: np.savez(f, **arrays)), suffix=".npz")
 
 
 def generate_to(

@@ -40,9 +40,9 @@ import jax
 import numpy as np
 
 from jaxgan.configs import wgan_gp
-from jaxgan.core import checkpoint, errors, parallel, tf_checkpoint
+from jaxgan.core import errors, parallel, tf_checkpoint
 from jaxgan.methods import gan
-from jaxgan.training import contract, transfer
+from jaxgan.training import transfer
 
 RELEASE_README = "https://github.com/yaxingwang/Transferring-GANs#instructions"
 RELEASE_LINKS = (
@@ -315,11 +315,7 @@ def convert(
     except tf_checkpoint.CorruptCheckpoint as e:
         raise errors.DataError(f"{e}\n(Download it again: {RELEASE_README}.)") from None
 
-    ckpt_dir = os.path.join(workdir, "checkpoints")
-    if os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir):
-        raise errors.ConfigError(
-            f"--workdir={workdir} already has checkpoints; convert into a new directory."
-        )
+    transfer.check_new_workdir(workdir)
 
     # --- Our state, as the run loop creates it, with the parameters replaced -------------------
     config, k = make_config(source), source["num_classes"]
@@ -327,32 +323,14 @@ def convert(
     create = state_factory(config, k, mesh)
     params, rows = convert_params(tensors, jax.eval_shape(create))
     state = create()
-    replicated = parallel.replicated(mesh)
-    put = lambda tree: jax.tree.map(lambda x: jax.device_put(x, replicated), tree)
-    state["g_params"] = put(params["g_params"])
-    state["ema_params"] = put(params["g_params"])  # the reference keeps no EMA: it starts at G
-    state["d_params"] = put(params["d_params"])
+    state["g_params"] = params["g_params"]
+    state["ema_params"] = params["g_params"]  # the reference keeps no EMA: it starts at G
+    state["d_params"] = params["d_params"]
 
     # --- The run directory --------------------------------------------------------------------
-    os.makedirs(workdir, exist_ok=True)
-    contract.record_config(workdir, config.to_dict(), 0, {})
+    meta = {"converted_from": os.path.abspath(prefix), "num_classes": k}
     text = format_table(rows, prefix, ignored)
-    with open(os.path.join(workdir, "converted_from.txt"), "w", encoding="utf-8") as f:
-        f.write(text)
-    meta = {
-        "data_cursor": 0,
-        "config": config.to_dict(),
-        "elapsed_s": 0.0,
-        "skipped_updates": 0,
-        "done": True,
-        "converted_from": os.path.abspath(prefix),
-        "num_classes": k,
-    }
-    ckpt = checkpoint.Checkpointer(workdir, keep_last=1)
-    try:
-        ckpt.save(0, state, meta)
-    finally:
-        ckpt.close()
+    transfer.write_converted_run(workdir, config, state, mesh, meta, "converted_from.txt", text)
     return prefix
 
 

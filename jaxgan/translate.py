@@ -196,6 +196,9 @@ def translate_folder(
 
     mesh = parallel.make_mesh()
     params, meta, step = checkpoint.restore_params(workdir, method.eval_params, step, mesh)
+    untrained = translation.untrained_message(meta, direction, workdir)
+    if untrained:  # a run imported from one released generator (jaxgan.import_weights)
+        raise errors.ConfigError(untrained)
     network_config = sampling.checkpoint_config(meta, config)
     translate = method.translator(network_config, mesh)
     channels = network_config.data.channels

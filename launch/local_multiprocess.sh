@@ -4,20 +4,29 @@
 # from all of them). SIGTERM to this script is passed to every process, as a cluster's preemption
 # notice reaches every host: they agree on a step, checkpoint it and exit 0.
 #
+# A module other than jaxgan.main may come first: the evaluator runs on every process alike, and
+# process 0 writes its rows.
+#
 #   launch/local_multiprocess.sh 2 --config=wgan_gp:smoke --workdir=/tmp/mp
+#   launch/local_multiprocess.sh 2 jaxgan.evaluate --workdir=/tmp/mp --metrics=fid
 set -euo pipefail
 if [ $# -lt 2 ]; then
-  echo "usage: $0 NUM_PROCESSES --config=... --workdir=..." >&2
+  echo "usage: $0 NUM_PROCESSES [MODULE] --flag=... (MODULE: jaxgan.main unless given)" >&2
   exit 2
 fi
 num_processes=$1
 shift
+module=jaxgan.main
+if [[ $1 != -* ]]; then
+  module=$1
+  shift
+fi
 port=$((20000 + RANDOM % 20000))
 pids=()
 for ((i = 0; i < num_processes; i++)); do
   JAX_PLATFORMS=cpu JAXGAN_DISTRIBUTED=1 JAX_COORDINATOR_ADDRESS="127.0.0.1:$port" \
     JAX_NUM_PROCESSES="$num_processes" JAX_PROCESS_ID="$i" \
-    python3 -m jaxgan.main "$@" &
+    "${JAXGAN_PYTHON:-python3}" -m "$module" "$@" &
   pids+=($!)
 done
 trap 'kill -TERM "${pids[@]}" 2>/dev/null || true' TERM INT

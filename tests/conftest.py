@@ -86,6 +86,35 @@ def make_smoke_run(tmp_path_factory):
     return make
 
 
+@pytest.fixture
+def run_experiments_cli():
+    """`run(argv)`: `python -m jaxgan.experiments` parsed and run in this process (absl flags; a
+    subprocess would compile again)."""
+    from jaxgan.experiments import cli as experiments
+
+    def run(argv):
+        experiments.define_flags()
+        try:
+            experiments.main(experiments.FLAGS(["jaxgan.experiments", *argv]))
+        finally:
+            experiments.FLAGS.unparse_flags()
+
+    return run
+
+
+def restore_only_checkpoint(workdir, step):
+    """(state, meta) of `workdir`'s checkpoint `step` as saved, asserting it is the only one: what
+    a converted or imported run holds."""
+    from jaxgan.core import checkpoint
+
+    ckpt = checkpoint.Checkpointer(workdir, read_only=True)
+    try:
+        assert ckpt.all_steps() == [step]
+        return ckpt.restore_as_saved(step)
+    finally:
+        ckpt.close()
+
+
 def write_two_domain_folder(root, size=20, train=5, test=2):
     """A two-domain folder in the reference layout (trainA/ trainB/ testA/ testB/, PNG): reddish
     images in A, bluish in B, test images with the same file names in A and B."""

@@ -20,7 +20,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "jaxgan"
 COMMANDS = {
-    "main", "evaluate", "generate", "translate", "interpolate", "bench", "chaos", "transfer_convert"
+    "main", "evaluate", "generate", "translate", "interpolate", "bench", "chaos", "transfer_convert",
+    "import_weights",
 }  # fmt: skip
 PYTHON_API = {"api", "metrics"}  # `jaxgan.train`, `jaxgan.load_generator`, `jaxgan.metrics.compute`
 
@@ -42,7 +43,7 @@ def test_the_top_of_the_package_holds_only_commands():
 def test_each_console_script_runs_a_command():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert set(scripts) == {
-        f"jaxgan-{n}" for n in ("train", "evaluate", "generate", "translate", "prepare")
+        f"jaxgan-{n}" for n in ("train", "evaluate", "generate", "translate", "prepare", "import")
     }
     for script, target in scripts.items():
         module, function = target.split(":")

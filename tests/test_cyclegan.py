@@ -235,3 +235,94 @@ def test_a_smoke_run_trains_draws_its_grid_and_resumes_exactly(
     # The first row is the first two test images of A as given (the test transform at 16x16).
     first = np.asarray(Image.open(root / "testA" / "000.png").resize((16, 16), Image.BICUBIC))
     np.testing.assert_allclose(grid[2:18, 2:18].astype(int), first.astype(int), atol=1)
+
+
+@pytest.mark.parametrize(
+    "change, scaled",
+    [
+        ({"gan": 0.0}, ("g_adv_a", "g_adv_b")),  # Table 4's "cycle alone"
+        ({"gan": 2.5}, ("g_adv_a", "g_adv_b")),
+        ({"cycle_a": 0.0}, ("cycle_a", "idt_b")),  # "GAN + backward cycle"
+        ({"cycle_b": 0.0}, ("cycle_b", "idt_a")),  # "GAN + forward cycle"
+        ({"cycle_a": 5.0}, ("cycle_a", "idt_b")),
+    ],
+)
+def test_each_loss_weight_scales_exactly_its_terms(change, scaled):
+    """gan_weight scales both adversarial terms, lambda_a the forward cycle G_B(G_A(A)) ~ A (and
+    the identity term it weighs), lambda_b the backward one; every other term is bit-equal."""
+    generate, criticize = _toy_models()
+    rng = np.random.RandomState(3)
+    a, b = (jnp.asarray(rng.randn(2, 4, 4, 3)) for _ in range(2))
+    g, d = {"G_A": 1.5, "G_B": -0.5}, {"D_A": 2.0, "D_B": 0.25}
+    gan, base_weights = cyclegan.gan_mode("lsgan"), cyclegan.Weights()
+    assert base_weights.gan == 1.0  # the default: the reference's loss
+
+    def terms(weights):
+        loss, (_, parts) = cyclegan.generator_loss(g, d, generate, criticize, a, b, gan, weights)
+        np.testing.assert_allclose(float(loss), sum(float(v) for v in parts.values()), rtol=1e-6)
+        return {k: float(v) for k, v in parts.items()}
+
+    base, changed = terms(base_weights), terms(base_weights._replace(**change))
+    assert set(changed) == set(base)
+    [(field, value)] = change.items()
+    for name in base:
+        if name not in scaled:
+            assert changed[name] == base[name], name
+        elif value == 0.0:
+            assert changed[name] == 0.0, name
+        else:
+            np.testing.assert_allclose(
+                changed[name], base[name] * value / getattr(base_weights, field), rtol=1e-6
+            )
+
+
+@pytest.mark.slow  # two compiles of the step: ~40 s
+def test_gan_weight_in_the_step_changes_only_the_generators_adversarial_pull():
+    """One jitted step of the smoke networks with gan_weight 1 (the existing step) and 0 (cycle
+    alone) from the same state: the adversarial terms are 0, the cycle and identity terms and the
+    critics' losses and update are bit-equal (D judges the forward's fakes, taken before G moved),
+    and G's update differs."""
+    import optax
+
+    from jaxgan.core import parallel
+
+    generator, critic = cyclegan_networks.Generator(3, 4, 1), cyclegan_networks.Discriminator(4, 1)
+    mesh, tx, shape = parallel.make_mesh(1), optax.adam(1e-3), (16, 16, 3)
+    config = type("C", (), {"seed": 0, "pool_size": 0})
+    state = cyclegan.create_state(config, generator, critic, tx, tx, shape, mesh)
+    rng = np.random.RandomState(4)
+    batch = {k: rng.randint(0, 256, (1, 2, *shape)).astype(np.uint8) for k in "AB"}
+
+    def step(weights):
+        train_step = cyclegan.make_train_step(
+            generator, critic, tx, tx, cyclegan.gan_mode("lsgan"), weights, mesh
+        )
+        new, metrics = train_step(jax.tree.map(jnp.copy, state), batch)  # the step donates
+        return jax.device_get(new), {k: float(v) for k, v in metrics.items()}
+
+    with_gan, base = step(cyclegan.Weights())
+    without, cycle_alone = step(cyclegan.Weights(gan=0.0))
+    assert base["g_adv_a"] > 0 and base["g_adv_b"] > 0
+    assert cycle_alone["g_adv_a"] == cycle_alone["g_adv_b"] == 0.0
+    for name in ("cycle_a", "cycle_b", "idt_a", "idt_b", "d_a", "d_b", "d_loss"):
+        assert cycle_alone[name] == base[name], name
+    for x, y in zip(jax.tree.leaves(with_gan["d_params"]), jax.tree.leaves(without["d_params"])):
+        np.testing.assert_array_equal(x, y)
+    assert any(
+        not np.array_equal(x, y)
+        for x, y in zip(jax.tree.leaves(with_gan["g_params"]), jax.tree.leaves(without["g_params"]))
+    )
+
+
+def test_runs_saved_before_gan_weight_read_as_1_and_a_change_is_refused():
+    from jaxgan.configs import cyclegan as cyclegan_config
+    from jaxgan.configs import nicegan as nicegan_config
+    from jaxgan.training import contract, registry
+
+    upgraded = contract.upgrade({"method": "cyclegan", "lambda_a": 10.0})
+    assert upgraded["gan_weight"] == 1.0 == cyclegan_config.get_config().gan_weight
+    assert "gan_weight" not in contract.upgrade({"method": "nicegan"})  # NICE-GAN: adv_weight
+    assert "gan_weight" not in nicegan_config.get_config()
+    safe = contract.SAFE_TO_CHANGE | frozenset(registry.get("cyclegan").safe_to_change)
+    with pytest.raises(errors.ConfigError, match="gan_weight: 1.0 -> 0.0"):
+        contract.check_contract(upgraded, {**upgraded, "gan_weight": 0.0}, safe, 3, "w")

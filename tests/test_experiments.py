@@ -17,7 +17,6 @@ from jaxgan.core import run_files
 from jaxgan.eval import classifier_metrics as cm
 from jaxgan.eval import classifier_training, imagesets, sampling
 from jaxgan.eval.options import Options
-from jaxgan.experiments import cli as experiments
 from jaxgan.experiments import how_good
 
 STEPS = 20
@@ -115,16 +114,11 @@ def test_augmentation_uses_the_gan_trained_on_each_subset(run, subset_run, optio
 
 
 @pytest.mark.slow
-def test_cli_and_unconditional_runs(run, options, tmp_path, capsys):
+def test_cli_and_unconditional_runs(run, options, tmp_path, capsys, run_experiments_cli):
     """The command line, parsed in this process (absl flags; a subprocess would recompile)."""
     workdir, _ = run
-    argv = ["jaxgan.experiments", "diversity", f"--workdir={workdir}", "--sizes=50"]
-    argv += ["--classifier_steps=2", f"--cache_dir={options.cache_dir}", "--checkpoint=2"]
-    experiments.define_flags()
-    try:
-        experiments.main(experiments.FLAGS(argv))
-    finally:
-        experiments.FLAGS.unparse_flags()
+    argv = ["diversity", f"--workdir={workdir}", "--sizes=50", "--classifier_steps=2"]
+    run_experiments_cli([*argv, f"--cache_dir={options.cache_dir}", "--checkpoint=2"])
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-2])
     assert [r["n"] for r in rows] == [50]
     stored = json.loads((pathlib.Path(workdir) / "eval" / "diversity.json").read_text())

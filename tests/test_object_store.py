@@ -8,14 +8,14 @@ folder's files take that path, and `os.replace`, `os.rename`, `fcntl.flock` and 
 temporary directories on every store), so any POSIX-only operation left on the way fails the test.
 """
 
-import builtins
-import fcntl
 import json
 import os
 import pathlib
 import subprocess
 import sys
 
+import numpy as np
+import object_store_guard
 import pytest
 
 from jaxgan import evaluate, generate, translate
@@ -154,44 +154,10 @@ def test_a_smoke_run_on_an_unserved_bucket_fails_in_one_line_and_writes_nothing(
 @pytest.fixture
 def object_store(tmp_path, monkeypatch):
     """A local folder whose files take the object-store path, with the POSIX-only operations
-    forbidden on them outside checkpoints/. Returns the folder."""
+    forbidden on them outside run/checkpoints/ (tests/object_store_guard.py). Returns the folder."""
     root = str(tmp_path / "bucket")
     os.makedirs(root)
-    checkpoints = os.path.join(root, "run", "checkpoints")
-
-    def guarded(path) -> bool:
-        path = os.path.abspath(os.fspath(path))
-        inside = path == root or path.startswith(root + os.sep)
-        return inside and not (path == checkpoints or path.startswith(checkpoints + os.sep))
-
-    def forbid(name, *paths):
-        if any(guarded(p) for p in paths if isinstance(p, (str, os.PathLike))):
-            raise AssertionError(f"{name}{paths} on an object store")
-
-    real_replace, real_rename, real_flock, real_open = os.replace, os.rename, fcntl.flock, open
-
-    def replace(src, dst, *args, **kwargs):
-        forbid("os.replace", src, dst)
-        return real_replace(src, dst, *args, **kwargs)
-
-    def rename(src, dst, *args, **kwargs):
-        forbid("os.rename", src, dst)
-        return real_rename(src, dst, *args, **kwargs)
-
-    def flock(f, operation):
-        forbid("fcntl.flock", getattr(f, "name", ""))
-        return real_flock(f, operation)
-
-    def open_(file, mode="r", *args, **kwargs):
-        if "a" in mode or "+" in mode:
-            forbid(f"open(mode={mode!r})", file)
-        return real_open(file, mode, *args, **kwargs)
-
-    monkeypatch.setattr(store, "is_object_store", lambda path: os.fspath(path).startswith(root))
-    monkeypatch.setattr(os, "replace", replace)
-    monkeypatch.setattr(os, "rename", rename)
-    monkeypatch.setattr(fcntl, "flock", flock)
-    monkeypatch.setattr(builtins, "open", open_)
+    object_store_guard.install(root, monkeypatch.setattr)
     return root
 
 
@@ -241,6 +207,19 @@ def _metrics_rows(workdir):
     return rows
 
 
+def _eval_options(tmp_path):
+    """A quick FID over the smoke checkpoints (mnist_cnn features: no Inception download)."""
+    return Options(
+        num_samples=160,
+        num_real=200,
+        baseline=False,
+        feature_network="mnist_cnn",
+        cache_dir=str(tmp_path / "cache"),
+        batch_size=40,
+        progress=False,
+    )
+
+
 @pytest.mark.slow
 def test_a_run_on_an_object_store_trains_resumes_recovers_and_evaluates(
     object_store, smoke_config, tmp_path
@@ -272,15 +251,7 @@ def test_a_run_on_an_object_store_trains_resumes_recovers_and_evaluates(
     assert checkpoints == ["5", "5.unreadable", "6"]
     assert [r["step"] for r in _metrics_rows(workdir)] == [1, 2, 3, 4, 5, 6]
 
-    options = Options(
-        num_samples=160,
-        num_real=200,
-        baseline=False,
-        feature_network="mnist_cnn",
-        cache_dir=str(tmp_path / "cache"),
-        batch_size=40,
-        progress=False,
-    )
+    options = _eval_options(tmp_path)
     written = evaluate.evaluate_workdir(workdir, ["fid"], options, watch=True, watch_timeout=1.0)
     log = results.MetricsLog(os.path.join(workdir, "eval", "metrics.jsonl"))
     assert [(r["step"], r["metric"]) for r in log.rows] == [(5, "fid"), (6, "fid")]
@@ -299,3 +270,58 @@ def test_the_guards_catch_the_local_operations(object_store, monkeypatch):
         run_files.append_jsonl(os.path.join(object_store, "log.jsonl"), {"step": 1})
     with pytest.raises(AssertionError, match="open|flock"):
         results.MetricsLog(os.path.join(object_store, "eval", "metrics.jsonl")).write({"step": 1})
+
+
+# ----------------------------------------------------------------------------------------------
+# Many processes: launch/local_multiprocess.sh trains and evaluates on the object store.
+# ----------------------------------------------------------------------------------------------
+
+
+def _launch(num_processes, root, *args, cwd):
+    """launch/local_multiprocess.sh with every process on the object-store path (the guards of
+    tests/object_store_guard.py installed at start-up by tests/object_store_site/sitecustomize.py)."""
+    tests = REPO / "tests"
+    python_path = os.pathsep.join(map(str, (tests / "object_store_site", tests, REPO)))
+    env = {
+        **os.environ,
+        "PYTHONPATH": python_path,
+        "JAXGAN_TEST_OBJECT_STORE": root,
+        "JAXGAN_PYTHON": sys.executable,
+        "JAXGAN_COMPILATION_CACHE": "0",
+        "XLA_FLAGS": "",  # one CPU device per process
+    }
+    command = ["bash", str(REPO / "launch" / "local_multiprocess.sh"), str(num_processes), *args]
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_two_processes_train_and_evaluate_on_an_object_store(object_store, tmp_path):
+    """Two processes joined by JAX's distributed runtime train on the store, then evaluate it: each
+    log row and each evaluator row is written once, by process 0 (object names carry the writer's
+    process index), and the rows equal one process's evaluation of the same checkpoints."""
+    workdir = os.path.join(object_store, "run")
+    _launch(2, object_store, "--config=wgan_gp:smoke", f"--workdir={workdir}", cwd=tmp_path)
+    metrics_log = os.path.join(workdir, "metrics.jsonl")
+    assert [r["step"] for r in _metrics_rows(workdir)] == [1, 2, 3]
+    assert not os.path.exists(metrics_log)  # objects only: nothing appended or renamed
+    writers = {name.split("-")[1] for name in os.listdir(f"{metrics_log}.parts")}
+    assert writers == {"00000"}
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "3"]
+
+    flags = ["--metrics=fid", "--num_samples=160", "--num_real=200", "--nobaseline"]
+    flags += ["--feature_network=mnist_cnn", f"--cache_dir={tmp_path / 'cache'}"]
+    flags += ["--batch_size=40", "--watch", "--watch_timeout=1", "--poll_seconds=0.1"]
+    _launch(2, object_store, "jaxgan.evaluate", f"--workdir={workdir}", *flags, cwd=tmp_path)
+    eval_log = os.path.join(workdir, "eval", "metrics.jsonl")
+    parts = os.listdir(f"{eval_log}.parts")
+    assert len(parts) == 2 and {name.split("-")[1] for name in parts} == {"00000"}
+    rows = results.MetricsLog(eval_log).rows
+    assert [(r["step"], r["metric"]) for r in rows] == [(2, "fid"), (3, "fid")]
+    assert os.path.exists(os.path.join(workdir, "eval", "fid.png"))
+
+    options = _eval_options(tmp_path)
+    alone = evaluate.evaluate_workdir(workdir, ["fid"], options, force=True)
+    assert [r["step"] for r in alone] == [2, 3]
+    np.testing.assert_allclose([r["value"] for r in rows], [r["value"] for r in alone], rtol=1e-5)

@@ -169,6 +169,64 @@ def test_minibatch_stddev_per_device_groups_within_each_share():
     assert not np.allclose(np.asarray(global_)[..., -1], expected[..., -1])
 
 
+def _numpy_minibatch_discrimination(x, theta, log_weight_scale, b):
+    """The Theano MinibatchLayer's get_output_for (init=False), line by line, in float64."""
+    x, theta = x.reshape(len(x), -1).astype(np.float64), theta.astype(np.float64)
+    W = theta * (np.exp(log_weight_scale) / np.sqrt(np.sum(np.square(theta), axis=0)))[None]
+    activation = np.tensordot(x, W, [[1], [0]])  # [N, K, D]
+    abs_dif = (
+        np.sum(
+            np.abs(activation[:, :, :, None] - np.transpose(activation, (1, 2, 0))[None]), axis=2
+        )
+        + 1e6 * np.eye(len(x))[:, None, :]
+    )  # [N, K, N]
+    f = np.sum(np.exp(-abs_dif), axis=2) + b[None, :]
+    return np.concatenate([x, f], axis=1)
+
+
+@pytest.mark.parametrize("n", [1, 2, 6])
+def test_minibatch_discrimination_matches_the_theano_layer(n):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 12)).astype(np.float32)
+    module = progan.MinibatchDiscrimination(num_kernels=7, dim_per_kernel=5)
+    params = _init(module, jnp.zeros((n, 12)))
+    assert params["theta"].shape == (12, 7, 5) and params["log_weight_scale"].shape == (7, 5)
+    assert abs(float(np.std(params["theta"])) - 0.05) < 0.01 and np.all(params["bias"] == -1.0)
+    # Trained-looking values: a scale per (kernel, dimension), a bias per kernel; samples close
+    # enough (x/3) that exp(-distance) is far from 0 for some pairs.
+    params = {
+        "theta": params["theta"],
+        "log_weight_scale": jnp.asarray(rng.normal(size=(7, 5)) * 0.3, jnp.float32),
+        "bias": jnp.asarray(rng.normal(size=7), jnp.float32),
+    }
+    y = np.asarray(module.apply({"params": params}, jnp.asarray(x / 3)))
+    expected = _numpy_minibatch_discrimination(
+        x / 3, *(np.asarray(params[k]) for k in ("theta", "log_weight_scale", "bias"))
+    )
+    assert y.shape == (n, 12 + 7)
+    if n > 1:
+        assert np.ptp(expected[:, 12:] - np.asarray(params["bias"])) > 0.05  # not all 0 or 1
+    # float32 sums of 12 products and of 5 distances, then exp: within ~1e-5 relative.
+    np.testing.assert_allclose(y, expected, rtol=2e-5, atol=1e-6)
+
+
+def test_critic_with_minibatch_discrimination_feeds_it_to_the_score():
+    """Theano D_paper: Dense0 -> MinibatchLayer (K more features) -> Dscores; off by default."""
+    critic = progan.Critic(resolution=8, fmap_base=32, fmap_max=16, mbstd_group_size=0,
+                           mbdisc_kernels=10)  # fmt: skip
+    params = _init(critic, jnp.zeros((4, 8, 8, 1)))
+    head = params["4x4"]
+    assert head["MinibatchDisc"]["theta"].shape == (16, 10, 5)
+    assert head["Dense1"]["kernel"].shape == (16 + 10, 1)
+    assert "MinibatchDisc" not in _init(progan.Critic(resolution=8, fmap_base=32, fmap_max=16),
+                                        jnp.zeros((4, 8, 8, 1)))["4x4"]  # fmt: skip
+    # The score of sample 0 depends on the other samples of its minibatch.
+    images = jax.random.normal(jax.random.key(1), (4, 8, 8, 1))
+    scores, _ = critic.apply({"params": params}, images)
+    moved, _ = critic.apply({"params": params}, images.at[1:].multiply(0.5))
+    assert float(scores[0]) != float(moved[0])
+
+
 # ----------------------------------------------------------------------------------------------
 # Models: channels, fade-in, AC head, D noise.
 # ----------------------------------------------------------------------------------------------

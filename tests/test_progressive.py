@@ -10,7 +10,7 @@ import scipy.ndimage
 
 from jaxgan import data, interpolate
 from jaxgan.configs import pggan
-from jaxgan.core import parallel
+from jaxgan.core import errors, parallel
 from jaxgan.eval import sampling
 from jaxgan.methods import progressive
 from jaxgan.models import layers, progan
@@ -264,37 +264,83 @@ def test_lsgan_variant_loss_and_adaptive_noise():
     assert float(new_state["d_noise_average"]) == pytest.approx(0.81 + 0.1 * min(d_loss, 1.0))
 
 
-# Theano config.py §6.1 `config_idx` logic: (growing, n_critic, minibatch, wscale, pixelnorm,
-# mbstd, BN/LN/tanh baseline, lr).
+# The paper's Table 1 rows (§6.1, App. A.2) and Theano config.py's `config_idx` blocks: (growing,
+# n_critic, minibatch, wscale, pixelnorm, mbstd, minibatch discrimination kernels, BN/LN/tanh
+# baseline, lr, fmap_base, total kimg). (e*) is config_idx 5: minibatch discrimination, no
+# stddev; (h) is (g) with "a non-reduced network and longer training".
 TABLE1 = {
-    "a": (False, 5, 64, False, False, False, True, 1e-4),
-    "b": (True, 5, 64, False, False, False, True, 1e-4),
-    "c": (True, 5, 16, False, False, False, True, 1e-4),
-    "d": (True, 1, 16, False, False, False, False, 1e-4),
-    "e": (True, 1, 16, False, False, True, False, 1e-4),
-    "g": (True, 1, 16, True, False, True, False, 1e-3),
-    "h": (True, 1, 16, True, True, True, False, 1e-3),
+    "a": (False, 5, 64, False, False, False, 0, True, 1e-4, 2048, 10000.0),
+    "b": (True, 5, 64, False, False, False, 0, True, 1e-4, 2048, 10000.0),
+    "c": (True, 5, 16, False, False, False, 0, True, 1e-4, 2048, 10000.0),
+    "d": (True, 1, 16, False, False, False, 0, False, 1e-4, 2048, 10000.0),
+    "e_star": (True, 1, 16, False, False, False, 100, False, 1e-4, 2048, 10000.0),
+    "e": (True, 1, 16, False, False, True, 0, False, 1e-4, 2048, 10000.0),
+    "f": (True, 1, 16, True, False, True, 0, False, 1e-3, 2048, 10000.0),
+    "g": (True, 1, 16, True, True, True, 0, False, 1e-3, 2048, 10000.0),
+    "h": (True, 1, 16, True, True, True, 0, False, 1e-3, 8192, 20000.0),
 }
 
 
-@pytest.mark.parametrize("row", sorted(TABLE1))
-def test_table1_presets_switch_what_the_theano_config_switches(row):
-    c = pggan.get_config(f"table1-{row}")
+def _table1_switches(c):
     m = c.model
-    got = (
+    return (
         c.progressive,
         c.n_critic,
         c.batch_size,
         m.use_wscale,
         m.use_pixelnorm,
         m.mbstd_group_size > 1,
+        m.mbdisc_kernels,
         m.use_batchnorm and m.use_layernorm and m.tanh_output and not m.use_leakyrelu,
         c.optim.g_lr,
+        m.fmap_base,
+        c.schedule.total_kimg,
     )
-    assert got == TABLE1[row]
-    assert (c.data.resolution, m.fmap_base, c.schedule.total_kimg) == (128, 2048, 10000.0)
+
+
+def test_table1_rows_are_the_papers_in_its_order():
+    assert pggan.TABLE1_ROWS == tuple(TABLE1)
+    with pytest.raises(ValueError, match="table1-e_star"):
+        pggan.get_config("table1-i")
+
+
+@pytest.mark.parametrize("row", list(TABLE1))
+def test_table1_presets_switch_what_the_paper_and_theano_config_switch(row):
+    c = pggan.get_config(f"table1-{row}")
+    assert _table1_switches(c) == TABLE1[row]
+    assert (c.data.resolution, c.data.dataset, c.schedule.training_kimg) == (
+        128, "folder:data/celeba128", 800.0
+    )  # fmt: skip
     assert c.ema_decay == {"a": 0.999**20, "b": 0.999**20, "c": 0.999**5}.get(row, 0.999)
     assert c.penalties.drift.weight == (0.0 if row in "abc" else 0.001)
+    assert c.model.z_dim == (128 if row in "abc" else 512)
+
+
+# The presets as they were labelled before they took the paper's letters: old label -> the Theano
+# config_idx it built ("abcdefgh".index(label); f was refused).
+OLD_TABLE1_CONFIG_IDX = {"a": 0, "b": 1, "c": 2, "d": 3, "e": 4, "g": 6, "h": 7}
+
+
+@pytest.mark.parametrize("old_label", sorted(OLD_TABLE1_CONFIG_IDX))
+def test_a_run_of_an_old_table1_label_resumes_only_where_the_meaning_is_unchanged(old_label):
+    """The preset name is not stored: a run's config.json holds its fields (without
+    mbdisc_kernels, which came later). Resumed under the same label, the run continues where the
+    row means what it meant; where it does not, the contract refuses it, naming the field."""
+    from jaxgan.training import contract
+
+    idx = OLD_TABLE1_CONFIG_IDX[old_label]
+    same_idx = next(r for r, i in pggan.TABLE1_CONFIG_IDX.items() if i == idx and r != "h")
+    stored = pggan.get_config(f"table1-{same_idx}").to_dict()
+    del stored["model"]["mbdisc_kernels"]
+    stored = contract.upgrade(stored)
+    assert stored["model"]["mbdisc_kernels"] == 0
+    new = pggan.get_config(f"table1-{old_label}").to_dict()
+    refused = {"g": "model.use_pixelnorm", "h": "model.fmap_base"}.get(old_label)
+    if refused is None:
+        assert contract.check_contract(stored, new, contract.SAFE_TO_CHANGE, 5, "W") == {}
+    else:
+        with pytest.raises(errors.ConfigError, match=refused.replace(".", r"\.")):
+            contract.check_contract(stored, new, contract.SAFE_TO_CHANGE, 5, "W")
 
 
 def test_cifar10_preset_is_the_theano_run():

@@ -14,9 +14,10 @@ import shutil
 import jax
 import numpy as np
 import pytest
+from conftest import restore_only_checkpoint
 
 from jaxgan import transfer_convert
-from jaxgan.core import checkpoint, errors, parallel, tf_checkpoint
+from jaxgan.core import errors, parallel, tf_checkpoint
 from jaxgan.methods import gan
 from jaxgan.training import loop, transfer
 
@@ -140,12 +141,7 @@ def converted(tmp_path_factory):
     for kind in KINDS:
         workdir = str(tmp_path_factory.mktemp(f"converted_{kind}"))
         transfer_convert.convert(str(SOURCES[kind]), workdir)
-        ckpt = checkpoint.Checkpointer(workdir, read_only=True)
-        try:
-            assert ckpt.all_steps() == [0]
-            state, meta = ckpt.restore_as_saved(0)
-        finally:
-            ckpt.close()
+        state, meta = restore_only_checkpoint(workdir, 0)
         runs[kind] = workdir, state, meta
     return runs
 

@@ -41,7 +41,10 @@ def get_config(preset: str = ""):
     c.model.d_layers = 3  # 3: the 70x70 PatchGAN
 
     c.gan_mode = "lsgan"  # lsgan | vanilla | wgangp (the GAN loss; no gradient penalty)
-    c.lambda_a = c.lambda_b = 10.0  # cycle weights
+    c.gan_weight = 1.0  # both generators' adversarial terms (0: Table 4's "cycle alone")
+    # Cycle weights: lambda_a the forward cycle G_B(G_A(A)) ~ A (the paper's F(G(x)) ~ x),
+    # lambda_b the backward one G_A(G_B(B)) ~ B; each also scales one identity term.
+    c.lambda_a = c.lambda_b = 10.0
     c.lambda_identity = 0.5  # identity weight, a fraction of the cycle weights (0: none)
     c.pool_size = 50
     c.optim = ml_collections.ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999, eps=1e-8))

@@ -4,7 +4,8 @@
   python -m jaxgan.main --config=pggan --workdir=runs/flat --config.progressive=False
   python -m jaxgan.main --config=pggan:cifar10 --workdir=runs/pggan_cifar10
   python -m jaxgan.main --config=pggan:celebahq --workdir=runs/celebahq
-  python -m jaxgan.main --config=pggan:table1-h --workdir=runs/t1h     # Table 1 rows a-h
+  python -m jaxgan.main --config=pggan:table1-g --workdir=runs/t1g     # Table 1 rows a-h, e_star
+  python -m jaxgan.experiments pggan_table1 --workdir=runs/table1       # every row at CPU scale
   python -m jaxgan.interpolate --workdir=runs/pggan                                 # latent-walk GIF
   python -m jaxgan.evaluate --workdir=runs/pggan --metrics=swd                      # SWD per level
 
@@ -15,11 +16,14 @@ Presets (each in full, and the equal-time comparison without growing: docs/confi
   cifar10   the Theano run of the paper's §6.5 (tfds:cifar10). Paper: IS 8.80 (unsupervised).
   celebahq  1024², TF preset v1-1gpu (tfds:celeb_a_hq/1024). Paper: FID 7.30 [unverified].
   lsun256   Theano LSUN (the paper's §6.4): 256², bedroom (tfds:lsun/bedroom).
-  table1-X  X in a, b, c, d, e, g, h: Table 1's rows (CelebA 128², folder:data/celeba128); no (f).
+  table1-X  X in a, b, c, d, e_star, e, f, g, h: Table 1's rows with the paper's letters (CelebA
+            128², folder:data/celeba128); e_star is (e*), minibatch discrimination; h is (g) at
+            the non-reduced widths and 20M images.
   smoke     tiny networks growing 4 -> 8 -> 16 in a few steps: for tests.
 
 Ablation switches: --config.progressive=False (no growing: the '-nogrowing' preset),
---config.model.mbstd_group_size=0, --config.model.use_wscale=False, --config.model.use_pixelnorm=False.
+--config.model.mbstd_group_size=0, --config.model.use_wscale=False, --config.model.use_pixelnorm=False,
+--config.model.mbdisc_kernels=100 (minibatch discrimination).
 Training length is `schedule.total_kimg` (thousands of real images shown); `max_minutes` stops a
 run at a wall-time budget instead.
 """
@@ -54,6 +58,8 @@ def get_config(preset: str = ""):
     c.model.tanh_output = False  # Table 1 rows a-c
     c.model.mbstd_group_size = 4  # 0: off; >= minibatch: the whole minibatch (Theano 'all')
     c.model.mbstd_per_device = False  # True: groups within each device's share (shard_map)
+    c.model.downscale_before_activation = False  # D: TF fused_scale's order (imported pickles)
+    c.model.mbdisc_kernels = 0  # > 0: Salimans et al. minibatch discrimination in D (Table 1 e*)
     c.model.ac_head = False  # AC-GAN: D predicts the label, G gets one-hot labels
     c.model.conditioning = "concat"  # G_paper: one-hot labels join the normalised latents
     c.ac_weight_d = 1.0  # PGGAN cond_weight: D on reals and fakes, G on fakes
@@ -105,7 +111,7 @@ def get_config(preset: str = ""):
     else:
         raise ValueError(
             f"Unknown pggan preset {preset!r}: use '', 'lsgan', 'cifar10', 'celebahq', 'lsun256', "
-            f"'table1-a' ... 'table1-h' or 'smoke'."
+            f"'table1-a' ... 'table1-h', 'table1-e_star' or 'smoke'."
         )
     return c
 
@@ -182,20 +188,29 @@ def _lsun256(c):
     c.log_every, c.sample_every, c.checkpoint_every = 500, 5000, 10000
 
 
-TABLE1_ROWS = ("a", "b", "c", "d", "e", "g", "h")
+# The paper's Table 1 rows, each as Theano config.py's §6.1 `config_idx` builds it; (h), "a
+# non-reduced network and longer training" (the paper's §6.1), has no config_idx: it is (g) at the
+# full A.1 widths and twice the images. The '*' of (e*) is spelled '_star' on the command line.
+TABLE1_CONFIG_IDX = {"a": 0, "b": 1, "c": 2, "d": 3, "e_star": 5, "e": 4, "f": 6, "g": 7, "h": 7}
+TABLE1_ROWS = tuple(TABLE1_CONFIG_IDX)  # the paper's order: a, b, c, d, e*, e, f, g, h
+MBDISC_KERNELS = 100  # Theano config.py (e*): `mbdisc_kernels=100`, 5 dimensions per kernel
+# (h): the paper states no length; this is the longest Theano schedule at 800/800 kimg (§6.4 LSUN).
+TABLE1_CONVERGED_KIMG = 20000.0
 
 
 def _table1(c, row: str):
-    """The paper's §6.1 as Theano config.py builds it, `config_idx` = the row's index in a..h (f is
-    not implemented)."""
-    if row not in TABLE1_ROWS:
-        raise ValueError(f"Table 1 row {row!r}: use one of {', '.join(TABLE1_ROWS)}.")
-    idx = "abcdefgh".index(row)
+    """The paper's §6.1 row `row` (a, b, c, d, e_star, e, f, g, h) as Theano config.py builds it."""
+    if row not in TABLE1_CONFIG_IDX:
+        raise ValueError(
+            f"Table 1 row {row!r}: use one of {', '.join(TABLE1_ROWS)} (table1-e_star is the "
+            f"paper's (e*), minibatch discrimination)."
+        )
+    idx = TABLE1_CONFIG_IDX[row]
     c.data.dataset = "folder:data/celeba128"
     c.data.resolution = 128
     c.data.flip = True
-    c.model.fmap_base = 2048
-    c.model.mbstd_group_size = 16  # Theano 'all' over the minibatch of 16 (rows e, g, h)
+    c.model.fmap_base = 2048  # App. A.2: the reduced network (32 fmaps in the last 3x3 conv)
+    c.model.mbstd_group_size = 16  # Theano 'all' over the minibatch of 16 (rows e, f, g, h)
     c.batch_size = 16
     c.schedule.training_kimg = c.schedule.transition_kimg = 800.0
     c.schedule.total_kimg = 10000.0
@@ -217,10 +232,15 @@ def _table1(c, row: str):
     if idx == 2:  # small-minibatch
         c.batch_size = 16
         c.ema_decay = 0.999**5
-    if idx < 4:  # without minibatch stddev
+    if idx < 4 or idx == 5:  # without minibatch stddev
         c.model.mbstd_group_size = 0
+    if idx == 5:  # minibatch discrimination instead
+        c.model.mbdisc_kernels = MBDISC_KERNELS
     if idx < 6:  # without equalized learning rate
         c.optim.g_lr = c.optim.d_lr = 1e-4
         c.model.use_wscale = False
     if idx < 7:  # without pixelwise normalisation
         c.model.use_pixelnorm = False
+    if row == "h":  # converged: the non-reduced network (App. A.1's widths), trained longer
+        c.model.fmap_base = 8192
+        c.schedule.total_kimg = TABLE1_CONVERGED_KIMG

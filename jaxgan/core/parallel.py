@@ -9,9 +9,14 @@ hosts when a launcher asks for it.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import jax
+import numpy as np
 from absl import logging
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -19,6 +24,8 @@ from jax.sharding import PartitionSpec as P
 from jaxgan.core import errors
 
 DATA_AXIS = "data"
+# Set inside `on_local_devices()`: meshes span this process's devices only.
+_local_devices_only = False
 
 
 def maybe_initialize_distributed() -> None:
@@ -50,8 +57,9 @@ def maybe_initialize_distributed() -> None:
 
 
 def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
-    """A 1-D mesh named `data` over the first `num_devices` devices (default: all of them)."""
-    devices = jax.devices()
+    """A 1-D mesh named `data` over the first `num_devices` devices (default: all of them; this
+    process's own inside `on_local_devices()`)."""
+    devices = jax.local_devices() if _local_devices_only else jax.devices()
     n = num_devices or len(devices)
     if n > len(devices):
         raise errors.ConfigError(f"Asked for {n} devices but only {len(devices)} are visible.")
@@ -79,3 +87,37 @@ def check_divisible(batch_size: int, mesh: jax.sharding.Mesh, name: str = "batch
             f"config.{name}={batch_size} is not divisible by the {n} devices of the mesh; "
             f"use a multiple of {n} (e.g. {lower or upper} or {upper})."
         )
+
+
+@contextlib.contextmanager
+def on_local_devices() -> Iterator[None]:
+    """Meshes made inside span this process's devices only.
+
+    For the evaluator in a multi-process run: every process scores on its own devices, with no
+    collective between processes inside a computation, so no process waits on another's batches
+    (`agree` keeps their decisions the same). One process: no change.
+    """
+    global _local_devices_only
+    before, _local_devices_only = _local_devices_only, True
+    try:
+        yield
+    finally:
+        _local_devices_only = before
+
+
+def agree(value: Any) -> Any:
+    """Process 0's `value` (anything JSON can hold), returned on every process.
+
+    Processes that decide alike take the same branches, so they meet at the same collectives:
+    e.g. which checkpoints a poll found, which a file listed at slightly different times on each
+    host. Every process must call it at the same point. One process: `value` itself.
+    """
+    if jax.process_count() == 1:
+        return value
+    from jax.experimental import multihost_utils  # only multi-process runs need it
+
+    encoded = np.frombuffer(json.dumps(value).encode(), np.uint8)
+    size = int(multihost_utils.broadcast_one_to_all(np.int64(encoded.size)))
+    buffer = encoded if jax.process_index() == 0 else np.zeros(size, np.uint8)
+    received = multihost_utils.broadcast_one_to_all(buffer)
+    return json.loads(np.asarray(received, np.uint8).tobytes())

@@ -72,7 +72,7 @@ def save_png(path: str, pixels: np.ndarray) -> None:
     """Writes atomically (`store.write_atomic`): a killed run never leaves half a PNG."""
     store.makedirs(os.path.dirname(path) or ".")
     image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-    store.write_atomic(path, store.png_bytes(lambda f: image.save(f, format="PNG")), ".png")
+    store.write_atomic(path, store.written_bytes(lambda f: image.save(f, format="PNG")), ".png")
 
 
 def read_jsonl(path: str) -> list[dict]:

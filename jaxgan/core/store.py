@@ -265,8 +265,8 @@ def rewrite_rows(path: str, keep: Callable[[dict], bool]) -> list[int]:
     return bad_lines
 
 
-def png_bytes(write_png: Callable[[Any], Any]) -> bytes:
-    """What `write_png(file)` writes (PIL's `save`, matplotlib's `savefig`), as bytes."""
+def written_bytes(write: Callable[[Any], Any]) -> bytes:
+    """What `write(file)` writes (PIL's `save`, matplotlib's `savefig`, `np.savez`), as bytes."""
     buffer = io.BytesIO()
-    write_png(buffer)
+    write(buffer)
     return buffer.getvalue()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+import jax
 from absl import logging
 
 from jaxgan.core import errors
@@ -78,6 +79,8 @@ def save_real(path: str, scorer, real: ImageSet | None) -> None:
         )
     if "fid_stats" not in real.memo:  # the same statistics the fid metric memoises
         real.memo["fid_stats"] = fid.feature_statistics(scorer.features(real)["features"])
+    if jax.process_index() != 0:  # every process computes them (alike); process 0 writes
+        return
     fid.save_statistics(path, *real.memo["fid_stats"], metadata(scorer, real))
     logging.info("Wrote the FID statistics of %s (%s images) to %s.", real.name, real.size, path)
 

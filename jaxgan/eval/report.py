@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import jax
 import numpy as np
 
 from jaxgan.core import store
@@ -78,8 +79,12 @@ def plot_metrics(rows: list[dict], directory: str) -> list[str]:
     sample counts, which differ from the checkpoints'), a translation run's identity baseline
     dash-dotted, and the reals' own value (IS, MS-SSIM, accuracy) dotted. Only rows with the newest row's settings are drawn, so a changed
     --num_samples starts a fresh curve. Rows without a value (unreadable checkpoints) are not drawn.
+    In a multi-process evaluator process 0 alone draws them.
     """
     from matplotlib.figure import Figure  # no pyplot: no global backend state
+
+    if jax.process_index() != 0:
+        return []
 
     rows = [r for r in rows if r.get("value") is not None]
     paths = []
@@ -118,7 +123,7 @@ def plot_metrics(rows: list[dict], directory: str) -> list[str]:
         path = os.path.join(
             directory, f"{metric}_{direction}.png" if direction else f"{metric}.png"
         )
-        png = store.png_bytes(lambda f: fig.savefig(f, format="png"))
+        png = store.written_bytes(lambda f: fig.savefig(f, format="png"))
         store.write_atomic(path, png, suffix=".png")
         paths.append(path)
     return paths

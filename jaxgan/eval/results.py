@@ -30,9 +30,10 @@ import os
 import time
 from collections.abc import Iterator
 
+import jax
 from absl import logging
 
-from jaxgan.core import run_files, store
+from jaxgan.core import parallel, run_files, store
 
 IDENTITY_FIELDS = (
     "kind",
@@ -185,6 +186,9 @@ class MetricsLog:
     On an object store (no lock, no append, no rename) every row is an object of its own
     (`store.append_row`) and a replaced row is simply written again: reads keep the last row of
     each identity, at its place, so two evaluators that scored the same row leave it once.
+
+    In a multi-process evaluator process 0 alone reads and writes the file; the others hold the
+    same rows in memory (`reload` hands them process 0's), so every process decides alike.
     """
 
     def __init__(self, path: str):
@@ -195,15 +199,18 @@ class MetricsLog:
         self.reload()
 
     def reload(self) -> list[dict]:
-        """Re-reads the file (picking up other evaluators' rows); returns the rows."""
-        if store.is_object_store(self.path):
-            self.rows = self._read()
-        elif not os.path.exists(self.path):
-            self.rows = []
-        else:
-            with self._locked(fcntl.LOCK_SH):
-                self.rows = self._read()
+        """Re-reads the file (picking up other evaluators' rows); returns the rows. Every process
+        of a multi-process evaluator calls it at the same point and gets process 0's rows."""
+        self.rows = parallel.agree(self._read_file() if jax.process_index() == 0 else None)
         return self.rows
+
+    def _read_file(self) -> list[dict]:
+        if store.is_object_store(self.path):
+            return self._read()
+        if not os.path.exists(self.path):
+            return []
+        with self._locked(fcntl.LOCK_SH):
+            return self._read()
 
     def has(self, identity: dict) -> bool:
         """Whether a row of this identity holds a value (an error row is not done)."""
@@ -212,8 +219,10 @@ class MetricsLog:
 
     def write(self, row: dict) -> None:
         """Appends `row`, or, where a row of the same identity is there, rewrites the file with
-        that row replaced."""
-
+        that row replaced. Only process 0 writes; the others record the row in memory alike."""
+        if jax.process_index() != 0:
+            self.rows = _with_row(self.rows, row)
+            return
         if store.is_object_store(self.path):
             store.append_row(self.path, row)  # the newest row of an identity wins when read
             self.rows = self._read()
@@ -223,7 +232,7 @@ class MetricsLog:
         with self._locked(fcntl.LOCK_EX):
             rows = self._read()
             if any(row_identity(r) == key for r in rows):
-                rows = [r for r in rows if row_identity(r) != key] + [row]
+                rows = _with_row(rows, row)
                 run_files.write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
                 self._reported.clear()  # the rewritten file has no unparseable lines
             else:
@@ -250,6 +259,12 @@ class MetricsLog:
             )
             self._reported.update(new)
         return _newest_of_each_identity(rows) if store.is_object_store(self.path) else rows
+
+
+def _with_row(rows: list[dict], row: dict) -> list[dict]:
+    """`rows` with `row` appended, replacing (and so moving to the end) a row of its identity."""
+    key = row_identity(row)
+    return [r for r in rows if row_identity(r) != key] + [row]
 
 
 def _newest_of_each_identity(rows: list[dict]) -> list[dict]:

@@ -46,6 +46,7 @@ def job_for(workdir: str, metrics: Sequence[str] | None, options: Options, force
     return LatentEvaluation(config, method, metrics, options, force, workdir)
 
 
+@parallel.on_local_devices()
 def evaluate_workdir(
     workdir: str,
     metrics: Sequence[str] | None,
@@ -80,9 +81,26 @@ def evaluate_workdir(
                 return {}
         return metas[step]
 
+    def watch_ended(last_new: float) -> bool:
+        done = [
+            s
+            for s in sampling.select_steps(ckpt.all_steps(), steps)
+            if s in scored or not job.todo(s)
+        ]
+        # The loop marks the checkpoint it saves when the run is complete.
+        if done and meta_of(max(done)).get("done"):
+            logging.info("Scored the run's last checkpoint (%d); done watching.", max(done))
+            return True
+        if watch_timeout and time.monotonic() - last_new > watch_timeout:
+            logging.info("No new checkpoint for %.0f s; done watching.", watch_timeout)
+            return True
+        return False
+
     try:
         while True:
-            available = ckpt.all_steps()
+            # Every process of a multi-process evaluator scores the same checkpoints: process 0's
+            # listing and rows decide (`parallel.agree`), whatever each host saw a moment apart.
+            available = parallel.agree(ckpt.all_steps())
             if not available and not watch:
                 raise FileNotFoundError(f"No checkpoints in {ckpt.directory}.")
             pending = [
@@ -117,19 +135,7 @@ def evaluate_workdir(
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix({r["metric"]: f"{r['value']:.4g}" for r in rows}, refresh=True)
-            if not watch:
-                break
-            done = [
-                s
-                for s in sampling.select_steps(ckpt.all_steps(), steps)
-                if s in scored or not job.todo(s)
-            ]
-            # The loop marks the checkpoint it saves when the run is complete.
-            if done and meta_of(max(done)).get("done"):
-                logging.info("Scored the run's last checkpoint (%d); done watching.", max(done))
-                break
-            if watch_timeout and time.monotonic() - last_new > watch_timeout:
-                logging.info("No new checkpoint for %.0f s; done watching.", watch_timeout)
+            if not watch or parallel.agree(watch_ended(last_new)):
                 break
             sleep(poll_seconds)
             job.log.reload()  # another evaluator of this workdir may have scored some meanwhile
@@ -142,6 +148,7 @@ def evaluate_workdir(
     return job.written
 
 
+@parallel.on_local_devices()
 def evaluate_sets(
     real_spec: str, fake_spec: str, metrics: Sequence[str], options: Options
 ) -> list[dict]:
@@ -165,6 +172,7 @@ def evaluate_sets(
     return score_sets(real, fake, [m.name for m in metrics], options, real_spec)
 
 
+@parallel.on_local_devices()
 def save_real_statistics(real_spec: str, options: Options) -> None:
     """`--real=SPEC --save_stats=FILE` alone (pytorch-fid's `--save-stats`): the FID statistics of
     the reals, as two-set mode would write them, and nothing scored."""

@@ -37,6 +37,7 @@ from jaxgan.data import sources, two_domain
 from jaxgan.eval import catalog, imagesets, registry, results, sampling, scoring
 from jaxgan.eval.job import Job
 from jaxgan.eval.options import Options
+from jaxgan.methods import translation
 
 DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))  # (direction, source domain, target domain)
 DISTRIBUTION_METRICS = ("fid", "kid")
@@ -136,7 +137,7 @@ class TranslationEvaluation(Job):
                 d.channels, paired=True,
             )  # fmt: skip
         self.scorer = scoring.Scorer(network, options, d.resolution, d.channels)
-        self.eval_dir = os.path.join(workdir, "eval")
+        self.workdir, self.eval_dir = workdir, os.path.join(workdir, "eval")
         self.log = results.MetricsLog(os.path.join(self.eval_dir, "metrics.jsonl"))
         self.written: list[dict] = []
         self.translate = None
@@ -256,6 +257,10 @@ class TranslationEvaluation(Job):
         for direction, source, target in DIRECTIONS:
             metrics = [m for d, m in missing if d == direction]
             if not metrics:
+                continue
+            untrained = translation.untrained_message(meta, direction, self.workdir)
+            if untrained:  # a run imported from one released generator: not scored
+                logging.warning("%s", untrained)
                 continue
             images = self.images[source]
             batch_size = device_batch(self.options.batch_size, len(images), self.mesh)

@@ -3,6 +3,9 @@
   diversity, augmentation   "How good is my GAN?" (jaxgan/experiments/how_good.py)
   transfer                  Transferring GANs' tables (jaxgan/experiments/transfer.py)
   dcgan_features            DCGAN's critic as a feature extractor (jaxgan/experiments/dcgan_features.py)
+  nearest                   fakes beside their nearest training images (jaxgan/experiments/nearest.py)
+  cyclegan_ablation         CycleGAN's loss ablation, Table 4 (jaxgan/experiments/cyclegan_ablation.py)
+  pggan_table1              PGGAN's Table 1 rows (a)-(h), SWD and MS-SSIM (jaxgan/experiments/pggan_table1.py)
 
 Each module's docstring holds its command line, outputs and what each row means; every experiment
 writes W/eval/<experiment>.json and .png (jaxgan/experiments/tables.py).
@@ -18,11 +21,21 @@ from absl import app, flags
 
 from jaxgan.core import errors, paths, run_files
 from jaxgan.eval import options as eval_options
-from jaxgan.experiments import dcgan_features, how_good, transfer
+from jaxgan.experiments import (
+    cyclegan_ablation,
+    dcgan_features,
+    how_good,
+    nearest,
+    pggan_table1,
+    transfer,
+)
 
 FLAGS = flags.FLAGS
 
-EXPERIMENTS = ("diversity", "augmentation", "transfer", "dcgan_features")
+EXPERIMENTS = (
+    "diversity", "augmentation", "transfer", "dcgan_features", "nearest", "cyclegan_ablation",
+    "pggan_table1",
+)  # fmt: skip
 
 
 def main(argv):
@@ -53,6 +66,22 @@ def main(argv):
                 FLAGS.kmeans_centroids, FLAGS.batch_size,
             )  # fmt: skip
             print(dcgan_features.markdown(table), flush=True)
+        elif argv[1] == "nearest":
+            table = nearest.nearest(
+                FLAGS.workdir, options, FLAGS.num_fakes, FLAGS.num_neighbours, FLAGS.checkpoint
+            )
+        elif argv[1] == "cyclegan_ablation":
+            table = cyclegan_ablation.run_ablation(
+                FLAGS.workdir, options, FLAGS.pair, FLAGS.train_steps,
+                [int(s) for s in FLAGS.train_seeds], FLAGS.ablation_resolution,
+            )  # fmt: skip
+            print(cyclegan_ablation.markdown(table), flush=True)
+        elif argv[1] == "pggan_table1":
+            table = pggan_table1.run_table(
+                FLAGS.workdir, FLAGS.rows, options, [int(s) for s in FLAGS.train_seeds],
+                [int(s) for s in FLAGS.eval_seeds], FLAGS.kimg, FLAGS.width_scale,
+            )  # fmt: skip
+            print(pggan_table1.markdown(table), flush=True)
         else:
             table = how_good.augmentation(
                 FLAGS.workdir, FLAGS.subset_runs, FLAGS.num_generated, options, FLAGS.checkpoint
@@ -81,10 +110,16 @@ def define_flags() -> None:
         "num_generated", 0, "augmentation: fakes added (0: the train split's size)."
     )
     flags.DEFINE_string("checkpoint", "latest", "The checkpoint to sample: latest or a step.")
+    flags.DEFINE_list("rows", list(pggan_table1.ROWS), "pggan_table1: Table 1 rows (e_star: (e*)).")
+    flags.DEFINE_list("eval_seeds", ["0", "1", "2"], "pggan_table1: evaluation seeds per run.")
+    flags.DEFINE_float("kimg", 24.0, "pggan_table1: thousands of real images per row (h: twice).")
+    flags.DEFINE_float("width_scale", 0.125, "pggan_table1: widths and latent size × this.")
     flags.DEFINE_list(
         "per_class", ["10", "100", "0"], "transfer: target images per class (0: all)."
     )
-    flags.DEFINE_integer("train_steps", 1000, "transfer: generator iterations of every target run.")
+    flags.DEFINE_integer(
+        "train_steps", 1000, "transfer, cyclegan_ablation: generator iterations of every run."
+    )
     flags.DEFINE_string(
         "source", None, "transfer: the source run (default: WORKDIR/source, trained)."
     )
@@ -97,7 +132,11 @@ def define_flags() -> None:
         "transfer_metrics", [], "transfer: metrics scored at every checkpoint (default: fid; "
         "conditional: fid,class_fid,gan_test).",
     )  # fmt: skip
-    flags.DEFINE_list("train_seeds", ["0"], "transfer: training seeds of every row.")
+    flags.DEFINE_list(
+        "train_seeds",
+        ["0"],
+        "transfer, cyclegan_ablation, pggan_table1: training seeds of every row.",
+    )
     flags.DEFINE_list(
         "sources", ["mnist5k", "fashion_mnist:class=0"], "transfer --table=source: source datasets."
     )
@@ -113,6 +152,15 @@ def define_flags() -> None:
     )
     flags.DEFINE_integer(
         "kmeans_centroids", 800, "dcgan_features: K of the k-means baseline (4K features)."
+    )
+    flags.DEFINE_integer("num_fakes", 16, "nearest: generated images, each a row of the PNG.")
+    flags.DEFINE_integer("num_neighbours", 5, "nearest: training images shown per fake and space.")
+    flags.DEFINE_string(
+        "pair", "folder:data/emoji", "cyclegan_ablation: the two-domain data (jaxgan.data.prepare "
+        "emoji --out=DIR writes it).",
+    )  # fmt: skip
+    flags.DEFINE_integer(
+        "ablation_resolution", 32, "cyclegan_ablation: data.resolution of every run."
     )
 
 

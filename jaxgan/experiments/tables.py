@@ -7,20 +7,26 @@ import json
 import os
 import time
 
+import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global backend state
 
-from jaxgan.core import run_files
+from jaxgan.core import run_files, store
 
 
 def write_table(table: dict, workdir: str, plot, markdown: str | None = None) -> dict:
     """W/eval/<experiment>.json, its plot `.png` (and `.md`, the table for people), each written
-    atomically; returns the table."""
+    atomically; returns the table. `plot(table)` returns a Figure or uint8 pixels [H, W, C]."""
     stem = os.path.join(workdir, "eval", table["experiment"])
     table["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     run_files.write_text(f"{stem}.json", json.dumps(table, indent=1))
     if markdown is not None:
         run_files.write_text(f"{stem}.md", markdown)
-    run_files.atomic_write(f"{stem}.png", plot(table).savefig, suffix=".png")
+    picture = plot(table)
+    if isinstance(picture, np.ndarray):  # uint8 pixels (a grid of images), written exactly
+        run_files.save_png(f"{stem}.png", picture)
+    else:  # a matplotlib Figure
+        png = store.written_bytes(lambda f: picture.savefig(f, format="png"))
+        store.write_atomic(f"{stem}.png", png, suffix=".png")
     return table
 
 

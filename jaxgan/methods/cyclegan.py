@@ -102,6 +102,7 @@ class Weights(NamedTuple):
     cycle_a: float = 10.0  # lambda_A
     cycle_b: float = 10.0  # lambda_B
     identity: float = 0.5  # lambda_identity, a fraction of the cycle weights
+    gan: float = 1.0  # gan_weight: both adversarial terms (0: the paper's "cycle alone")
 
 
 def generator_loss(
@@ -114,16 +115,17 @@ def generator_loss(
     gan: losses.Loss,
     weights: Weights,
 ) -> tuple[jax.Array, tuple[dict, dict]]:
-    """backward_G: adversarial (through both critics) + cycle + identity; returns (loss, (fakes,
-    terms)) with fakes {'A': G_B(B), 'B': G_A(A)} for the critics' update.
+    """backward_G: adversarial (through both critics, each weighed by `weights.gan`) + cycle +
+    identity; returns (loss, (fakes, terms)) with fakes {'A': G_B(B), 'B': G_A(A)} for the
+    critics' update. Every term is logged as weighed; a weight of 1 multiplies exactly.
 
     `generate(params, x)` and `criticize(params, x)` apply one generator / critic.
     """
     fake_b = generate(g_params["G_A"], real_a)
     fake_a = generate(g_params["G_B"], real_b)
     terms = {
-        "g_adv_a": gan.generator(criticize(d_params["D_A"], fake_b)),
-        "g_adv_b": gan.generator(criticize(d_params["D_B"], fake_a)),
+        "g_adv_a": weights.gan * gan.generator(criticize(d_params["D_A"], fake_b)),
+        "g_adv_b": weights.gan * gan.generator(criticize(d_params["D_B"], fake_a)),
         "cycle_a": weights.cycle_a * l1(generate(g_params["G_B"], fake_b), real_a),
         "cycle_b": weights.cycle_b * l1(generate(g_params["G_A"], fake_a), real_b),
     }
@@ -274,7 +276,7 @@ def build(config: ml_collections.ConfigDict, mesh) -> translation.Model:
     d = config.data
     generator, critic = build_models(config, d.channels)
     g_tx, d_tx = make_optimizer(config), make_optimizer(config)
-    weights = Weights(config.lambda_a, config.lambda_b, config.lambda_identity)
+    weights = Weights(config.lambda_a, config.lambda_b, config.lambda_identity, config.gan_weight)
     apply = jax.jit(  # float32 whatever config.compute_dtype: evaluation and sample grids
         lambda params, x: generator.apply({"params": params}, x),
         out_shardings=parallel.replicated(mesh),

@@ -233,6 +233,8 @@ def build_models(
         use_layernorm=m.use_layernorm,
         mbstd_group_size=m.mbstd_group_size,
         mbstd_mesh=mesh if m.mbstd_per_device else None,
+        mbdisc_kernels=m.mbdisc_kernels,
+        downscale_before_activation=m.downscale_before_activation,
         **widths,
     )
     return generator, critic

@@ -35,6 +35,25 @@ def check_direction(direction: str) -> str:
     return direction
 
 
+def trained_directions(meta: dict) -> tuple[str, ...]:
+    """The directions checkpoint `meta` has trained networks for: both, but for a run imported
+    from one released generator (`jaxgan.import_weights`), whose meta lists the one it has."""
+    return tuple(meta.get("directions", DIRECTIONS))
+
+
+def untrained_message(meta: dict, direction: str, workdir: str) -> str | None:
+    """Why `direction` cannot be translated with checkpoint `meta` of `workdir`, or None."""
+    trained = trained_directions(meta)
+    if direction in trained:
+        return None
+    return (
+        f"{workdir} has no trained {direction} generator: it was imported from "
+        f"{meta.get('imported_from', 'released weights')}, which hold(s) the "
+        f"{', '.join(trained)} network(s) only. Translate --direction={trained[0]}, or import the "
+        f"{direction} generator too (python -m jaxgan.import_weights, into a new --workdir)."
+    )
+
+
 class Model(NamedTuple):
     """One translation model built for a config: what the shared Trainer and the evaluator call.
 

@@ -536,6 +536,23 @@ def minibatch_stddev(x: Array, group_size: int = 4) -> Array:
     return jnp.concatenate([x, jnp.broadcast_to(y[:, None, None, None], (n, h, w, 1))], axis=-1)
 
 
+def minibatch_discrimination(features: Array, kernel: Array, bias: Array) -> Array:
+    """Appends K features that say how close each sample is to the others (Salimans et al. 2016 §3.2).
+
+    features: [N, A] (more axes are flattened); kernel: [A, K, D]; bias: [K] -> [N, A + K]. The
+    PGGAN Theano code's `MinibatchLayer`: M = features·kernel [N, K, D]; for each kernel k,
+    o[i, k] = Σ_{j ≠ i} exp(-Σ_d |M[i, k, d] - M[j, k, d]|) + bias[k] (an L1 distance, summed over
+    the rest of the batch: the reference adds 1e6 to the distance of a sample to itself, so it
+    counts 0), concatenated to the features.
+    """
+    x = at_least_float32(features.reshape(features.shape[0], -1))
+    m = jnp.einsum("na,akd->nkd", x, at_least_float32(kernel))
+    distance = jnp.sum(jnp.abs(m[:, None] - m[None, :]), axis=-1)  # [N, N, K]
+    others = ~jnp.eye(x.shape[0], dtype=bool)[:, :, None]
+    closeness = jnp.sum(jnp.where(others, jnp.exp(-distance), 0.0), axis=1) + bias
+    return jnp.concatenate([x, closeness], axis=-1).astype(features.dtype)
+
+
 def minibatch_stddev_per_device(
     x: Array, mesh: jax.sharding.Mesh, group_size: int = 4, axis_name: str = "data"
 ) -> Array:

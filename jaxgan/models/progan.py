@@ -13,7 +13,8 @@ Theano `network.py` that produced the paper's numbers:
 The references' fused upscale+conv (transposed conv of the 4-tap-summed kernel) and conv+downscale
 are exactly nearest-up then 3x3 conv and 3x3 conv then box-down (TF `networks.py`); the separate
 forms are used because XLA:CPU's double backward (the gradient penalty) is slow for strided
-convolutions.
+convolutions. One order differs: TF's fused D (fused_scale=True) adds Conv1's bias and LReLU after
+the box, the separate form (and Theano) before it; `downscale_before_activation` picks TF's.
 
 Growth. Both networks are called for a *stage*: the log2 resolution `res_log2` they run at and,
 while a new resolution fades in, a traced blend weight `alpha` in [0, 1] on the new layers (paper
@@ -30,7 +31,8 @@ so one pytree, one optimizer state and one checkpoint serve every stage, as the 
 one network at full resolution and compiled it per (floor, ceil) of lod.
 
 Switches for the paper's Table 1 ablation (its §6.1; Theano `config.py`): `use_wscale` (equalized
-learning rate), `use_pixelnorm`, `mbstd_group_size` (0: off), and for rows (a)-(c) of the Gulrajani
+learning rate), `use_pixelnorm`, `mbstd_group_size` (0: off), `mbdisc_kernels` (row (e*): minibatch
+discrimination after Dense0, `MinibatchDiscrimination`), and for rows (a)-(c) of the Gulrajani
 et al. baseline `use_batchnorm` (G), `use_layernorm` (D), `use_leakyrelu=False` (ReLU in G),
 `tanh_output`, `normalize_latents=False`.
 
@@ -116,6 +118,29 @@ class TheanoLayerNorm(nn.Module):
         # Theano's v / sqrt(mean(v²) + ε) after v = x - mean(x) is `standardize` over all axes.
         y = layers.standardize(x, tuple(range(1, x.ndim)), self.epsilon)
         return layers.scale_and_shift(y, gain, bias)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Theano `MinibatchLayer` (Salimans et al. 2016; PGGAN's row (e*)): x [N, A] -> [N, A + K].
+
+    Its kernel is weight-normalised per (kernel, dimension) over the inputs:
+    theta [A, K, D] ~ N(0, 0.05²), kernel = theta · exp(log_weight_scale) / ||theta||, with
+    log_weight_scale [K, D] = 0 and bias [K] = -1 at init; `layers.minibatch_discrimination` does
+    the rest. The reference also re-initialises log_weight_scale and bias from 500 reals before
+    training (a data-dependent init); this starts from the values above.
+    """
+
+    num_kernels: int
+    dim_per_kernel: int = 5
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (x.shape[-1], self.num_kernels, self.dim_per_kernel)
+        theta = self.param("theta", nn.initializers.normal(0.05), shape, jnp.float32)
+        log_scale = self.param("log_weight_scale", nn.initializers.zeros, shape[1:], jnp.float32)
+        bias = self.param("bias", nn.initializers.constant(-1.0), shape[1:2], jnp.float32)
+        norm = jnp.sqrt(jnp.sum(jnp.square(theta), axis=0))
+        return layers.minibatch_discrimination(x, theta * (jnp.exp(log_scale) / norm), bias)
 
 
 class GDrop(nn.Module):
@@ -251,8 +276,10 @@ class CriticBlock(nn.Module):
     mbstd_group_size: int = 4
     mbstd_mesh: Any = None  # a Mesh: per-device minibatch stddev (shard_map); None: global
     outputs: int = 1
+    mbdisc_kernels: int = 0  # > 0: minibatch discrimination between Dense0 and Dense1 (row e*)
+    downscale_before_activation: bool = False  # TF D_paper fused_scale=True: Conv1_down's order
 
-    def _layer(self, x, features, name, noise_strength, dense=False):
+    def _layer(self, x, features, name, noise_strength, dense=False, activate=True):
         """D_paper `LN(WS(conv(GD(x))))` with its LReLU: [noise] -> conv 3x3, or flatten and dense
         -> [TheanoLayerNorm, which holds the bias instead of the conv] -> LReLU."""
         s = self.switches
@@ -267,13 +294,16 @@ class CriticBlock(nn.Module):
             x = _conv(x, features, 3, s, name, bias=bias)
         if s.use_layernorm:
             x = TheanoLayerNorm(name=f"{name}_LN")(x)
-        return nn.leaky_relu(x, 0.2)
+        return nn.leaky_relu(x, 0.2) if activate else x
 
     @nn.compact
     def __call__(self, x: jax.Array, noise_strength=None) -> jax.Array:
         f0, f1 = self.fmaps
         if self.res_log2 >= 3:
             x = self._layer(x, f0, "Conv0", noise_strength)
+            if self.downscale_before_activation:  # TF's fused conv2d_downscale2d: act(down(conv))
+                x = self._layer(x, f1, "Conv1", noise_strength, activate=False)
+                return nn.leaky_relu(layers.downsample_mean(x), 0.2)
             x = self._layer(x, f1, "Conv1", noise_strength)
             return layers.downsample_mean(x)
         if self.mbstd_group_size > 1:
@@ -283,6 +313,8 @@ class CriticBlock(nn.Module):
                 x = layers.minibatch_stddev(x, self.mbstd_group_size)
         x = self._layer(x, f0, "Conv", noise_strength)
         x = self._layer(x, f1, "Dense0", noise_strength, dense=True)
+        if self.mbdisc_kernels:  # Theano D_paper: the MinibatchLayer 'Dmd' before 'Dscores'
+            x = MinibatchDiscrimination(self.mbdisc_kernels, name="MinibatchDisc")(x)
         return _dense(x, self.outputs, self.switches, "Dense1", gain=1.0)
 
 
@@ -300,6 +332,8 @@ class Critic(nn.Module):
     use_layernorm: bool = False
     mbstd_group_size: int = 4  # 0 or 1: off; >= batch: one statistic over the whole minibatch
     mbstd_mesh: Any = None
+    mbdisc_kernels: int = 0  # > 0: Salimans et al. minibatch discrimination (Table 1 row e*)
+    downscale_before_activation: bool = False  # True: TF D_paper fused_scale (bias, LReLU after)
 
     def nf(self, stage: int) -> int:
         return num_features(stage, self.fmap_base, self.fmap_decay, self.fmap_max)
@@ -339,6 +373,8 @@ class Critic(nn.Module):
                 self.mbstd_group_size,
                 self.mbstd_mesh,
                 1 + self.num_classes,
+                mbdisc_kernels=self.mbdisc_kernels,
+                downscale_before_activation=self.downscale_before_activation,
                 name=f"{2**k}x{2**k}",
             )
             for k in range(2, final + 1)

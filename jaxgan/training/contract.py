@@ -67,8 +67,10 @@ ADDED_FIELDS: dict[str, dict[str, Any]] = {
         "model.ac_head": False,
         "model.projection": False,
         "model.conditioning": "concat",
+        "model.mbdisc_kernels": 0,
+        "model.downscale_before_activation": False,
     },
-    "cyclegan": _TRANSLATION_ADDED,
+    "cyclegan": {**_TRANSLATION_ADDED, "gan_weight": 1.0},
     "nicegan": _TRANSLATION_ADDED,
 }
 

@@ -28,7 +28,8 @@ import jax
 import numpy as np
 from absl import logging
 
-from jaxgan.core import checkpoint, errors, run_files
+from jaxgan.core import checkpoint, errors, parallel, run_files
+from jaxgan.training import contract
 
 # Which state entries each network brings: target entry <- source entry.
 NETWORKS = {
@@ -181,3 +182,44 @@ def init_from(state: dict, config, workdir: str) -> dict:
     if jax.process_index() == 0:
         run_files.write_text(os.path.join(workdir, "init_from.txt"), table)
     return state
+
+
+# ----------------------------------------------------------------------------------------------
+# Runs written from another project's weights (jaxgan.transfer_convert, jaxgan.import_weights).
+# ----------------------------------------------------------------------------------------------
+
+
+def check_new_workdir(workdir: str) -> None:
+    """A converted run goes into a directory without checkpoints: nothing trained is replaced."""
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    if os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir):
+        raise errors.ConfigError(
+            f"--workdir={workdir} already has checkpoints; convert into a new directory."
+        )
+
+
+def write_converted_run(
+    workdir: str, config, state: dict, mesh, meta: dict, notes_name: str, notes: str, step: int = 0
+) -> None:
+    """Writes `workdir` as a finished run of `config` whose one checkpoint, `step`, holds `state`
+    (placed replicated on `mesh`), as the run loop writes them: `config.json` through the run
+    contract, the checkpoint with the loop's meta fields plus `meta`, and `notes` (what was
+    converted from what) in `notes_name`. `python -m jaxgan.main` on it resumes at `step`."""
+    state = jax.device_put(state, parallel.replicated(mesh))
+    state["step"] = jax.device_put(np.int32(step), parallel.replicated(mesh))
+    os.makedirs(workdir, exist_ok=True)
+    contract.record_config(workdir, config.to_dict(), step, {})
+    run_files.write_text(os.path.join(workdir, notes_name), notes)
+    meta = {
+        "data_cursor": 0,
+        "config": config.to_dict(),
+        "elapsed_s": 0.0,
+        "skipped_updates": 0,
+        "done": True,
+        **meta,
+    }
+    ckpt = checkpoint.Checkpointer(workdir, keep_last=1)
+    try:
+        ckpt.save(step, state, meta)
+    finally:
+        ckpt.close()
