@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from absl import flags
 
 import jaxgan
 from jaxgan import configs
@@ -57,6 +58,33 @@ def test_an_unknown_config_names_the_nearest_and_the_choices(tmp_path):
         configs.resolve(str(tmp_path / "missing.py"))
     assert set(configs.names()) >= {"wgan_gp", "pggan", "cyclegan", "nicegan", "transfer"}
     assert "common" not in configs.names()
+
+
+def _parse_config_flag(*overrides):
+    argv = ["main", "--config=wgan_gp:smoke", *overrides]
+    flag_values = flags.FlagValues()
+    configs.define_config_flag(flag_values=flag_values, sys_argv=argv)
+    flag_values(argv)
+    return flag_values.config
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "--config.model.widht=3",
+            r"^--config.model.widht: config.model has no field 'widht'. Did you mean "
+            r"--config.model.g_width\? Its fields: .*d_width, g_width,",
+        ),
+        ("--config.modle.g_width=3", r"config has no field 'modle'. Did you mean --config.model\?"),
+        ("--config.optim.g_lr.x=3", r"config.optim.g_lr is a float, not a group of fields."),
+    ],
+)
+def test_a_misspelt_config_field_is_named_in_the_flag_error(override, message):
+    """A flags error (one line from absl.app, exit 1), not ml_collections' AttributeError."""
+    assert _parse_config_flag("--config.model.g_width=3").model.g_width == 3
+    with pytest.raises(flags.IllegalFlagValueError, match=message):
+        _parse_config_flag(override)
 
 
 # ---- jaxgan.metrics ----------------------------------------------------------------------------
@@ -161,4 +189,4 @@ def test_train_takes_a_config_by_name_or_as_a_configdict(tmp_path, smoke_config)
     # By name: the 3-step smoke preset, then resumed with nothing left to do.
     state = jaxgan.train("wgan_gp:smoke", str(tmp_path / "named"))
     assert int(state["step"]) == 3
-    assert json.load(open(tmp_path / "named" / "config.json"))["num_steps"] == 3
+    assert json.loads((tmp_path / "named" / "config.json").read_text())["num_steps"] == 3

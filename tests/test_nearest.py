@@ -5,6 +5,7 @@ PNG's tiles against the training images the JSON names."""
 import json
 import pathlib
 
+import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
@@ -93,7 +94,8 @@ def test_a_smoke_run_through_the_command_line(
     workdir, config = unconditional_run
     argv = ["nearest", f"--workdir={workdir}", "--num_fakes=3", "--num_neighbours=2"]
     run_experiments_cli([*argv, f"--cache_dir={tmp_path}", "--batch_size=8"])
-    assert "nearest.json and .png" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "nearest.json and .png" in out
     table = json.loads((pathlib.Path(workdir) / "eval" / "nearest.json").read_text())
     assert (table["checkpoint"], table["n_train"], table["feature_network"]["name"]) == (
         3, 4000, "mnist_cnn"
@@ -115,6 +117,21 @@ def test_a_smoke_run_through_the_command_line(
             [r[space]["distances"] for r in got], want_distances, rtol=1e-9, atol=1e-6
         )
 
+    test_source = data.open_run_source(config, "test")[0]
+    test, _ = imagesets.load_images(test_source, np.arange(3), 32, channels)
+    assert table["held_out"]["n"] == 3
+    np.testing.assert_allclose(
+        table["held_out"]["pixel"], brute_force(test, train, 1, scale=255.0)[1][:, 0], rtol=1e-12
+    )
+    want_feature = brute_force(
+        network.extract(test)["features"], network.extract(train)["features"], 1
+    )[1][:, 0]
+    np.testing.assert_allclose(table["held_out"]["feature"], want_feature, rtol=1e-9, atol=1e-6)
+    printed = (
+        f"| feature | {nearest.summary(want_distances[:, 0])} | {nearest.summary(want_feature)} |"
+    )
+    assert printed in out
+
     layout = table["png_columns"]
     png = np.asarray(Image.open(pathlib.Path(workdir) / "eval" / "nearest.png"))
     got_tiles = tiles(png, 32, 3, layout["columns"])
@@ -123,6 +140,17 @@ def test_a_smoke_run_through_the_command_line(
         for space in ("pixel", "feature"):
             for column, index in zip(layout[space], row[space]["indices"]):
                 np.testing.assert_array_equal(got_tiles[i, column], train[index])
+
+
+def test_a_folder_has_no_held_out_images(tmp_path):
+    config = ml_collections.ConfigDict({"data": {"dataset": f"folder:{tmp_path}"}})
+    assert nearest.held_out_source(config)[0] is None
+    table = {"held_out": None, "n_train": 4, "checkpoint": 7, "num_fakes": 1,
+             "rows": [{"pixel": {"distances": [2.0]}, "feature": {"distances": [0.5]}}]}  # fmt: skip
+    assert nearest.markdown(table).splitlines()[2:] == [
+        "| space | 1 fakes |", "|---|---:|",
+        "| pixel | 2.000 [2.000, 2.000] |", "| feature | 0.500 [0.500, 0.500] |",
+    ]  # fmt: skip
 
 
 def test_a_translation_run_is_refused_with_the_command_to_use(translation_run):

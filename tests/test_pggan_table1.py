@@ -9,6 +9,24 @@ from jaxgan.eval.options import Options
 from jaxgan.experiments import pggan_table1
 
 
+def _row(label, low, high):
+    return {"label": label, "summary": {"SWDx1e3_avg": {"min": low, "max": high}}}
+
+
+@pytest.mark.parametrize(
+    "row, said",
+    [
+        (_row("(b)", 1.0, 2.0), "lower than (a)"),
+        (_row("(b)", 5.5, 6.0), "higher than (a)"),
+        (_row("(b)", 2.0, 3.5), "≈ (a) (ranges overlap)"),
+        (_row("(b)", 5.0, 6.0), "≈ (a) (ranges overlap)"),  # touching ranges overlap
+    ],
+)
+def test_a_row_is_called_lower_or_higher_only_outside_the_spread(row, said):
+    assert pggan_table1.comparison(row, _row("(a)", 3.0, 5.0)) == said
+    assert pggan_table1.comparison(row, None) == "—"
+
+
 @pytest.mark.slow  # trains two tiny runs
 def test_table_numbers_equal_the_evaluators_on_the_same_checkpoints(tmp_path):
     options = Options(num_samples=200, num_real=200, ms_ssim_pairs=50, progress=False)

@@ -87,11 +87,53 @@ class _ByNameParser(flags.ArgumentParser):
         return self._file_parser.flag_type()
 
 
+def _override_problem(config: ml_collections.ConfigDict, field_path: str) -> str | None:
+    """What is wrong with `--config.<field_path>` on `config`, or None if the field exists."""
+    node, walked = config, "config"
+    for name in field_path.split("."):
+        if not isinstance(node, ml_collections.ConfigDict):
+            return f"{walked} is a {type(node).__name__}, not a group of fields."
+        if name not in node:
+            near = difflib.get_close_matches(name, list(node.keys()), n=1)
+            hint = f" Did you mean --{walked}.{near[0]}?" if near else ""
+            return f"{walked} has no field '{name}'.{hint} Its fields: {', '.join(node.keys())}."
+        node, walked = node[name], f"{walked}.{name}"
+    return None
+
+
+def _name_misspelt_fields(flag: flags.Flag) -> None:
+    """ml_collections lets a misspelt `--config.a.b` escape as an AttributeError traceback; absl
+    prints its own flag errors in one line, so the field is named in one."""
+    parse = flag._parse
+
+    def parse_naming_the_field(argument):
+        try:
+            return parse(argument)
+        except (AttributeError, KeyError):
+            config = load(argument)
+            for field_path in flag._GetOverrides(flag._GetArgv()):
+                problem = _override_problem(config, field_path)
+                if problem:
+                    message = f"--config.{field_path}: {problem}"
+                    raise flags.IllegalFlagValueError(message) from None
+            raise
+
+    flag._parse = parse_naming_the_field
+
+
 def define_config_flag(
     help_string: str = "A config: NAME[:PRESET] (e.g. wgan_gp:cifar10) or a path to a config file.",
+    flag_values: flags.FlagValues = flags.FLAGS,
+    sys_argv: list[str] | None = None,
 ) -> flags.FlagHolder:
-    """`--config`, locked (a misspelt `--config.field` fails), by name or by path."""
-    holder = config_flags.DEFINE_config_file("config", None, help_string, lock_config=True)
-    flag = flags.FLAGS["config"]
+    """`--config`, locked (a misspelt `--config.field` fails, naming the field), by name or by path.
+
+    `flag_values` and `sys_argv` (where the overrides are read; default sys.argv) are for tests.
+    """
+    holder = config_flags.DEFINE_config_file(
+        "config", None, help_string, flag_values, lock_config=True, sys_argv=sys_argv
+    )
+    flag = flag_values["config"]
     flag.parser = _ByNameParser(flag.parser)
+    _name_misspelt_fields(flag)
     return holder

@@ -117,7 +117,7 @@ def agree(value: Any) -> Any:
     from jax.experimental import multihost_utils  # only multi-process runs need it
 
     encoded = np.frombuffer(json.dumps(value).encode(), np.uint8)
-    size = int(multihost_utils.broadcast_one_to_all(np.int64(encoded.size)))
+    size = int(multihost_utils.broadcast_one_to_all(np.int32(encoded.size)))
     buffer = encoded if jax.process_index() == 0 else np.zeros(size, np.uint8)
     received = multihost_utils.broadcast_one_to_all(buffer)
     return json.loads(np.asarray(received, np.uint8).tobytes())

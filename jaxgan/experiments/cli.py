@@ -70,6 +70,7 @@ def main(argv):
             table = nearest.nearest(
                 FLAGS.workdir, options, FLAGS.num_fakes, FLAGS.num_neighbours, FLAGS.checkpoint
             )
+            print(nearest.markdown(table), flush=True)
         elif argv[1] == "cyclegan_ablation":
             table = cyclegan_ablation.run_ablation(
                 FLAGS.workdir, options, FLAGS.pair, FLAGS.train_steps,

@@ -264,8 +264,13 @@ def _figure(table: dict, images: dict[str, dict[str, np.ndarray]]):
         for j, image in enumerate(strip):
             top, left = i * (h + pad), j * (w + pad)
             grid[top : top + h, left : left + w] = image  # grayscale broadcasts to RGB
-    fig = Figure(figsize=(2.2 + 0.55 * n, 0.55 * len(strips) + 0.6), dpi=100)
-    ax = fig.add_subplot()
+    # Axes placed in inches: tight_layout cuts the long row labels of a tall, narrow figure.
+    label_width, tile, title = 2.5, 0.55, 0.5
+    width, height = label_width + tile * n + 0.1, tile * len(strips) + title + 0.1
+    fig = Figure(figsize=(width, height), dpi=100)
+    ax = fig.add_axes(
+        (label_width / width, 0.1 / height, tile * n / width, tile * len(strips) / height)
+    )
     ax.imshow(grid, interpolation="nearest")
     ax.set_yticks([i * (h + pad) + h / 2 for i in range(len(strips))], labels, fontsize="small")
     ax.set_xticks([])
@@ -275,5 +280,4 @@ def _figure(table: dict, images: dict[str, dict[str, np.ndarray]]):
         f"(seed {seeds[0]})",
         fontsize="medium",
     )
-    fig.tight_layout()
     return fig

@@ -18,6 +18,11 @@ matrix of squared distances, in float64, computed in batches of training images,
 (ties go to the lower index). Pixel distances are exact: squared distances of uint8 images are
 integers, which float64 holds exactly.
 
+Beside the fakes, the same number of the dataset's held-out test images (when it has one apart
+from its training images: not a folder, nor a string that names its split) and their nearest
+training image in each space: a fake much closer to the training set than held-out real images are
+is a sign of memorisation; the JSON's "held_out" holds their distances, and the command prints both.
+
 The training images are those of `data.open_run_source(config, "train")` (the run's dataset string,
 `:n=K` subsets included), read as the evaluator reads them (`imagesets.load_images`: fitted to
 the run's resolution); an index is a position in that source.
@@ -27,7 +32,9 @@ Outputs: W/eval/nearest.json
    "train_set": "mnist5k:train", "n_train": 4000, "seed": 0, "num_fakes": 16,
    "num_neighbours": 5, "pixel_space": "...", "feature_network": {"name": "mnist_cnn",
    "layer": ..., "weights": ..., "resize": ...}, "rows": [{"fake": 0, "label": 0,
-   "pixel": {"indices": [...], "distances": [...]}, "feature": {...}}, ...], "wall_time_s": ...}
+   "pixel": {"indices": [...], "distances": [...]}, "feature": {...}}, ...],
+   "held_out": {"split": "test", "n": 16, "pixel": [...], "feature": [...]} or null,
+   "wall_time_s": ...}
 and W/eval/nearest.png: one row per fake, its exact pixels: the fake, a blank tile, its pixel
 neighbours nearest first, a blank tile, its feature neighbours nearest first (`tile_layout`).
 """
@@ -73,6 +80,41 @@ def nearest_neighbours(
     d2 = squared_distances(queries, references)
     indices = np.argsort(d2, axis=1, kind="stable")[:, :m]
     return indices, np.sqrt(np.take_along_axis(d2, indices, axis=1)) / scale
+
+
+def held_out_source(config):
+    """(the run's test split or None, why not): None for a folder (one split), a string that names
+    its split (tfds:NAME:SPLIT opens that split for every split) or a dataset without a test split."""
+    kind, _, named_split = data.parse(config.data.dataset)
+    if kind == "folder" or named_split:
+        return None, f"{config.data.dataset} has no test split apart from its training images"
+    try:
+        return data.open_run_source(config, "test")[0], ""
+    except errors.UserError as e:
+        return None, f"its test split could not be read ({e})"
+
+
+def summary(distances) -> str:
+    return f"{np.mean(distances):.3f} [{np.min(distances):.3f}, {np.max(distances):.3f}]"
+
+
+def markdown(table: dict) -> str:
+    """The distance to the nearest training image, fakes beside held-out images, per space."""
+    held_out = table["held_out"]
+    columns = [f"{table['num_fakes']} fakes"]
+    columns += [f"{held_out['n']} held-out test images"] if held_out else []
+    lines = [
+        f"Distance to the nearest of {table['n_train']} training images, mean [min, max] "
+        f"(checkpoint {table['checkpoint']}):",
+        "",
+        "| space | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for space in ("pixel", "feature"):
+        cells = [summary([row[space]["distances"][0] for row in table["rows"]])]
+        cells += [summary(held_out[space])] if held_out else []
+        lines.append(f"| {space} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def tile_layout(num_neighbours: int) -> dict[str, list[int] | int]:
@@ -136,9 +178,23 @@ def nearest(
         name, d.resolution, channels, options.feature_batch_size, options.inception_weights,
         options.progress, options.resize,
     )  # fmt: skip
-    feature = nearest_neighbours(
-        network.extract(fakes)["features"], network.extract(train)["features"], num_neighbours
-    )
+    train_features = network.extract(train)["features"]
+    feature = nearest_neighbours(network.extract(fakes)["features"], train_features, num_neighbours)
+    held_out = None
+    test_source, why_not = held_out_source(config)
+    if test_source is None:
+        logging.info("nearest: no held-out images to compare with: %s.", why_not)
+    else:
+        n = min(num_fakes, len(test_source))
+        test, _ = imagesets.load_images(test_source, np.arange(n), d.resolution, channels)
+        held_out = {
+            "split": "test",
+            "n": n,
+            "pixel": nearest_neighbours(test, train, 1, scale=255.0)[1][:, 0].tolist(),
+            "feature": nearest_neighbours(network.extract(test)["features"], train_features, 1)[1][
+                :, 0
+            ].tolist(),
+        }
     rows = [
         {
             "fake": i,
@@ -171,6 +227,7 @@ def nearest(
         },
         "png_columns": tile_layout(num_neighbours),
         "rows": rows,
+        "held_out": held_out,
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
     grid = picture(fakes, train, rows, num_neighbours)

@@ -182,17 +182,15 @@ def _cell(spread: dict, digits: int) -> str:
 
 def comparison(row: dict, base: dict | None, key: str = "SWDx1e3_avg") -> str:
     """'lower' / 'higher' than the row it builds on where their [min, max] ranges do not
-    overlap, else '≈ (within the spread)'."""
+    overlap, else '≈' it (the ranges overlap)."""
     if base is None:
         return "—"
     a, b = row["summary"][key], base["summary"][key]
     if a["max"] < b["min"]:
-        verdict = "lower"
-    elif a["min"] > b["max"]:
-        verdict = "higher"
-    else:
-        verdict = "≈ (ranges overlap)"
-    return f"{verdict} than {base['label']}"
+        return f"lower than {base['label']}"
+    if a["min"] > b["max"]:
+        return f"higher than {base['label']}"
+    return f"≈ {base['label']} (ranges overlap)"
 
 
 def markdown(table: dict) -> str:
