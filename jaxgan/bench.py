@@ -11,10 +11,12 @@
   JAXGAN_CONV_IMPL=patches python -m jaxgan.bench --config=...     # a whole step, one formulation
   python -m jaxgan.bench --presets=paper [--rows_out=rows.jsonl]     # every paper preset, real size
   python -m jaxgan.bench --presets=pggan:celebahq,cyclegan:horse2zebra  # a chosen list
+  python -m jaxgan.bench --config=wgan_gp --profile [--steps=10]     # where a step's time goes
 
-`--conv` times a gradient-penalty step of two small critics per formulation: the strided stack is
-where patches win by far. For stride-1 stacks isolated numbers vary by shape; the rule in
-`layers.conv_impl` was chosen on whole train steps (docs/performance.md has the numbers).
+`--conv` times a gradient-penalty step of two small critics per formulation
+(`layers.CONV_FORMULATIONS`): the strided stack is where patches win by far. For stride-1 stacks
+isolated numbers vary by shape; the convolution autotune chooses per shape and CPU
+(`conv_autotune`; docs/performance.md has the numbers).
 
 Train throughput counts real images through the critics per second, timed over `--steps`
 iterations after one compiled warm-up step (`compile_s`), on synthetic uint8 batches of the
@@ -65,7 +67,7 @@ from jaxgan.core import batched, errors, parallel, paths, run_files
 from jaxgan.eval import classifier_training, features, inception, metrics, swd
 from jaxgan.methods import gan, progressive
 from jaxgan.models import classifier, conv_autotune, layers
-from jaxgan.training import benchmark, penalties, registry
+from jaxgan.training import benchmark, penalties, registry, xla_profile
 
 FLAGS = flags.FLAGS
 
@@ -123,7 +125,7 @@ def bench_conv() -> dict:
         def loss(params, key):
             return penalties.wgan_gp(lambda x: critic(params, x), reals, 0.5 * reals, None, key)
 
-        for impl in ("lax", "patches"):
+        for impl in layers.CONV_FORMULATIONS:
             os.environ["JAXGAN_CONV_IMPL"] = impl
             step = jax.jit(jax.grad(loss))
             jax.block_until_ready(step(params, jax.random.key(0)))
@@ -869,6 +871,20 @@ def main(argv):
         ):
             print(line)
         return
+    if FLAGS.profile:
+        import jax
+
+        step = build_step(
+            FLAGS.config, parallel.make_mesh(FLAGS.config.num_devices or None),
+            FLAGS.stage_resolution, FLAGS.stage_alpha,
+        )  # fmt: skip
+        step.warm_up()
+        jax.block_until_ready(step.state)
+        table = xla_profile.profile(step, FLAGS.steps)
+        print(xla_profile.report(table, FLAGS.profile_top))
+        if FLAGS.rows_out:
+            run_files.write_json(FLAGS.rows_out, table)
+        return
     result = bench_train(FLAGS.config, FLAGS.steps, FLAGS.stage_resolution, FLAGS.stage_alpha)
     for name, value in result.items():
         print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}")
@@ -928,7 +944,13 @@ def define_flags() -> None:
     flags.DEFINE_float(
         "available_memory_gib", 0.0, "--presets: the memory a step may take (0: what is free)."
     )
-    flags.DEFINE_string("rows_out", None, "--presets: also append each row to this JSONL file.")
+    flags.DEFINE_string(
+        "rows_out", None, "--presets: also append each row to this JSONL file; --profile: the JSON."
+    )
+    flags.DEFINE_bool(
+        "profile", False, "--config: where the step's time goes (XLA's per-instruction profile)."
+    )
+    flags.DEFINE_integer("profile_top", 15, "--profile: the lines of each list.")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def _numpy_conv(x, w, stride, pads):
     return out
 
 
-@pytest.mark.parametrize("impl", ["lax", "patches"])
+@pytest.mark.parametrize("impl", ["lax", "patches", "taps"])
 @pytest.mark.parametrize(
     "kernel, stride, padding, expected_pads",
     [
@@ -53,7 +53,7 @@ def test_conv2d_matches_numpy_definition(monkeypatch, impl, kernel, stride, padd
 
 
 def test_conv_formulations_agree_through_the_double_backward(monkeypatch):
-    """The GP differentiates d/dθ of |∂D/∂x|: both formulations must give the same gradients."""
+    """The GP differentiates d/dθ of |∂D/∂x|: every formulation must give the same gradients."""
     rng = np.random.default_rng(1)
     w1 = rng.normal(size=(4, 4, 2, 6)) * 0.3
     w2 = rng.normal(size=(3, 3, 6, 4)) * 0.3
@@ -68,15 +68,16 @@ def test_conv_formulations_agree_through_the_double_backward(monkeypatch):
         return jnp.sum(g**2)
 
     grads = {}
-    for impl in ("lax", "patches"):
+    for impl in ("lax", "patches", "taps"):
         monkeypatch.setenv("JAXGAN_CONV_IMPL", impl)
         with jax.enable_x64(True):
             grads[impl] = jax.jit(jax.grad(penalty))((jnp.asarray(w1), jnp.asarray(w2)))
     # float64: the two orders of summation differ by ~1e-15 relative per sum; 1e-10 leaves room
     # for the double backward's cancellations (gradients near 0 get the absolute floor).
-    for a, b in zip(grads["lax"], grads["patches"]):
-        assert a.dtype == jnp.float64
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    for other in ("patches", "taps"):
+        for a, b in zip(grads["lax"], grads[other]):
+            assert a.dtype == jnp.float64
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
 def test_conv_impl_choice(monkeypatch):

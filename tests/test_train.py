@@ -332,7 +332,8 @@ def test_misspelt_override_names_the_nearest_field(tmp_path):
         timeout=120,
     )
     assert result.returncode != 0
-    assert 'Did you mean "g_lr" instead of "g_lrr"?' in result.stderr
+    assert "config.optim has no field 'g_lrr'. Did you mean --config.optim.g_lr?" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_gradient_penalty_with_batchnorm_critic_is_rejected(tmp_path):

@@ -12,8 +12,10 @@ equalized learning rate) and so that the *way* XLA computes them can be chosen p
   strided convolutions on CPU, and `conv2d_transpose` there keeps XLA's forward but writes its
   gradients as patch products. For stride-1 convolutions on CPU which form wins depends on the
   shape and the CPU, so it is measured once per shape and cached (`conv_autotune`).
-  `JAXGAN_CONV_IMPL=lax|patches` forces one everywhere, `rule` keeps `lax` for stride 1 without
-  measuring; both forms agree to float rounding (tests/test_layers.py). `python -m jaxgan.bench --conv`.
+  `JAXGAN_CONV_IMPL=lax|patches|taps` forces one everywhere (`taps`: one matmul per kernel tap,
+  summed, no patch matrix; not a candidate of the autotune), `rule` keeps `lax` for stride 1
+  without measuring; the forms agree to float rounding through the double backward
+  (tests/test_layers.py). `python -m jaxgan.bench --conv`.
 
 Under bfloat16 activations (`config.compute_dtype`, `jaxgan/core/precision.py`) two kinds of arithmetic
 run in at least float32 and are cast back to the activations' dtype: normalisation statistics
@@ -85,8 +87,8 @@ def _conv_lax(x: Array, kernel: Array, stride: int, pads) -> Array:
     )
 
 
-def _patch_matrix(x: Array, kh: int, kw: int, stride: int, pads) -> tuple[Array, tuple[int, int]]:
-    """Every output pixel's receptive field as a row [N·oh·ow, kh·kw·C], in HWIO reshape order."""
+def _taps(x: Array, kh: int, kw: int, stride: int, pads) -> tuple[list[Array], tuple[int, int]]:
+    """The padded input seen by each kernel tap (i, j), in HWIO order: [N, oh, ow, C] each."""
     x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
     oh = (x.shape[1] - kh) // stride + 1
     ow = (x.shape[2] - kw) // stride + 1
@@ -95,6 +97,12 @@ def _patch_matrix(x: Array, kh: int, kw: int, stride: int, pads) -> tuple[Array,
         for i in range(kh)
         for j in range(kw)
     ]
+    return taps, (oh, ow)
+
+
+def _patch_matrix(x: Array, kh: int, kw: int, stride: int, pads) -> tuple[Array, tuple[int, int]]:
+    """Every output pixel's receptive field as a row [N·oh·ow, kh·kw·C], in HWIO reshape order."""
+    taps, (oh, ow) = _taps(x, kh, kw, stride, pads)
     # Flattened rows: with [N, oh, ow] left as three dimensions, the kernel gradient contracts over
     # all three, which XLA:CPU ran several times slower than the same product as one 2-D matmul.
     return jnp.concatenate(taps, axis=-1).reshape(-1, kh * kw * x.shape[3]), (oh, ow)
@@ -107,18 +115,35 @@ def _conv_patches(x: Array, kernel: Array, stride: int, pads) -> Array:
     return (patches @ kernel.reshape(kh * kw * cin, cout)).reshape(x.shape[0], oh, ow, cout)
 
 
+def _conv_taps(x: Array, kernel: Array, stride: int, pads) -> Array:
+    """The same convolution as one matmul per kernel tap, summed: [N·oh·ow, C_in] @ [C_in, C_out]
+    kh·kw times. No patch matrix (kh·kw times the input) is built: on one wide layer its penalty
+    double backward beat both other forms on CPU, whole steps did not (docs/performance.md)."""
+    kh, kw, cin, cout = kernel.shape
+    taps, (oh, ow) = _taps(x, kh, kw, stride, pads)
+    products = [tap.reshape(-1, cin) @ kernel[k // kw, k % kw] for k, tap in enumerate(taps)]
+    return functools.reduce(jnp.add, products).reshape(x.shape[0], oh, ow, cout)
+
+
+CONV_FORMULATIONS = {"lax": _conv_lax, "patches": _conv_patches, "taps": _conv_taps}
+
+
 def conv_impl(stride: int) -> str:
     """The formulation `conv2d` uses for strided convolutions (and `conv2d_transpose` for its
-    gradients): patches on CPU, XLA's own elsewhere; `JAXGAN_CONV_IMPL=lax|patches` forces one."""
+    gradients): patches on CPU, XLA's own elsewhere; `JAXGAN_CONV_IMPL=lax|patches|taps` forces one
+    (for every convolution, stride 1 included)."""
     forced = os.environ.get("JAXGAN_CONV_IMPL", "auto")
-    if forced not in ("auto", "rule", "lax", "patches"):
-        raise ValueError(f"JAXGAN_CONV_IMPL={forced!r}: expected auto, rule, lax or patches.")
-    if forced in ("lax", "patches"):
+    if forced not in ("auto", "rule", *CONV_FORMULATIONS):
+        raise ValueError(
+            f"JAXGAN_CONV_IMPL={forced!r}: expected auto, rule, {', '.join(CONV_FORMULATIONS)}."
+        )
+    if forced in CONV_FORMULATIONS:
         return forced
     return "patches" if stride > 1 and jax.default_backend() == "cpu" else "lax"
 
 
 AUTOTUNE_MIN_BATCH = 8
+AUTOTUNE_CANDIDATES = ("lax", "patches")
 
 
 def stride1_conv_impl(x: Array, kernel: Array, pads) -> str:
@@ -132,9 +157,11 @@ def stride1_conv_impl(x: Array, kernel: Array, pads) -> str:
     if x.shape[0] < AUTOTUNE_MIN_BATCH:  # initialisation's dummy batch: too little work to time
         return conv_impl(1)
 
+    # Not taps: timed on first-order gradients it wins layers whose double backward it slows
+    # (the PGGAN and ResNet critics' steps got slower with it; docs/performance.md).
     candidates = {
-        "lax": functools.partial(_conv_lax, stride=1, pads=pads),
-        "patches": functools.partial(_conv_patches, stride=1, pads=pads),
+        name: functools.partial(CONV_FORMULATIONS[name], stride=1, pads=pads)
+        for name in AUTOTUNE_CANDIDATES
     }
     return conv_autotune.choose(candidates, x.shape, kernel.shape, pads, x.dtype)
 
@@ -143,9 +170,7 @@ def conv2d(x: Array, kernel: Array, stride: int = 1, padding: Padding = "SAME") 
     """Cross-correlation. x: [N, H, W, C_in]; kernel: [kh, kw, C_in, C_out] -> [N, H', W', C_out]."""
     pads = explicit_padding(padding, x.shape[1:3], kernel.shape[:2], stride)
     impl = conv_impl(stride) if stride > 1 else stride1_conv_impl(x, kernel, pads)
-    if impl == "patches":
-        return _conv_patches(x, kernel, stride, pads)
-    return _conv_lax(x, kernel, stride, pads)
+    return CONV_FORMULATIONS[impl](x, kernel, stride, pads)
 
 
 def conv2d_transpose(
@@ -158,7 +183,7 @@ def conv2d_transpose(
     and only the backward is written as patches (`_conv_transpose_patch_backward`).
     """
     pads = explicit_padding(padding, out_hw, kernel.shape[:2], stride)
-    if conv_impl(stride) == "patches":
+    if conv_impl(stride) != "lax":  # patches (or taps, forced): XLA's gradients are the slow part
         return _conv_transpose_patch_backward(x, kernel, stride, pads, tuple(out_hw))
     return _conv_transpose_lax(x, kernel, stride, pads, out_hw)
 
