@@ -34,8 +34,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from jaxgan.eval import classifier_training
-
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MNIST_CNN_WEIGHTS = REPO / "jaxgan" / "assets" / "mnist_cnn.npz"
 # name -> (default number of images, default batch size, image size, channels): jaxgan.bench's.
@@ -155,7 +153,8 @@ def get_activations(images, model, batch_size, num_workers, device="cpu"):
 def check_against_jaxgan(model, images, device) -> str:
     """Max |torch - jaxgan| of mnist_cnn's features, or why it could not be computed."""
     sys.path.insert(0, str(REPO))
-    try:
+    try:  # here, not at the top: the timing needs only torch
+        from jaxgan.eval import classifier_training
         from jaxgan.models import classifier
     except ImportError as e:
         return f"skipped (jaxgan not importable here: {e})"
