@@ -10,6 +10,10 @@ The commands (`jaxgan-train`, `python -m jaxgan.evaluate`, ...) and docs/api.md 
 
 __version__ = "0.1.0"
 
+from jaxgan.core import cpu_backend  # noqa: E402
+
+cpu_backend.configure_at_import()  # XLA reads its flags as JAX's backend starts: before that
+
 from jaxgan import configs, metrics  # noqa: E402
 from jaxgan.api import load_generator, train  # noqa: E402
 

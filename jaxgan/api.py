@@ -20,7 +20,7 @@ import numpy as np
 from jaxgan import configs
 from jaxgan.core import parallel
 from jaxgan.eval import sampling
-from jaxgan.training import loop
+from jaxgan.training import loop, registry
 
 
 def train(config: ml_collections.ConfigDict | str, workdir: str):
@@ -28,6 +28,7 @@ def train(config: ml_collections.ConfigDict | str, workdir: str):
     in `workdir`, resuming from its newest readable checkpoint; returns the final train state."""
     if isinstance(config, str):
         config = configs.load(config)
+    registry.use_cpu_convolutions_of(config)  # where JAX has not started yet (`core.cpu_backend`)
     return loop.train_and_evaluate(config, workdir)
 
 

@@ -12,6 +12,7 @@
   python -m jaxgan.bench --presets=paper [--rows_out=rows.jsonl]     # every paper preset, real size
   python -m jaxgan.bench --presets=pggan:celebahq,cyclegan:horse2zebra  # a chosen list
   python -m jaxgan.bench --config=wgan_gp --profile [--steps=10]     # where a step's time goes
+  python -m jaxgan.bench --features=inception_v3 --profile --steps=2  # where one batch's time goes
 
 `--conv` times a gradient-penalty step of two small critics per formulation
 (`layers.CONV_FORMULATIONS`): the strided stack is where patches win by far. For stride-1 stacks
@@ -63,7 +64,7 @@ from collections.abc import Callable
 from absl import app, flags
 
 from jaxgan import configs, data
-from jaxgan.core import batched, errors, parallel, paths, run_files
+from jaxgan.core import batched, cpu_backend, errors, parallel, paths, run_files
 from jaxgan.eval import classifier_training, features, inception, metrics, swd
 from jaxgan.methods import gan, progressive
 from jaxgan.models import classifier, conv_autotune, layers
@@ -83,6 +84,7 @@ def bench_train(config, steps: int, stage_resolution: int = 0, stage_alpha: floa
     return {
         "devices": mesh.devices.size,
         "backend": jax.default_backend(),
+        "xla_cpu_convolutions": cpu_backend.current(),
         **step.param_counts,
         "compile_s": compile_s,
         "step_ms": 1e3 * seconds / steps,
@@ -367,7 +369,8 @@ def compare_with_torch(
     floor_ms = 1e3 * flops / peak if flops else float("nan")
     return [
         f"device: {device_name()}",
-        f"jax: {jax.__version__}, XLA CPU threads: {threads} (the process's CPUs)",
+        f"jax: {jax.__version__}, XLA CPU threads: {threads} (the process's CPUs), "
+        f"convolutions: {cpu_backend.current()}",
         f"torch: {twin_lines['torch']}",
         f"twin: benchmarks/{' '.join(command)}",
         f"params: G {params[0]:,}, D {params[1]:,} (the same in both)",
@@ -655,11 +658,17 @@ def bench_presets(
     import jax
 
     presets = [(spec, load_preset(spec)) for spec in specs]  # every name checked before any work
+    # One process, one choice of XLA:CPU's kernels: the methods' own where they agree, else ynn.
+    kernels = {registry.get(config.method).cpu_convolutions for _, config in presets}
+    cpu_backend.configure(kernels.pop() if len(kernels) == 1 else "ynn")
     # One device: the papers' batches (1 image for the translation presets, 3 for PGGAN at 1024²)
     # do not split over more without changing them.
     mesh = parallel.make_mesh(1)
     peak = functools.cache(lambda: flops_per_s or matmul_peak_flops())
-    print(f"device: {device_name()} (one device), jax {jax.__version__}")
+    print(
+        f"device: {device_name()} (one device), jax {jax.__version__}, "
+        f"convolutions: {cpu_backend.current()}"
+    )
     rows = []
     for spec, config in presets:
         row = {"preset": spec}
@@ -721,6 +730,30 @@ def feature_extractor(name: str, batch_size: int, mesh):
     return extract, "random weights: timing only"
 
 
+def inception_step(batch_size: int, image_size: int) -> benchmark.BenchStep:
+    """The FID Inception on one batch of random uint8 images (resize included), as a `BenchStep`
+    for `--profile`: its "state" is the network's variables, passed through unchanged."""
+    import jax
+
+    features = jax.jit(
+        lambda variables, images: (variables, inception.inception_features(variables, images))
+    )
+    images = benchmark.random_images(batch_size, image_size, 3)
+    return benchmark.BenchStep(features, inception.random_params(0), (images,), batch_size, ())
+
+
+def print_profile(step: benchmark.BenchStep) -> None:
+    """`--profile`: the step warmed up, then `--steps` of it under XLA's profiler, reported."""
+    import jax
+
+    step.warm_up()
+    jax.block_until_ready(step.state)
+    table = xla_profile.profile(step, FLAGS.steps)
+    print(xla_profile.report(table, FLAGS.profile_top))
+    if FLAGS.rows_out:
+        run_files.write_json(FLAGS.rows_out, table)
+
+
 def bench_features(
     name: str, num_images: int, batch_size: int, image_size: int, repeats: int, num_devices: int
 ) -> dict:
@@ -743,6 +776,7 @@ def bench_features(
         "images": f"{num_images} x {size}x{size}x{channels} uint8",
         "batch_size": batched.round_up_to_devices(batch_size, mesh),
         "devices": f"{mesh.devices.size} ({jax.default_backend()})",
+        "xla_cpu_convolutions": cpu_backend.current(),
         "warmup_s": f"{timing['warmup_s']:.2f} (one batch, compilation included; not timed)",
         "img_per_s_runs": ", ".join(f"{r:.1f}" for r in rates),
         "features_img_per_s_range": f"{min(rates):.1f}-{max(rates):.1f}",
@@ -826,6 +860,11 @@ def main(argv):
             raise app.UsageError(
                 f"--features={FLAGS.features!r}: expected one of {', '.join(FEATURE_DEFAULTS)}."
             )
+        if FLAGS.profile:
+            if FLAGS.features != "inception_v3":
+                raise app.UsageError("--profile with --features: inception_v3 is the one profiled.")
+            print_profile(inception_step(FLAGS.batch_size or 50, FLAGS.image_size))
+            return
         result = bench_features(
             FLAGS.features,
             FLAGS.num_images,
@@ -858,6 +897,7 @@ def main(argv):
         raise app.UsageError(
             "Give --config=CONFIG (or --presets=paper, --features=NETWORK, or --conv)."
         )
+    registry.use_cpu_convolutions_of(FLAGS.config)  # the method's kernels, as its training uses
     if FLAGS.vs:
         if FLAGS.vs != "torch":
             raise app.UsageError(f"--vs={FLAGS.vs!r}: the one comparison is --vs=torch.")
@@ -872,18 +912,11 @@ def main(argv):
             print(line)
         return
     if FLAGS.profile:
-        import jax
-
         step = build_step(
             FLAGS.config, parallel.make_mesh(FLAGS.config.num_devices or None),
             FLAGS.stage_resolution, FLAGS.stage_alpha,
         )  # fmt: skip
-        step.warm_up()
-        jax.block_until_ready(step.state)
-        table = xla_profile.profile(step, FLAGS.steps)
-        print(xla_profile.report(table, FLAGS.profile_top))
-        if FLAGS.rows_out:
-            run_files.write_json(FLAGS.rows_out, table)
+        print_profile(step)
         return
     result = bench_train(FLAGS.config, FLAGS.steps, FLAGS.stage_resolution, FLAGS.stage_alpha)
     for name, value in result.items():
@@ -948,7 +981,10 @@ def define_flags() -> None:
         "rows_out", None, "--presets: also append each row to this JSONL file; --profile: the JSON."
     )
     flags.DEFINE_bool(
-        "profile", False, "--config: where the step's time goes (XLA's per-instruction profile)."
+        "profile",
+        False,
+        "--config (or --features=inception_v3): where the step's (or one batch's) time goes, by "
+        "XLA instruction.",
     )
     flags.DEFINE_integer("profile_top", 15, "--profile: the lines of each list.")
 

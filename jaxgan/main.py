@@ -15,8 +15,8 @@ import jax
 from absl import app, flags, logging
 
 from jaxgan import configs
-from jaxgan.core import errors, parallel, paths, run_files
-from jaxgan.training import loop
+from jaxgan.core import cpu_backend, errors, parallel, paths, run_files
+from jaxgan.training import loop, registry
 
 configs.define_config_flag()
 flags.DEFINE_string("workdir", None, "Where checkpoints, samples and metrics.jsonl go.")
@@ -27,15 +27,21 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     run_files.quiet_library_logs()
+    try:
+        registry.use_cpu_convolutions_of(FLAGS.config)  # before anything starts JAX's backend
+    except errors.UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
     paths.enable_compilation_cache()
     parallel.maybe_initialize_distributed()
     config = FLAGS.config
     logging.info(
-        "JAX %s on %d %s device(s), %d process(es).",
+        "JAX %s on %d %s device(s), %d process(es); %s.",
         jax.__version__,
         jax.device_count(),
         jax.default_backend(),
         jax.process_count(),
+        cpu_backend.describe(),
     )
     if jax.process_index() == 0:
         print(config, file=sys.stderr)

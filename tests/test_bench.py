@@ -131,3 +131,17 @@ def test_the_progressive_step_runs_at_the_stage_asked_for():
     assert step.flops() > 0
     params = jax.tree_util.tree_leaves((step.state["g_params"], step.state["d_params"]))
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in params)
+
+
+@pytest.mark.slow  # the Inception compiled, and run op by op: 20 s
+def test_the_inception_profile_step_is_the_feature_network_on_one_batch():
+    from jaxgan.eval import inception
+
+    step = bench.inception_step(batch_size=2, image_size=16)
+    variables, features = step.fn(step.state, *step.inputs)
+    expected = inception.inception_features(inception.random_params(0), step.inputs[0])
+    assert jax.tree.structure(variables) == jax.tree.structure(step.state)
+    assert step.images_per_step == 2
+    # The same network: jitted against op by op, so equal to float32 rounding, not bit for bit.
+    np.testing.assert_allclose(features["pool3"], expected["pool3"], rtol=1e-4, atol=1e-5)
+    assert features["pool3"].shape == (2, 2048) and float(np.std(features["pool3"])) > 0

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from jaxgan.configs import common, cyclegan, pggan
-from jaxgan.core import checkpoint, errors
+from jaxgan.core import checkpoint, cpu_backend, errors
 from jaxgan.training import contract, loop, registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -183,6 +183,7 @@ def test_resume_with_a_changed_shape_fails_untouched_and_a_safe_change_is_record
     history = [json.loads(line) for line in open(os.path.join(workdir, "config_history.jsonl"))]
     assert [(h["step"], h["config"]["num_steps"]) for h in history] == [(0, 1), (1, 2)]
     assert history[1]["changes"] == {"num_steps": [1, 2]}
+    assert history[1]["xla_cpu_convolutions"] == cpu_backend.current()
     assert json.load(open(os.path.join(workdir, "config.json")))["num_steps"] == 2
     assert (
         checkpoint.Checkpointer(workdir, read_only=True).restore_meta(2)["config"]["num_steps"] == 2

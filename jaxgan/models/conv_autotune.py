@@ -51,7 +51,13 @@ def cpu_signature() -> str:
     )
     flags = hashlib.sha256(fields.get("flags", "").encode()).hexdigest()[:12]
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu or platform.processor()}|flags {flags}|{threads} threads|jax {jax.__version__}"
+    # XLA_FLAGS choose kernels (`core.cpu_backend`: Eigen's or YNNPACK's convolutions), and with
+    # them which formulation is faster.
+    xla_flags = " ".join(sorted(os.environ.get("XLA_FLAGS", "").split()))
+    return (
+        f"{cpu or platform.processor()}|flags {flags}|{threads} threads|jax {jax.__version__}"
+        + (f"|XLA_FLAGS {xla_flags}" if xla_flags else "")
+    )
 
 
 def _load(path: str) -> dict:

@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from jaxgan.core import errors, run_files, store
+from jaxgan.core import cpu_backend, errors, run_files, store
 
 # Fields a resumed run may change: how long it runs, how often it reports, where it runs, the
 # learning rates (a fine-tune's). Everything else changes what the checkpoint's parameters mean.
@@ -140,6 +140,8 @@ def record_config(workdir: str, config: dict, step: int, changes: dict) -> None:
             "step": step,
             "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "changes": {k: list(v) for k, v in changes.items()},
+            # Not part of the config (it changes no result beyond float rounding) but of its speed.
+            "xla_cpu_convolutions": cpu_backend.current(),
             "config": config,
         }
         run_files.append_jsonl(history, row)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from jaxgan.core import errors
+from jaxgan.core import cpu_backend, errors
 from jaxgan.training.benchmark import BenchStep
 
 State = dict[str, Any]
@@ -95,6 +95,9 @@ class Method:
         opened), for `python -m jaxgan.bench`. A method with a schedule of stages times the one
         `stage_resolution` (0: the final one) and fade-in `stage_alpha` give; the others ignore
         them. None: the method cannot be benchmarked.
+    cpu_convolutions: the kernels XLA:CPU runs this method's convolutions with (`core.cpu_backend`;
+        a training command sets them before JAX starts): `ynn`, jaxlib's default, unless `eigen`
+        or `xla` was measured faster for the method's steps.
     """
 
     trainer: Callable[..., Trainer]
@@ -104,6 +107,13 @@ class Method:
     translator: Callable[..., Callable] | None = None
     eval_params: str | tuple[str, ...] = "ema_params"
     bench_step: Callable[..., BenchStep] | None = None
+    cpu_convolutions: str = "ynn"
+
+
+def use_cpu_convolutions_of(config) -> str:
+    """Sets XLA:CPU's convolution kernels to `config.method`'s choice (before JAX's backend starts;
+    `core.cpu_backend`) and returns the choice in force."""
+    return cpu_backend.configure(get(config.method).cpu_convolutions)
 
 
 def get(name: str) -> Method:

@@ -17,7 +17,9 @@ The report lists the instructions that take the most time, then the totals per p
 per kind of instruction (convolution, fusion, dot, copy, ...). Its first line compares the
 instructions' CPU time with the wall time: how many of the cores the step kept busy on average
 (XLA:CPU runs an instruction on one core unless it splits it, and runs independent instructions
-side by side only where its schedule allows).
+side by side only where its schedule allows). A convolution run on XLA's Eigen thread pool
+(`core.cpu_backend`) is traced as its dispatch and a completion marker: it is counted by the span
+between them, once, whatever number of cores it kept busy.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import glob
 import os
 import re
 import tempfile
+import time
 
 import jax
 
@@ -37,6 +40,8 @@ COMPUTATION = re.compile(r"^(?:ENTRY )?%([\w.\-]+) .*\{\s*$")
 OP_NAME = re.compile(r'op_name="([^"]*)"')
 CALLS = re.compile(r"calls=%([\w.\-]+)")
 HEAVY = ("dot", "convolution")  # the instructions a fusion is named by
+END_MARKER = "end: "  # the trace's marker of an instruction's completion
+ASYNC_SPAN_RATIO = 1.5  # dispatch-to-completion this many times its event's time: asynchronous
 WRAPPED = re.compile(r"^(\w+)\((.*)\)$")  # jvp(Critic), transpose(jvp(Critic)), jit(step), ...
 
 
@@ -100,13 +105,21 @@ def scope_of(op_name: str) -> str:
     return "/".join(p for p in parts if p) or "(outside the networks)"
 
 
-def event_seconds(trace_dir: str) -> collections.Counter:
-    """{event name: seconds summed over every thread} of the trace's host plane, Python's own
-    line left out. An instruction's events are named as the instruction; the runtime's are not
-    (`ThunkExecutor::Execute`, `end: fusion.1`, ...)."""
+def event_seconds(trace_dir: str) -> tuple[collections.Counter, collections.Counter]:
+    """({event name: seconds summed over every thread}, {instruction: seconds from its dispatch to
+    its completion}) of the trace's host plane, Python's own line left out.
+
+    An instruction's events are named as the instruction; the runtime's are not
+    (`ThunkExecutor::Execute`, ...). An instruction XLA:CPU runs asynchronously on its Eigen thread
+    pool (a convolution with `core.cpu_backend`'s `eigen`) has an event for its dispatch only, and a
+    marker `end: NAME` when its completion runs; the second counter holds the span between the two,
+    which also covers the work that completion started inline (an upper bound of its wall time).
+    """
     from jax.profiler import ProfileData
 
     totals: collections.Counter = collections.Counter()
+    starts: dict[str, list[int]] = collections.defaultdict(list)
+    ends: list[tuple[str, int]] = []
     for path in glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"), recursive=True):
         for plane in ProfileData.from_file(path).planes:
             if plane.name != "/host:CPU":
@@ -116,15 +129,23 @@ def event_seconds(trace_dir: str) -> collections.Counter:
                     continue
                 for event in line.events:
                     totals[event.name] += event.duration_ns * 1e-9
-    return totals
+                    starts[event.name].append(event.start_ns)
+                    if event.name.startswith(END_MARKER):
+                        ends.append((event.name[len(END_MARKER) :], event.start_ns))
+    spans: collections.Counter = collections.Counter()
+    for name, end in ends:
+        dispatched = [start for start in starts.get(name, ()) if start <= end]
+        if dispatched:
+            spans[name] += (end - max(dispatched)) * 1e-9
+    return totals, spans
 
 
 def profile(step: BenchStep, steps: int) -> dict:
-    """{"rows": [{instruction, kind, pass, scope, op_name, ms}], "steps", "wall_ms"}: each
-    instruction's CPU milliseconds per step, most first (trace events that are not one of the
-    step's instructions are left out). The step should be warmed up."""
-    import time
-
+    """{"rows": [{instruction, kind, pass, scope, op_name, ms, async}], "steps", "wall_ms",
+    "cores"}: each instruction's milliseconds per step, most first: CPU time summed over threads,
+    or for an asynchronous one (`async`) its span from dispatch to completion (wall time, counted
+    once). Trace events that are not one of the step's instructions are left out. The step should
+    be warmed up."""
     sources = instruction_sources(step.fn.lower(step.state, *step.inputs).compile().as_text())
     with tempfile.TemporaryDirectory() as trace_dir:
         jax.profiler.start_trace(trace_dir)
@@ -132,20 +153,24 @@ def profile(step: BenchStep, steps: int) -> dict:
         step.time(steps)
         wall = time.perf_counter() - start
         jax.profiler.stop_trace()
-        seconds = event_seconds(trace_dir)
+        seconds, spans = event_seconds(trace_dir)
     rows = []
-    for instruction, total in seconds.most_common():
+    for instruction, total in seconds.items():
         if instruction not in sources:
             continue
         kind, op_name = sources[instruction]
+        # Every instruction has an end marker; a synchronous one's comes as its event ends.
+        asynchronous = spans.get(instruction, 0.0) > ASYNC_SPAN_RATIO * total
         rows.append({
             "instruction": instruction,
             "kind": kind,
             "pass": pass_of(op_name),
             "scope": scope_of(op_name),
             "op_name": op_name,
-            "ms": 1e3 * total / steps,
+            "ms": 1e3 * (spans[instruction] if asynchronous else total) / steps,
+            "async": asynchronous,
         })  # fmt: skip
+    rows.sort(key=lambda row: -row["ms"])
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"rows": rows, "steps": steps, "wall_ms": 1e3 * wall / steps, "cores": cores}
 
@@ -162,10 +187,19 @@ def report(table: dict, top: int = 15) -> str:
     """The profile as text: the top instructions, then the totals per pass, scope and kind."""
     rows = table["rows"]
     cpu_ms = sum(row["ms"] for row in rows)
+    asynchronous = [row for row in rows if row.get("async")]
     lines = [
         f"{table['wall_ms']:.1f} ms per step (wall, under the profiler), {cpu_ms:.1f} ms of CPU in "
         f"{len(rows)} XLA instructions, {table['steps']} steps: on average "
         f"{cpu_ms / table['wall_ms']:.2f} of the {table['cores']} cores busy",
+    ]
+    if asynchronous:
+        lines.append(
+            f"of which {sum(row['ms'] for row in asynchronous):.1f} ms in {len(asynchronous)} "
+            "instructions run on XLA's Eigen thread pool, counted once from dispatch to completion "
+            "(their cores are not seen)"
+        )
+    lines += [
         "",
         f"{'ms':>8} {'%':>5}  {'kind':<18} {'pass':<21} instruction  (source)",
     ]
