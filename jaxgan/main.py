@@ -29,23 +29,19 @@ def main(argv):
     run_files.quiet_library_logs()
     try:
         registry.use_cpu_convolutions_of(FLAGS.config)  # before anything starts JAX's backend
-    except errors.UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    paths.enable_compilation_cache()
-    parallel.maybe_initialize_distributed()
-    config = FLAGS.config
-    logging.info(
-        "JAX %s on %d %s device(s), %d process(es); %s.",
-        jax.__version__,
-        jax.device_count(),
-        jax.default_backend(),
-        jax.process_count(),
-        cpu_backend.describe(),
-    )
-    if jax.process_index() == 0:
-        print(config, file=sys.stderr)
-    try:
+        paths.enable_compilation_cache()
+        parallel.maybe_initialize_distributed()
+        config = FLAGS.config
+        logging.info(
+            "JAX %s on %d %s device(s), %d process(es); %s.",
+            jax.__version__,
+            jax.device_count(),
+            jax.default_backend(),
+            jax.process_count(),
+            cpu_backend.describe(),
+        )
+        if jax.process_index() == 0:
+            print(config, file=sys.stderr)
         loop.train_and_evaluate(config, FLAGS.workdir)
     except errors.UserError as e:
         print(f"error: {e}", file=sys.stderr)
