@@ -12,6 +12,7 @@
   python -m jaxgan.bench --presets=paper [--rows_out=rows.jsonl]     # every paper preset, real size
   python -m jaxgan.bench --presets=pggan:celebahq,cyclegan:horse2zebra  # a chosen list
   python -m jaxgan.bench --config=wgan_gp --profile [--steps=10]     # where a step's time goes
+  python -m jaxgan.bench --config=cyclegan --choose_cpu_convolutions [--rounds=3]  # kept per CPU
   python -m jaxgan.bench --features=inception_v3 --profile --steps=2  # where one batch's time goes
 
 `--conv` times a gradient-penalty step of two small critics per formulation
@@ -30,6 +31,12 @@ A and one B batch, steps · 2 · batch_size images, as `translation.Trainer.imag
 `benchmarks/torch_wgan_gp.py` and `benchmarks/torch_cyclegan.py` time the same iterations in
 PyTorch, printing the same last line. On CPU the CycleGAN generator's last 7×7 conv (32 -> 3
 channels on a reflection-padded input) is XLA:CPU's slow case.
+
+`--choose_cpu_convolutions` runs that timing (`--config`, `--steps` and the rest as given) once
+per round for each of XLA:CPU's convolution kernels (`core.cpu_backend`: eigen, xla, ynn), each in
+a process of its own (XLA reads the choice as it starts), alternating `--rounds` times, and keeps
+the fastest for the method on this CPU where it beats the method's default beyond the spread
+(`cpu_backend.fastest`): training and the benchmarks of that method here then use it.
 
 `--presets` builds each preset at its real size (its networks' widths, its batch, PGGAN at its
 final resolution or `--stage_resolution`/`--stage_alpha`) on one device and synthetic batches,
@@ -56,7 +63,9 @@ random weights of the right shapes (timing only: the real ones cannot be downloa
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -314,8 +323,6 @@ def matmul_peak_flops(dtype="float32", repeats: int = 5) -> float:
 
 
 def spread(values: list[float]) -> str:
-    import statistics
-
     return f"median {statistics.median(values):.1f} (range {min(values):.1f}-{max(values):.1f})"
 
 
@@ -328,8 +335,6 @@ def compare_with_torch(
     twin once per memory layout (its own warm-up, then `steps` iterations), so both sides see the
     same machine state. On a GPU the twin also runs with AMP when the config computes in bf16.
     """
-    import statistics
-
     import jax
 
     check_torch(python)
@@ -382,6 +387,86 @@ def compare_with_torch(
         f"jaxgan_fraction_of_floor: {floor_ms / medians['jaxgan']:.2f}",
         f"speedup_vs_torch_best: {best_torch[0] / medians['jaxgan']:.2f} ({best_torch[1]} median"
         f" / jaxgan median; > 1: jaxgan is faster)",
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# XLA:CPU's convolution kernels for a method, measured on this CPU (`--choose_cpu_convolutions`).
+# ----------------------------------------------------------------------------------------------
+
+CHOOSER_FLAGS = ("choose_cpu_convolutions", "nochoose_cpu_convolutions", "rounds")
+
+
+def step_command(argv: list[str]) -> list[str]:
+    """The command that times the step once: this one's arguments without the chooser's flags."""
+    kept, skip_value = [], False
+    for arg in argv:
+        name, has_value, _ = arg.lstrip("-").partition("=")
+        if skip_value or name in CHOOSER_FLAGS:
+            skip_value = not skip_value and name == "rounds" and not has_value  # `--rounds 3`
+            continue
+        kept.append(arg)
+    return [sys.executable, "-m", "jaxgan.bench", *kept]
+
+
+def step_ms_under(choice: str, command: list[str]) -> float:
+    """The step's ms/step as `command` prints it, run in a process of its own with `choice`'s
+    kernels (XLA reads them once, as its backend starts)."""
+    import subprocess
+
+    result = subprocess.run(
+        command, env={**os.environ, cpu_backend.CHOICE_ENV: choice}, capture_output=True, text=True
+    )
+    lines = dict(line.partition(": ")[::2] for line in result.stdout.splitlines())
+    if result.returncode != 0 or "step_ms" not in lines:
+        raise SystemExit(
+            f"The step with {cpu_backend.CHOICE_ENV}={choice} failed, exit {result.returncode} "
+            f"({' '.join(command)}):\n{result.stderr[-2000:]}"
+        )
+    return float(lines["step_ms"])
+
+
+def choose_cpu_convolutions(
+    method: str, rounds: int, time_step: Callable[[str], float], measured_with: str
+) -> list[str]:
+    """Times the step under each of XLA:CPU's kernel choices (`time_step(choice)` -> ms),
+    alternating `rounds` times, keeps the fastest for `method` on this machine where it is faster
+    beyond the spread of the method's default (`cpu_backend.fastest`), and returns the lines to
+    print. Training and the benchmarks of `method` on this CPU then use it."""
+    times = {choice: [] for choice in cpu_backend.CHOICES}
+    for round_index in range(rounds):
+        for choice, ms in times.items():
+            ms.append(time_step(choice))
+        print(
+            f"round {round_index + 1}/{rounds}: "
+            + ", ".join(f"{choice} {ms[-1]:.1f} ms" for choice, ms in times.items()),
+            flush=True,
+        )
+    default = registry.get(method).cpu_convolutions
+    chosen = cpu_backend.fastest(times, default)
+    medians = {choice: statistics.median(ms) for choice, ms in times.items()}
+    best = min(medians, key=medians.get)
+    if chosen != default:
+        why = f"{medians[default] / medians[chosen]:.2f}x as fast as {default} by the median, ranges apart"
+    elif best != default:
+        why = (
+            f"{best} was {medians[default] / medians[best]:.2f}x faster by the median, within "
+            f"{default}'s range: the method's default stays"
+        )
+    else:
+        why = "the method's default was the fastest"
+    answer = {
+        "choice": chosen,
+        "default": default,
+        "step_ms": times,
+        "date": datetime.date.today().isoformat(),
+        "command": measured_with,
+    }
+    path = cpu_backend.record_measured(method, answer)
+    return [
+        f"device: {device_name()}",
+        *(f"{choice}_step_ms: {spread(ms)}" for choice, ms in times.items()),
+        f"chosen: {chosen} for method {method} on this CPU ({why}); kept in {path}",
     ]
 
 
@@ -554,8 +639,6 @@ def bench_preset(
     time (its FLOPs at `flops_per_s()` x STEP_FRACTION_OF_PEAK) exceeds `max_step_s` (0: no limit)
     is compiled but not run.
     """
-    import statistics
-
     device = mesh.devices.flat[0]
     row["method"] = config.method
     if "schedule" in config:
@@ -758,8 +841,6 @@ def bench_features(
     name: str, num_images: int, batch_size: int, image_size: int, repeats: int, num_devices: int
 ) -> dict:
     """The printed lines of `--features=name`: setup, warm-up and img/s (runs, range, median)."""
-    import statistics
-
     import jax
 
     default_images, default_batch = FEATURE_DEFAULTS[name]
@@ -788,8 +869,6 @@ def bench_swd(num_images: int, image_size: int, repeats: int) -> dict:
     """The evaluator's SWD of one checkpoint (real and fake descriptors, then the distances, as
     `metrics.sliced_wasserstein` runs them with the pggan preset) on two sets of random uint8 RGB
     images; one untimed warm-up (compilation), then the median of `repeats`."""
-    import statistics
-
     import numpy as np
 
     preset = swd.SWD_PRESETS["pggan"]
@@ -897,6 +976,21 @@ def main(argv):
         raise app.UsageError(
             "Give --config=CONFIG (or --presets=paper, --features=NETWORK, or --conv)."
         )
+    if FLAGS.choose_cpu_convolutions:
+        if "as XLA_FLAGS" in cpu_backend.current():
+            raise app.UsageError(
+                f"--choose_cpu_convolutions: XLA_FLAGS sets {cpu_backend.FLAG} itself, which "
+                "would win over every choice; unset it to measure them."
+            )
+        command = step_command(sys.argv[1:])
+        for line in choose_cpu_convolutions(
+            FLAGS.config.method,
+            FLAGS.rounds,
+            lambda choice: step_ms_under(choice, command),
+            "python -m jaxgan.bench " + " ".join(sys.argv[1:]),
+        ):
+            print(line)
+        return
     registry.use_cpu_convolutions_of(FLAGS.config)  # the method's kernels, as its training uses
     if FLAGS.vs:
         if FLAGS.vs != "torch":
@@ -953,7 +1047,15 @@ def define_flags() -> None:
     flags.DEFINE_string(
         "vs", None, "torch: time --config's step against its PyTorch twin, alternating."
     )
-    flags.DEFINE_integer("rounds", 5, "--vs: alternations (each side's median and range printed).")
+    flags.DEFINE_integer(
+        "rounds", 5, "--vs, --choose_cpu_convolutions: alternations (median and range printed)."
+    )
+    flags.DEFINE_bool(
+        "choose_cpu_convolutions",
+        False,
+        "--config: time the step under each of XLA:CPU's convolution kernels (eigen, xla, ynn), "
+        "alternating --rounds, and keep the fastest for the method on this CPU.",
+    )
     flags.DEFINE_string(
         "torch_python", None, "--vs: the Python that runs the twin (default: this one)."
     )

@@ -11,9 +11,11 @@ EIGEN = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 
 
 @pytest.fixture
-def before_start(monkeypatch):
-    """configure() as a fresh process sees it: JAX's backend not started, the measured jaxlib."""
+def before_start(monkeypatch, tmp_path):
+    """configure() as a fresh process sees it: JAX's backend not started, the measured jaxlib, no
+    choice measured on this machine yet (an empty cache folder)."""
     monkeypatch.delenv(cpu_backend.CHOICE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(cpu_backend, "_backend_started", lambda: False)
     monkeypatch.setattr(cpu_backend, "_jaxlib_release", lambda: cpu_backend.MEASURED_JAXLIB[0])
     return monkeypatch
@@ -69,7 +71,7 @@ def test_a_training_config_sets_its_methods_kernels(before_start):
     before_start.setenv("XLA_FLAGS", "")
     assert registry.use_cpu_convolutions_of(_config("progressive")) == "eigen"
     assert xla_flags() == EIGEN
-    assert registry.use_cpu_convolutions_of(_config("cyclegan")) == "ynn"
+    assert registry.use_cpu_convolutions_of(_config("nicegan")) == "ynn"
     assert xla_flags() == ""
     assert registry.use_cpu_convolutions_of(_config("gan")) == "xla"
     assert xla_flags() == "--xla_cpu_experimental_ynn_fusion_type="
@@ -92,3 +94,54 @@ def test_the_choice_reached_xla():
         assert "ynn_fusion" not in text and "convolution(" in text, text[-2000:]
     else:
         assert cpu_backend.FLAG not in cpu_backend.os.environ.get("XLA_FLAGS", "")
+
+
+def test_fastest_keeps_the_default_unless_a_choice_is_faster_beyond_its_spread():
+    step_ms = {"eigen": [100.0, 104.0, 98.0], "xla": [120.0, 125.0, 119.0], "ynn": [105.0, 99.0]}
+    assert cpu_backend.fastest(step_ms, "ynn") == "ynn"  # eigen's range overlaps ynn's
+    assert cpu_backend.fastest(step_ms, "xla") == "eigen"  # wholly below xla's range
+    assert cpu_backend.fastest({**step_ms, "ynn": [130.0, 140.0]}, "ynn") == "eigen"
+
+
+def test_the_choosers_step_command_drops_its_own_flags():
+    from jaxgan import bench
+
+    argv = ["--config=wgan_gp:smoke", "--choose_cpu_convolutions", "--rounds", "3", "--steps=5"]
+    assert bench.step_command(argv)[1:] == [
+        "-m",
+        "jaxgan.bench",
+        "--config=wgan_gp:smoke",
+        "--steps=5",
+    ]
+    argv = ["--rounds=2", "--config.batch_size=8", "--nochoose_cpu_convolutions"]
+    assert bench.step_command(argv)[3:] == ["--config.batch_size=8"]
+
+
+def test_a_choice_measured_on_this_cpu_wins_over_the_methods_on_this_machine_only(
+    before_start, tmp_path
+):
+    """bench --choose_cpu_convolutions keeps the fastest choice per machine and method; training
+    configures it (and says so) where the machine matches, the method's own elsewhere."""
+    from jaxgan import bench
+
+    before_start.setenv("XLA_FLAGS", "")
+    ms = {"eigen": iter([90.0, 95.0]), "xla": iter([130.0, 120.0]), "ynn": iter([125.0, 128.0])}
+    lines = bench.choose_cpu_convolutions("gan", 2, lambda choice: next(ms[choice]), "cmd")
+    assert lines[-1].startswith(
+        "chosen: eigen for method gan on this CPU (1.35x as fast as xla by the"
+    )
+    assert "eigen_step_ms: median 92.5 (range 90.0-95.0)" in lines
+    answer = cpu_backend.measured("gan")
+    assert answer["choice"] == "eigen" and answer["step_ms"]["xla"] == [130.0, 120.0]
+    assert cpu_backend.measured("progressive") is None
+
+    assert registry.use_cpu_convolutions_of(_config("gan")) == "eigen"
+    assert xla_flags() == EIGEN and cpu_backend.reason().startswith(
+        "chosen for gan by a measurement on this CPU"
+    )
+    before_start.setattr(cpu_backend, "machine", lambda: "another CPU|jaxlib 0.10.2")
+    assert registry.use_cpu_convolutions_of(_config("gan")) == "xla"
+    assert cpu_backend.reason() == "gan's default"
+
+    (tmp_path / "jaxgan" / cpu_backend.MEASURED_FILE).write_text("{not json")
+    assert cpu_backend.measured("gan") is None  # unreadable: measured again, the default meanwhile

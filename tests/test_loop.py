@@ -184,6 +184,7 @@ def test_resume_with_a_changed_shape_fails_untouched_and_a_safe_change_is_record
     assert [(h["step"], h["config"]["num_steps"]) for h in history] == [(0, 1), (1, 2)]
     assert history[1]["changes"] == {"num_steps": [1, 2]}
     assert history[1]["xla_cpu_convolutions"] == cpu_backend.current()
+    assert history[1]["xla_cpu_convolutions_why"] == cpu_backend.reason()
     assert json.load(open(os.path.join(workdir, "config.json")))["num_steps"] == 2
     assert (
         checkpoint.Checkpointer(workdir, read_only=True).restore_meta(2)["config"]["num_steps"] == 2

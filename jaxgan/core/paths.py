@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import platform
 
 import jax
 from absl import logging
+
+from jaxgan.core import store
 
 # `0` (or off/false/no) turns the persistent compilation cache off; a path moves it there.
 COMPILATION_CACHE_ENV = "JAXGAN_COMPILATION_CACHE"
@@ -48,6 +51,49 @@ def instruction_set_tag() -> str:
     fields = cpuinfo()
     identity = "|".join((platform.machine(), fields.get("vendor_id", ""), fields.get("flags", "")))
     return f"{platform.machine() or 'cpu'}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}"
+
+
+def cpu_identity() -> str:
+    """What decides which way of computing is faster here: the CPU (vendor, family, model, name),
+    a hash of its instruction flags and the threads this process may use. The measured choices
+    kept in `cache_dir()` (the convolution autotune's, XLA:CPU's convolution kernels) are keyed
+    by it, so a cache shared between machines answers each with its own measurements."""
+    fields = cpuinfo()
+    cpu = "/".join(
+        fields.get(name, "") for name in ("vendor_id", "cpu family", "model", "model name")
+    )
+    flags = hashlib.sha256(fields.get("flags", "").encode()).hexdigest()[:12]
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu or platform.processor()}|flags {flags}|{threads} threads"
+
+
+def read_table(path: str, what: str) -> dict:
+    """A JSON object kept in the cache: {} where the file is absent, or unreadable (with a warning
+    naming `what` is measured again)."""
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path) as f:
+            table = json.load(f)
+        if isinstance(table, dict):
+            return table
+    except (OSError, ValueError):
+        pass
+    logging.warning("%s %s is unreadable; measuring again.", what, path)
+    return {}
+
+
+def write_table(path: str, table: dict) -> None:
+    """Written to a temporary file and renamed: a killed run or a concurrent one never leaves half
+    a file (two processes writing at once may each drop the other's new entries: they are
+    measured again)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(table, f, indent=0, sort_keys=True)
+
+    store.atomic_write(path, write)
 
 
 def compilation_cache_dir() -> str | None:

@@ -300,4 +300,6 @@ def build(config: ml_collections.ConfigDict, mesh) -> translation.Model:
     )
 
 
-METHOD = translation.method(build, eval_params="g_params")
+# Eigen's convolutions ran its batch-1 step 1.25x faster than YNNPACK's on a Zen 5, where XLA's
+# own kernels throughout were no faster (docs/performance.md).
+METHOD = translation.method(build, eval_params="g_params", cpu_convolutions="eigen")

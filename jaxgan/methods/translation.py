@@ -211,10 +211,12 @@ def bench_step(
     )
 
 
-def method(build: Callable[..., Model], eval_params: str | tuple[str, ...]) -> registry.Method:
+def method(
+    build: Callable[..., Model], eval_params: str | tuple[str, ...], cpu_convolutions: str = "ynn"
+) -> registry.Method:
     """The registry's `Method` of a translation model: the shared Trainer around `build`,
     `build(config, mesh).translate` as the evaluator's and `jaxgan.translate`'s translator, and
-    its step on synthetic batches as the benchmark's."""
+    its step on synthetic batches as the benchmark's (`cpu_convolutions`: `registry.Method`'s)."""
     return registry.Method(
         trainer=functools.partial(Trainer, build=build, params_entry=eval_params),
         sampler=None,
@@ -222,4 +224,5 @@ def method(build: Callable[..., Model], eval_params: str | tuple[str, ...]) -> r
         translator=lambda config, mesh: build(config, mesh).translate,
         eval_params=eval_params,
         bench_step=functools.partial(bench_step, build=build),
+        cpu_convolutions=cpu_convolutions,
     )

@@ -20,10 +20,7 @@ read is measured over, with a warning.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import os
-import platform
 import time
 from collections.abc import Callable
 
@@ -32,9 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from jaxgan.core import paths, run_files
+from jaxgan.core import paths
 
 REPEATS = 3  # timed calls per formulation, after one that compiles; the fastest counts
+AUTOTUNE_CACHE = "Convolution autotune cache"
 
 
 def cache_path() -> str:
@@ -45,45 +43,12 @@ def cache_path() -> str:
 @functools.cache
 def cpu_signature() -> str:
     """What decides which formulation XLA:CPU runs faster: the CPU, its instruction set, and JAX."""
-    fields = paths.cpuinfo()
-    cpu = "/".join(
-        fields.get(name, "") for name in ("vendor_id", "cpu family", "model", "model name")
-    )
-    flags = hashlib.sha256(fields.get("flags", "").encode()).hexdigest()[:12]
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     # XLA_FLAGS choose kernels (`core.cpu_backend`: Eigen's or YNNPACK's convolutions), and with
     # them which formulation is faster.
     xla_flags = " ".join(sorted(os.environ.get("XLA_FLAGS", "").split()))
-    return (
-        f"{cpu or platform.processor()}|flags {flags}|{threads} threads|jax {jax.__version__}"
-        + (f"|XLA_FLAGS {xla_flags}" if xla_flags else "")
+    return f"{paths.cpu_identity()}|jax {jax.__version__}" + (
+        f"|XLA_FLAGS {xla_flags}" if xla_flags else ""
     )
-
-
-def _load(path: str) -> dict:
-    if not os.path.exists(path):
-        return {}
-    try:
-        with open(path) as f:
-            table = json.load(f)
-        if isinstance(table, dict):
-            return table
-    except (OSError, ValueError):
-        pass
-    logging.warning("Convolution autotune cache %s is unreadable; measuring again.", path)
-    return {}
-
-
-def _save(path: str, table: dict) -> None:
-    """Written to a temporary file and renamed: a killed run or a concurrent one never leaves half
-    a file (two processes tuning at once may each drop the other's new entries: they are re-measured)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(table, f, indent=0, sort_keys=True)
-
-    run_files.atomic_write(path, write)
 
 
 def seconds_for_gradients(conv: Callable, x_shape, kernel_shape, dtype) -> float:
@@ -114,7 +79,7 @@ def choose(candidates: dict[str, Callable], x_shape, kernel_shape, pads, dtype) 
         [cpu_signature(), f"x{list(x_shape)}", f"k{list(kernel_shape)}", f"p{pads}", str(dtype)]
     )
     path = cache_path()
-    table = _load(path)
+    table = paths.read_table(path, AUTOTUNE_CACHE)
     if table.get(key) in candidates:
         return table[key]
     with jax.ensure_compile_time_eval():  # run now, even while a jitted step is being traced
@@ -131,7 +96,7 @@ def choose(candidates: dict[str, Callable], x_shape, kernel_shape, pads, dtype) 
         ", ".join(f"{name} {1e3 * s:.1f} ms" for name, s in seconds.items()),
         path,
     )
-    table = _load(path)  # another process may have added entries meanwhile
+    table = paths.read_table(path, AUTOTUNE_CACHE)  # another process may have added entries
     table[key] = best
-    _save(path, table)
+    paths.write_table(path, table)
     return best

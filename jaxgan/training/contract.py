@@ -142,6 +142,7 @@ def record_config(workdir: str, config: dict, step: int, changes: dict) -> None:
             "changes": {k: list(v) for k, v in changes.items()},
             # Not part of the config (it changes no result beyond float rounding) but of its speed.
             "xla_cpu_convolutions": cpu_backend.current(),
+            "xla_cpu_convolutions_why": cpu_backend.reason(),
             "config": config,
         }
         run_files.append_jsonl(history, row)

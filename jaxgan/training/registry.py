@@ -96,8 +96,8 @@ class Method:
         `stage_resolution` (0: the final one) and fade-in `stage_alpha` give; the others ignore
         them. None: the method cannot be benchmarked.
     cpu_convolutions: the kernels XLA:CPU runs this method's convolutions with (`core.cpu_backend`;
-        a training command sets them before JAX starts): `ynn`, jaxlib's default, unless `eigen`
-        or `xla` was measured faster for the method's steps.
+        a training command sets them before JAX starts) where none was measured on the CPU:
+        `ynn`, jaxlib's default, unless `eigen` or `xla` was measured faster for its steps.
     """
 
     trainer: Callable[..., Trainer]
@@ -111,9 +111,14 @@ class Method:
 
 
 def use_cpu_convolutions_of(config) -> str:
-    """Sets XLA:CPU's convolution kernels to `config.method`'s choice (before JAX's backend starts;
-    `core.cpu_backend`) and returns the choice in force."""
-    return cpu_backend.configure(get(config.method).cpu_convolutions)
+    """Sets XLA:CPU's convolution kernels for `config.method` (before JAX's backend starts;
+    `core.cpu_backend`): the choice measured for it on this CPU where there is one, else the
+    method's; returns the choice in force."""
+    answer = cpu_backend.measured(config.method)
+    if answer:
+        why = f"chosen for {config.method} by a measurement on this CPU, {answer.get('date', '?')}"
+        return cpu_backend.configure(answer["choice"], why)
+    return cpu_backend.configure(get(config.method).cpu_convolutions, f"{config.method}'s default")
 
 
 def get(name: str) -> Method:
