@@ -10,7 +10,8 @@ batch-1 CycleGAN step 1.25x faster (docs/performance.md). So `eigen` is the defa
 command but training, where each method chooses (`registry.Method.cpu_convolutions`), and a
 choice measured on this CPU wins over the method's: `python -m jaxgan.bench --config=C
 --choose_cpu_convolutions` times the step under each choice, one process per choice and round,
-and keeps the answer per CPU and jaxlib (`record_measured`, `measured`).
+and keeps the answer per CPU, jaxlib and method (the config measured last; `record_measured`,
+`measured`).
 `JAXGAN_XLA_CPU_CONV=eigen|xla|ynn` overrides them all.
 
 XLA reads `XLA_FLAGS` once, when JAX's backend starts: `import jaxgan` sets `eigen`, and a command
