@@ -977,6 +977,10 @@ def main(argv):
             "Give --config=CONFIG (or --presets=paper, --features=NETWORK, or --conv)."
         )
     if FLAGS.choose_cpu_convolutions:
+        if FLAGS.vs or FLAGS.profile:
+            raise app.UsageError(
+                "--choose_cpu_convolutions times the plain step: give it without --vs or --profile."
+            )
         if "as XLA_FLAGS" in cpu_backend.current():
             raise app.UsageError(
                 f"--choose_cpu_convolutions: XLA_FLAGS sets {cpu_backend.FLAG} itself, which "

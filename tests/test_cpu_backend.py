@@ -1,5 +1,7 @@
 """core/cpu_backend.py: XLA:CPU's convolution kernels, chosen through XLA_FLAGS before JAX starts."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -144,4 +146,14 @@ def test_a_choice_measured_on_this_cpu_wins_over_the_methods_on_this_machine_onl
     assert cpu_backend.reason() == "gan's default"
 
     (tmp_path / "jaxgan" / cpu_backend.MEASURED_FILE).write_text("{not json")
-    assert cpu_backend.measured("gan") is None  # unreadable: measured again, the default meanwhile
+    assert cpu_backend.measured("gan") is None  # unreadable: the method's default meanwhile
+    table = {cpu_backend.machine(): ["a hand edit"], "another CPU": {"gan": {"choice": "ynn"}}}
+    (tmp_path / "jaxgan" / cpu_backend.MEASURED_FILE).write_text(json.dumps(table))
+    assert cpu_backend.measured("gan") is None
+    cpu_backend.record_measured("gan", {"choice": "xla"})  # replaces this machine's entry only
+    table = json.loads((tmp_path / "jaxgan" / cpu_backend.MEASURED_FILE).read_text())
+    assert table == {
+        cpu_backend.machine(): {"gan": {"choice": "xla"}},
+        "another CPU": {"gan": {"choice": "ynn"}},
+    }
+    assert cpu_backend.measured("gan") == {"choice": "xla"}

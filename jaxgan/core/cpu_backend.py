@@ -39,7 +39,7 @@ DEFAULT_CHOICE = "eigen"
 MEASURED_JAXLIB = ((0, 10),)  # (major, minor) releases the choice was measured on
 OURS = {f"{FLAG}={value}": name for name, value in CHOICES.items() if value is not None}
 MEASURED_FILE = "xla_cpu_convolutions.json"  # in `paths.cache_dir()`: {machine: {method: answer}}
-MEASURED_WHAT = "The file of XLA:CPU convolution kernels measured here"
+MEASURED_WHAT = "The XLA:CPU convolution kernels measured here,"
 _why = ["jaxlib's default"]  # why the choice in force was made (`configure`), for `describe`
 
 
@@ -75,7 +75,7 @@ def current() -> str:
     return "ynn"
 
 
-def configure(preferred: str = DEFAULT_CHOICE, why: str = "jaxgan's default") -> str:
+def configure(preferred: str = DEFAULT_CHOICE, why: str = "the default outside training") -> str:
     """Puts `preferred` (or `JAXGAN_XLA_CPU_CONV`'s choice) in `XLA_FLAGS`, replacing an earlier
     call's, and returns the choice in force; `why` it was preferred is what `describe` says. A
     flag of the user's is kept; after the backend started nothing changes (it has read the
@@ -123,10 +123,17 @@ def machine() -> str:
     return f"{paths.cpu_identity()}|jaxlib {_jaxlib_version()}"
 
 
+def _answers(table: dict) -> dict:
+    """This machine's answers in the file's table ({} where a hand edit left something else)."""
+    answers = table.get(machine())
+    return answers if isinstance(answers, dict) else {}
+
+
 def measured(method: str) -> dict | None:
     """The answer measured for `method`'s step on this machine ({'choice', 'step_ms', ...}), or
     None where there is none."""
-    answer = paths.read_table(measured_path(), MEASURED_WHAT).get(machine(), {}).get(method)
+    table = paths.read_table(measured_path(), MEASURED_WHAT, "the methods' defaults meanwhile")
+    answer = _answers(table).get(method)
     return answer if isinstance(answer, dict) and answer.get("choice") in CHOICES else None
 
 
@@ -134,8 +141,8 @@ def record_measured(method: str, answer: dict) -> str:
     """Keeps `answer` as `method`'s on this machine (beside other machines' and methods'); returns
     the file."""
     path = measured_path()
-    table = paths.read_table(path, MEASURED_WHAT)
-    table.setdefault(machine(), {})[method] = answer
+    table = paths.read_table(path, MEASURED_WHAT, "writing it anew")
+    table[machine()] = {**_answers(table), method: answer}
     paths.write_table(path, table)
     return path
 

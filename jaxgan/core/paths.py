@@ -67,9 +67,9 @@ def cpu_identity() -> str:
     return f"{cpu or platform.processor()}|flags {flags}|{threads} threads"
 
 
-def read_table(path: str, what: str) -> dict:
-    """A JSON object kept in the cache: {} where the file is absent, or unreadable (with a warning
-    naming `what` is measured again)."""
+def read_table(path: str, what: str, instead: str = "measuring again") -> dict:
+    """A JSON object kept in the cache, or {} where the file is absent or unreadable (then with a
+    warning: "<what> <path> is unreadable; <instead>.")."""
     if not os.path.exists(path):
         return {}
     try:
@@ -79,7 +79,7 @@ def read_table(path: str, what: str) -> dict:
             return table
     except (OSError, ValueError):
         pass
-    logging.warning("%s %s is unreadable; measuring again.", what, path)
+    logging.warning("%s %s is unreadable; %s.", what, path, instead)
     return {}
 
 
