@@ -447,7 +447,8 @@ def choose_cpu_convolutions(
     medians = {choice: statistics.median(ms) for choice, ms in times.items()}
     best = min(medians, key=medians.get)
     if chosen != default:
-        why = f"{medians[default] / medians[chosen]:.2f}x as fast as {default} by the median, ranges apart"
+        ratio = medians[default] / medians[chosen]
+        why = f"{ratio:.2f}x as fast as {default} by the median, ranges apart"
     elif best != default:
         why = (
             f"{best} was {medians[default] / medians[best]:.2f}x faster by the median, within "
@@ -742,8 +743,8 @@ def bench_presets(
 
     presets = [(spec, load_preset(spec)) for spec in specs]  # every name checked before any work
     # One process, one choice of XLA:CPU's kernels: the methods' own where they agree, else ynn.
-    kernels = {registry.get(config.method).cpu_convolutions for _, config in presets}
-    cpu_backend.configure(kernels.pop() if len(kernels) == 1 else "ynn")
+    kernels = {registry.cpu_convolutions_for(config.method) for _, config in presets}
+    cpu_backend.configure(*(kernels.pop() if len(kernels) == 1 else ("ynn", "the presets differ")))
     # One device: the papers' batches (1 image for the translation presets, 3 for PGGAN at 1024²)
     # do not split over more without changing them.
     mesh = parallel.make_mesh(1)

@@ -57,6 +57,8 @@ def test_nothing_changes_once_the_backend_started_or_on_an_unmeasured_jaxlib(bef
     before_start.setattr(cpu_backend, "_backend_started", lambda: False)
     before_start.setattr(cpu_backend, "_jaxlib_release", lambda: (99, 0))
     assert cpu_backend.configure("eigen") == "ynn" and xla_flags() == ""
+    before_start.setenv(cpu_backend.CHOICE_ENV, "eigen")  # nor by the variable: it says why not
+    assert cpu_backend.configure() == "ynn" and "not a measured release" in cpu_backend.reason()
 
 
 def test_a_bad_choice_names_the_variable_and_the_choices(before_start):

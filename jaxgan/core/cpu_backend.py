@@ -86,12 +86,12 @@ def configure(preferred: str = DEFAULT_CHOICE, why: str = "the default outside t
     if users or _backend_started():
         return current()
     kept = [flag for flag in flags if not flag.startswith(FLAG)]
+    if os.environ.get(CHOICE_ENV, "").strip():
+        why = CHOICE_ENV
     if _jaxlib_release() not in MEASURED_JAXLIB:
         why = f"jaxlib's default: jaxlib {_jaxlib_version()} is not a measured release"
     elif CHOICES[choice] is not None:
         kept.append(f"{FLAG}={CHOICES[choice]}")
-    if os.environ.get(CHOICE_ENV, "").strip():
-        why = CHOICE_ENV
     _why[0] = why
     os.environ["XLA_FLAGS"] = " ".join(kept)
     return current()

@@ -110,15 +110,20 @@ class Method:
     cpu_convolutions: str = "ynn"
 
 
-def use_cpu_convolutions_of(config) -> str:
-    """Sets XLA:CPU's convolution kernels for `config.method` (before JAX's backend starts;
-    `core.cpu_backend`): the choice measured for it on this CPU where there is one, else the
-    method's; returns the choice in force."""
-    answer = cpu_backend.measured(config.method)
+def cpu_convolutions_for(method: str) -> tuple[str, str]:
+    """(choice, why) of XLA:CPU's convolution kernels for `method` (`core.cpu_backend`): the one
+    measured for it on this CPU where there is one, else the method's default."""
+    answer = cpu_backend.measured(method)
     if answer:
-        why = f"chosen for {config.method} by a measurement on this CPU, {answer.get('date', '?')}"
-        return cpu_backend.configure(answer["choice"], why)
-    return cpu_backend.configure(get(config.method).cpu_convolutions, f"{config.method}'s default")
+        date = answer.get("date", "(no date)")
+        return answer["choice"], f"chosen for {method} by a measurement on this CPU, {date}"
+    return get(method).cpu_convolutions, f"{method}'s default"
+
+
+def use_cpu_convolutions_of(config) -> str:
+    """Sets `config.method`'s kernels (`cpu_convolutions_for`) before JAX's backend starts;
+    returns the choice in force."""
+    return cpu_backend.configure(*cpu_convolutions_for(config.method))
 
 
 def get(name: str) -> Method:
