@@ -2,11 +2,19 @@
 
 * 8 simulated CPU devices, so sharding code runs as on an 8-chip host.
 * Convolutions formulated by the fixed rule, not the per-shape autotune (`conv_autotune`).
-* One persistent compilation cache for the session, also inherited (through the environment) by
-  the `python -m jaxgan.main` subprocesses some tests start: several tests compile the same
-  smoke-sized train step, and XLA:CPU takes seconds per compile.
+* One persistent compilation cache for the session, shared by pytest-xdist's workers and inherited
+  (through the environment) by the `python -m jaxgan.main` subprocesses some tests start: several
+  tests compile the same smoke-sized train step, and XLA:CPU takes seconds per compile; compiling
+  is over half of the suite's time.
+* XLA:CPU's convolution kernels fixed (`eigen`, the choice outside training): which method's
+  choice a worker's backend started with would otherwise depend on the order tests ran in (XLA
+  reads it once per process) and on the choices measured on the developer's machine, and two
+  workers would compile different programs for the same step.
 """
 
+import collections
+import glob
+import json
 import os
 import tempfile
 
@@ -16,7 +24,10 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAXGAN_CONV_IMPL", "rule")
 # No test downloads the FID Inception weights (~100 MB); the download's own tests unset this.
 os.environ.setdefault("JAXGAN_NO_DOWNLOAD", "1")
-os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxgan-test-xla-")
+os.environ.setdefault("JAXGAN_XLA_CPU_CONV", "eigen")
+# The controller runs this first and its workers inherit its environment: one folder for all.
+os.environ.setdefault("JAXGAN_TEST_COMPILATION_CACHE", tempfile.mkdtemp(prefix="jaxgan-test-xla-"))
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["JAXGAN_TEST_COMPILATION_CACHE"]
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
@@ -50,13 +61,87 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
 
 
+# `JAXGAN_TEST_COMPILE_REPORT=FOLDER python -m pytest ...`: the XLA compiles each test ran, their
+# seconds and the compilation-cache hits (JAX's monitoring events), one JSON file per pytest-xdist
+# worker in FOLDER, and at the end the tests that compiled longest. Compiling is most of the
+# suite's time (docs/testing.md): this says where.
+COMPILE_REPORT = os.environ.get("JAXGAN_TEST_COMPILE_REPORT", "")
+_compiles = collections.defaultdict(lambda: {"compiles": 0, "seconds": 0.0, "cache_hits": 0})
+_running = ["(between tests)"]
+
+
+def _count_compile(event, seconds, **_):
+    if event == "/jax/core/compile/backend_compile_duration":
+        _compiles[_running[0]]["compiles"] += 1
+        _compiles[_running[0]]["seconds"] += seconds
+
+
+def _count_cache_hit(event, **_):
+    if event == "/jax/compilation_cache/cache_hits":
+        _compiles[_running[0]]["cache_hits"] += 1
+
+
+if COMPILE_REPORT:
+    jax.monitoring.register_event_duration_secs_listener(_count_compile)
+    jax.monitoring.register_event_listener(_count_cache_hit)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _running[0] = item.nodeid  # a fixture's compiles count to the first test that uses it
+    yield
+    _running[0] = "(between tests)"
+
+
+def _report_file() -> str:
+    return os.path.join(COMPILE_REPORT, os.environ.get("PYTEST_XDIST_WORKER", "main") + ".json")
+
+
+def pytest_sessionstart(session):
+    if COMPILE_REPORT and "PYTEST_XDIST_WORKER" not in os.environ:  # the controller: start afresh
+        os.makedirs(COMPILE_REPORT, exist_ok=True)
+        for stale in glob.glob(os.path.join(COMPILE_REPORT, "*.json")):
+            os.remove(stale)
+
+
+def pytest_sessionfinish(session):
+    if COMPILE_REPORT:
+        with open(_report_file(), "w") as f:
+            json.dump(_compiles, f, indent=0)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not COMPILE_REPORT:
+        return
+    tests = {}
+    for path in glob.glob(os.path.join(COMPILE_REPORT, "*.json")):
+        with open(path) as f:
+            tests.update(json.load(f))
+    total = {k: sum(t[k] for t in tests.values()) for k in ("compiles", "seconds", "cache_hits")}
+    write = terminalreporter.write_line
+    write(
+        f"XLA compiles: {total['compiles']} in {total['seconds']:.0f} s, "
+        f"{total['cache_hits']} read from the compilation cache ({COMPILE_REPORT})"
+    )
+    for name, t in sorted(tests.items(), key=lambda kv: -kv[1]["seconds"])[:15]:
+        write(
+            f"{t['seconds']:7.1f} s {t['compiles']:5d} compiles {t['cache_hits']:4d} hits  {name}"
+        )
+
+
 def _smoke_config(**overrides):
-    """`wgan_gp:smoke` on one device, no TensorBoard, with flattened `overrides`."""
+    """`wgan_gp:smoke` on one device, no TensorBoard, a constant lr, with flattened `overrides`.
+
+    Constant, not the preset's linear decay: the decay's horizon (num_steps) is a constant of the
+    compiled step, so every num_steps a test picks would compile the step anew (seconds each);
+    with a constant lr the tests' runs share one program through the compilation cache. The
+    decay has a test of its own (test_train.py)."""
     from jaxgan.configs import wgan_gp
 
     config = wgan_gp.get_config("smoke")
     config.tensorboard = False
     config.num_devices = 1
+    config.optim.decay = "constant"
     config.update_from_flattened_dict(overrides)
     return config
 

@@ -124,6 +124,20 @@ def test_resolution_too_small_for_the_global_head_is_a_config_error():
     nicegan.check_resolution(_smoke_config(**{"data.resolution": 48, "model.num_layers": 6}))
 
 
+def _translate_by_hand(generator, discriminator, state, encoder, decoder):
+    """images -> `decoder`(`encoder`.encode(images)) from `state`'s parameters and spectral-norm
+    u, as one compiled call (applied op by op, each of its ~100 operations compiles apart)."""
+    encoder_variables = {"params": state["d_params"][encoder], SPECTRAL: state[SPECTRAL][encoder]}
+    decoder_variables = {"params": state["g_params"][decoder]}
+
+    @jax.jit
+    def translate(encoder_variables, decoder_variables, images):
+        code = discriminator.apply(encoder_variables, images, method=networks.Discriminator.encode)
+        return generator.apply(decoder_variables, code)
+
+    return lambda images: translate(encoder_variables, decoder_variables, images)
+
+
 @pytest.mark.slow
 def test_translate_is_the_source_encoder_then_the_target_decoder():
     """`translate(params, x, 'AtoB')` is gen2B(disA.encode(x)) with disA's u read, not advanced."""
@@ -135,10 +149,8 @@ def test_translate_is_the_source_encoder_then_the_target_decoder():
     params = {k: state[k] for k in nicegan.EVAL_PARAMS}
     images = jax.random.uniform(jax.random.key(1), (2, 48, 48, 3), minval=-1, maxval=1)
     generator, discriminator = nicegan.build_models(config)
-    for direction, (encoder, decoder) in nicegan.ROUTE.items():
-        variables = {"params": state["d_params"][encoder], SPECTRAL: state[SPECTRAL][encoder]}
-        code = discriminator.apply(variables, images, method=networks.Discriminator.encode)
-        want = generator.apply({"params": state["g_params"][decoder]}, code)
+    for direction, route in nicegan.ROUTE.items():
+        want = _translate_by_hand(generator, discriminator, state, *route)(images)
         got = model.translate(params, images, direction)
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
     with pytest.raises(Exception, match="AtoB"):
@@ -205,12 +217,8 @@ def test_the_evaluator_and_translate_use_encoder_and_decoder(nice_run, tmp_path)
         images = np.stack([np.asarray(Image.open(f).convert("RGB").resize((size, size),
                                                                           Image.BICUBIC))
                            for f in files])  # fmt: skip
-        encoder, decoder = nicegan.ROUTE["AtoB" if domain == "A" else "BtoA"]
-        variables = {"params": state["d_params"][encoder], SPECTRAL: state[SPECTRAL][encoder]}
-        code = discriminator.apply(
-            variables, images / 127.5 - 1.0, method=networks.Discriminator.encode
-        )
-        fake = generator.apply({"params": state["g_params"][decoder]}, code)
+        route = nicegan.ROUTE["AtoB" if domain == "A" else "BtoA"]
+        fake = _translate_by_hand(generator, discriminator, state, *route)(images / 127.5 - 1.0)
         return images, run_files.to_uint8(np.asarray(fake))
 
     (a, a2b), (b, b2a) = by_hand("A"), by_hand("B")

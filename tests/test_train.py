@@ -40,9 +40,8 @@ FLOAT64_TOLERANCE = 1e-9
 def _float64(tree):
     """Floating leaves cast to float64 (exactly); integer leaves (step, RNG key data) as they are."""
     assert jax.config.jax_enable_x64, "float64 arrays need `with jax.enable_x64(True):`"
-    return jax.tree.map(
-        lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree
-    )
+    cast = lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x  # noqa: E731
+    return jax.jit(lambda tree: jax.tree.map(cast, tree))(tree)
 
 
 def _models(config):
@@ -122,9 +121,10 @@ def _assert_same_models(state_a, state_b, generator, config, tolerance=FLOAT64_T
     """Every critic parameter, and the generator and its EMA as functions of fixed latents."""
     assert _max_relative_difference(state_a["d_params"], state_b["d_params"]) <= tolerance
     z, labels = gan.fixed_latents(config, 10)
+    apply = jax.jit(generator.apply)  # compiled once per placement, not once per operation
     for key in ("g_params", "ema_params"):
-        images_a = generator.apply({"params": state_a[key]}, z, labels)
-        images_b = generator.apply({"params": state_b[key]}, z, labels)
+        images_a = apply({"params": state_a[key]}, z, labels)
+        images_b = apply({"params": state_b[key]}, z, labels)
         assert _max_relative_difference(images_a, images_b) <= tolerance, key
 
 
@@ -359,3 +359,18 @@ def test_paper_presets_train_what_their_references_train():
     # Theano LSUN: minibatch stddev over the whole minibatch of 16 ('all').
     c = pggan.get_config("lsun256")
     assert c.model.mbstd_group_size == c.batch_size == 16
+
+
+def test_linear_decay_is_gan_cifar_resnets():
+    """gan_cifar_resnet.py: lr · max(0, 1 - iteration / ITERS), the iteration counted from 0 and
+    the lr of the step that updates with it; `constant` keeps the lr. Numbers by hand for
+    ITERS = 4, lr 2e-4."""
+    config = _smoke("wgan_gp", num_steps=4)
+    assert config.optim.decay == "linear"  # the preset's (the tests' runs use constant)
+    lr = gan.learning_rate_fn(config, 2e-4)
+    got = [float(lr(step)) for step in range(6)]
+    np.testing.assert_allclose(got, [2e-4, 1.5e-4, 1e-4, 0.5e-4, 0.0, 0.0], rtol=1e-6, atol=0)
+    config.optim.decay = "constant"
+    assert [float(gan.learning_rate_fn(config, 2e-4)(step)) for step in (0, 9)] == [
+        np.float32(2e-4)
+    ] * 2
