@@ -2,7 +2,8 @@
 
 * 8 simulated CPU devices, so sharding code runs as on an 8-chip host.
 * Convolutions formulated by the fixed rule, not the per-shape autotune (`conv_autotune`).
-* One persistent compilation cache for the session, shared by pytest-xdist's workers and inherited
+* One persistent compilation cache for the session (a temporary folder, removed at its end, unless
+  JAXGAN_TEST_COMPILATION_CACHE names one to keep), shared by pytest-xdist's workers and inherited
   (through the environment) by the `python -m jaxgan.main` subprocesses some tests start: several
   tests compile the same smoke-sized train step, and XLA:CPU takes seconds per compile; compiling
   is over half of the suite's time.
@@ -16,6 +17,7 @@ import collections
 import glob
 import json
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -25,8 +27,11 @@ os.environ.setdefault("JAXGAN_CONV_IMPL", "rule")
 # No test downloads the FID Inception weights (~100 MB); the download's own tests unset this.
 os.environ.setdefault("JAXGAN_NO_DOWNLOAD", "1")
 os.environ.setdefault("JAXGAN_XLA_CPU_CONV", "eigen")
-# The controller runs this first and its workers inherit its environment: one folder for all.
-os.environ.setdefault("JAXGAN_TEST_COMPILATION_CACHE", tempfile.mkdtemp(prefix="jaxgan-test-xla-"))
+# The controller runs this first and its workers inherit its environment: one folder for all,
+# removed when the controller ends (a folder the caller named is kept: a cache across runs).
+_OWN_CACHE = "JAXGAN_TEST_COMPILATION_CACHE" not in os.environ
+if _OWN_CACHE:
+    os.environ["JAXGAN_TEST_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="jaxgan-test-xla-")
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["JAXGAN_TEST_COMPILATION_CACHE"]
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
@@ -108,6 +113,12 @@ def pytest_sessionfinish(session):
     if COMPILE_REPORT:
         with open(_report_file(), "w") as f:
             json.dump(_compiles, f, indent=0)
+
+
+def pytest_unconfigure(config):
+    # The controller's last hook, after its workers (and their subprocesses) have ended.
+    if _OWN_CACHE:
+        shutil.rmtree(os.environ["JAXGAN_TEST_COMPILATION_CACHE"])
 
 
 def pytest_terminal_summary(terminalreporter):

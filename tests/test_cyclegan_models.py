@@ -118,7 +118,7 @@ def _numpy_conv_transpose_2d(x, weight, bias, stride, padding, output_padding):
     return out + bias[None, :, None, None]
 
 
-@pytest.mark.parametrize("impl", ["lax", "patches", "taps"])
+@pytest.mark.parametrize("impl", list(layers.CONV_FORMULATIONS))
 def test_upsampling_is_pytorch_conv_transpose_with_output_padding(monkeypatch, impl):
     """The generator's `Up` layers equal ConvTranspose2d(k3, s2, p1, output_padding=1), with the
     PyTorch weight [in, out, k, k] converted by `kernel_from_torch`."""
@@ -167,7 +167,7 @@ def _load_fixture(name):
     return arrays, state_dict, images, arrays["output"].transpose(0, 2, 3, 1)
 
 
-@pytest.mark.parametrize("impl", ["lax", "patches", "taps"])
+@pytest.mark.parametrize("impl", list(layers.CONV_FORMULATIONS))
 def test_generator_matches_pytorch(monkeypatch, impl):
     """ResnetGenerator (width 4, 2 blocks) from its PyTorch state_dict: the same outputs."""
     monkeypatch.setenv("JAXGAN_CONV_IMPL", impl)
@@ -185,7 +185,7 @@ def test_generator_matches_pytorch(monkeypatch, impl):
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-9)
 
 
-@pytest.mark.parametrize("impl", ["lax", "patches", "taps"])
+@pytest.mark.parametrize("impl", list(layers.CONV_FORMULATIONS))
 def test_discriminator_matches_pytorch(monkeypatch, impl):
     """NLayerDiscriminator (width 4, 3 layers) on a 32×40 input: the same 2×3 logit map."""
     monkeypatch.setenv("JAXGAN_CONV_IMPL", impl)

@@ -5,6 +5,7 @@ the CPU's instruction set, so float32 results differ by CPU, and the double-back
 amplify that; in float64 each is within a few hundred ulps of the exact value on any CPU.
 """
 
+import functools
 import json
 import math
 
@@ -29,7 +30,7 @@ def _numpy_conv(x, w, stride, pads):
     return out
 
 
-@pytest.mark.parametrize("impl", ["lax", "patches", "taps"])
+@pytest.mark.parametrize("impl", list(layers.CONV_FORMULATIONS))
 @pytest.mark.parametrize(
     "kernel, stride, padding, expected_pads",
     [
@@ -68,16 +69,46 @@ def test_conv_formulations_agree_through_the_double_backward(monkeypatch):
         return jnp.sum(g**2)
 
     grads = {}
-    for impl in ("lax", "patches", "taps"):
+    for impl in layers.CONV_FORMULATIONS:
         monkeypatch.setenv("JAXGAN_CONV_IMPL", impl)
         with jax.enable_x64(True):
             grads[impl] = jax.jit(jax.grad(penalty))((jnp.asarray(w1), jnp.asarray(w2)))
     # float64: the two orders of summation differ by ~1e-15 relative per sum; 1e-10 leaves room
     # for the double backward's cancellations (gradients near 0 get the absolute floor).
-    for other in ("patches", "taps"):
+    for other in set(layers.CONV_FORMULATIONS) - {"lax"}:
         for a, b in zip(grads["lax"], grads[other]):
             assert a.dtype == jnp.float64
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "x_shape, kernel_shape, stride, padding",
+    [
+        ((2, 70, 66, 8), (7, 7, 8, 3), 1, "VALID"),  # CycleGAN's output layer, narrower
+        ((1, 7, 9, 16), (4, 4, 16, 1), 1, 1),  # the PatchGAN's score
+        ((2, 9, 10, 4), (4, 3, 4, 2), 2, 1),
+        ((1, 10, 11, 4), (3, 3, 4, 3), 3, "VALID"),  # a stride that leaves pixels unread
+    ],
+)
+def test_col2im_gradients_are_the_native_forms(x_shape, kernel_shape, stride, padding):
+    """col2im's hand-written VJP (the cotangent's patch matrix, then one matmul per gradient)
+    against autodiff of XLA's convolution, in float64."""
+    rng = np.random.default_rng(2)
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.normal(size=x_shape))
+        kernel = jnp.asarray(rng.normal(size=kernel_shape))
+        pads = layers.explicit_padding(padding, x_shape[1:3], kernel_shape[:2], stride)
+        outs, grads = {}, {}
+        for impl in ("lax", "col2im"):
+            conv = functools.partial(layers.CONV_FORMULATIONS[impl], stride=stride, pads=pads)
+            outs[impl], vjp = jax.vjp(conv, x, kernel)
+            cotangent = jnp.asarray(np.random.default_rng(3).normal(size=outs[impl].shape))
+            grads[impl] = vjp(cotangent)
+    # Sums of <= 7·7·8 = 392 products of N(0, 1) numbers in float64: |error| ~ 1e-13.
+    np.testing.assert_allclose(outs["col2im"], outs["lax"], rtol=0, atol=1e-10)
+    for got, expected in zip(grads["col2im"], grads["lax"]):
+        assert got.shape == expected.shape and got.dtype == jnp.float64
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
 
 
 def test_conv_impl_choice(monkeypatch):
@@ -272,10 +303,29 @@ def test_conv2d_uses_the_formulation_the_autotune_chose(monkeypatch, tmp_path, f
         "seconds_for_gradients",
         lambda conv, *a: 1.0 if conv.func.__name__ == f"_conv_{faster}" else 2.0,
     )
-    kernel = jnp.ones((3, 3, 3, 4))
+    kernel = jnp.ones((3, 3, 3, 8))  # wider than NARROW_OUTPUT: lax or patches
     conv = jax.make_jaxpr(lambda x, k: layers.conv2d(x, k, 1, "SAME"))
     jaxpr = str(conv(jnp.ones((layers.AUTOTUNE_MIN_BATCH, 8, 8, 3)), kernel))
     assert ("conv_general_dilated" in jaxpr) == (faster == "lax")
     assert ("dot_general" in jaxpr) == (faster == "patches")
     # An initialisation's dummy batch is not timed: the rule's lax.
     assert "conv_general_dilated" in str(conv(jnp.ones((2, 8, 8, 3)), kernel))
+
+
+def test_a_narrow_layer_is_col2im_at_any_batch_without_timing(monkeypatch, tmp_path):
+    """Under JAXGAN_CONV_IMPL=auto a layer with an image's channels (or a score) is col2im: the
+    patch form's matmul would have that few columns. Nothing is timed, at any batch (CycleGAN
+    trains on batches of one). A 1×1 narrow layer, or a wider one, is not col2im."""
+    from jaxgan.models import conv_autotune
+
+    monkeypatch.setenv("JAXGAN_CONV_IMPL", "auto")
+    monkeypatch.setenv("JAXGAN_AUTOTUNE_CACHE", str(tmp_path / "autotune.json"))
+    monkeypatch.setattr(conv_autotune, "seconds_for_gradients", _must_not_measure)
+    conv = jax.make_jaxpr(lambda x, k: layers.conv2d(x, k, 1, "VALID"))
+    x = jnp.ones((1, 10, 10, 8))
+    jaxpr = str(conv(x, jnp.ones((7, 7, 8, layers.NARROW_OUTPUT))))
+    assert "conv_general_dilated" not in jaxpr and "dot_general" in jaxpr
+    assert "conv_general_dilated" in str(conv(x, jnp.ones((1, 1, 8, 3))))  # 1×1, batch 1: rule
+    assert "conv_general_dilated" in str(conv(x, jnp.ones((7, 7, 8, layers.NARROW_OUTPUT + 1))))
+    monkeypatch.setenv("JAXGAN_CONV_IMPL", "rule")
+    assert "conv_general_dilated" in str(conv(x, jnp.ones((7, 7, 8, 3))))

@@ -11,10 +11,12 @@ equalized learning rate) and so that the *way* XLA computes them can be chosen p
   On GPU/TPU the native convolution always wins. `conv2d` therefore picks the patch form for
   strided convolutions on CPU, and `conv2d_transpose` there keeps XLA's forward but writes its
   gradients as patch products. For stride-1 convolutions on CPU which form wins depends on the
-  shape and the CPU, so it is measured once per shape and cached (`conv_autotune`).
-  `JAXGAN_CONV_IMPL=lax|patches|taps` forces one everywhere (`taps`: one matmul per kernel tap,
-  summed, no patch matrix; not a candidate of the autotune), `rule` keeps `lax` for stride 1
-  without measuring; the forms agree to float rounding through the double backward
+  shape and the CPU, so it is measured once per shape and cached (`conv_autotune`); a layer
+  with few output channels (an image, a score) is `col2im` (one matmul into every tap's output
+  columns, added at their shifts), the patch form's matmul having that few columns.
+  `JAXGAN_CONV_IMPL=lax|patches|taps|col2im` forces one everywhere (`taps`: one matmul per
+  kernel tap, summed, no patch matrix; not a candidate of the autotune), `rule` keeps `lax` for
+  stride 1 without measuring; the forms agree to float rounding through the double backward
   (tests/test_layers.py). `python -m jaxgan.bench --conv`.
 
 Under bfloat16 activations (`config.compute_dtype`, `jaxgan/core/precision.py`) two kinds of arithmetic
@@ -92,12 +94,13 @@ def _taps(x: Array, kh: int, kw: int, stride: int, pads) -> tuple[list[Array], t
     x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
     oh = (x.shape[1] - kh) // stride + 1
     ow = (x.shape[2] - kw) // stride + 1
-    taps = [
-        x[:, i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride, :]
-        for i in range(kh)
-        for j in range(kw)
-    ]
+    taps = [x[:, _grid(i, oh, stride), _grid(j, ow, stride)] for i in range(kh) for j in range(kw)]
     return taps, (oh, ow)
+
+
+def _grid(start: int, size: int, stride: int) -> slice:
+    """The `size` positions of an output row (or column) on the input, from tap offset `start`."""
+    return slice(start, start + stride * (size - 1) + 1, stride)
 
 
 def _patch_matrix(x: Array, kh: int, kw: int, stride: int, pads) -> tuple[Array, tuple[int, int]]:
@@ -125,7 +128,75 @@ def _conv_taps(x: Array, kernel: Array, stride: int, pads) -> Array:
     return functools.reduce(jnp.add, products).reshape(x.shape[0], oh, ow, cout)
 
 
-CONV_FORMULATIONS = {"lax": _conv_lax, "patches": _conv_patches, "taps": _conv_taps}
+def _conv_col2im(x: Array, kernel: Array, stride: int, pads) -> Array:
+    """The same convolution as one matmul into every tap's output columns, [N·H·W, C_in] @
+    [C_in, kh·kw·C_out], each tap's columns then added at its shift (col2im). For few output
+    channels (an image's 1-3): the matmul is well shaped where the patch matrix's is not (a
+    [N·oh·ow, kh·kw·C_in] matrix times 1-3 columns), and no patch matrix is built. Reverse mode
+    only (a custom VJP), as `conv2d_transpose` on CPU."""
+    x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+    return _col2im_valid(x, kernel, stride)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _col2im_valid(x: Array, kernel: Array, stride: int) -> Array:
+    n, h, w, cin = x.shape
+    kh, kw, _, cout = kernel.shape
+    oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
+    columns = x.reshape(-1, cin) @ kernel.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout)
+    columns = columns.reshape(n, h, w, kh, kw, cout)
+    shifted = [
+        columns[:, _grid(i, oh, stride), _grid(j, ow, stride), i, j]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    # XLA fuses this sum into whatever reads it: where the cotangent is a cheap function of the
+    # output (a squared loss), the gradient's patch matrix below recomputes it kh·kw times;
+    # behind a costly activation (tanh) it is computed once. A sum XLA must materialise (a
+    # matrix-vector product over the stacked taps) cost more than half the CycleGAN step's gain.
+    return functools.reduce(jnp.add, shifted)
+
+
+def _col2im_fwd(x, kernel, stride):
+    return _col2im_valid(x, kernel, stride), (x, kernel)
+
+
+def _col2im_bwd(stride, residuals, cotangent):
+    """Autodiff would transpose each tap's slice into a padded copy of the whole column tensor;
+    instead: the columns' cotangent is the output cotangent's patch matrix (tap (i, j) reads it
+    shifted back by (i, j), on the stride's grid), and both gradients are one matmul with it."""
+    x, kernel = residuals
+    _, h, w, cin = x.shape
+    kh, kw, _, cout = kernel.shape
+    oh, ow = cotangent.shape[1:3]
+    # Spread onto the input's grid (stride - 1 zeros between pixels), kh - 1 zeros before: tap
+    # (kh-1-i, kw-1-j) of this, at (p, q), is the cotangent of column (p, q, i, j).
+    spread = lax.pad(
+        cotangent,
+        jnp.zeros((), cotangent.dtype),
+        (
+            (0, 0, 0),
+            (kh - 1, h - (oh - 1) * stride - 1, stride - 1),
+            (kw - 1, w - (ow - 1) * stride - 1, stride - 1),
+            (0, 0, 0),
+        ),
+    )
+    d_columns, _ = _patch_matrix(spread, kh, kw, 1, ((0, 0), (0, 0)))  # taps (kh-1-i, kw-1-j)
+    flipped = kernel[::-1, ::-1]
+    d_x = d_columns @ flipped.transpose(0, 1, 3, 2).reshape(kh * kw * cout, cin)
+    d_flipped = (x.reshape(-1, cin).T @ d_columns).reshape(cin, kh, kw, cout)
+    return d_x.reshape(x.shape), d_flipped.transpose(1, 2, 0, 3)[::-1, ::-1]
+
+
+_col2im_valid.defvjp(_col2im_fwd, _col2im_bwd)
+
+
+CONV_FORMULATIONS = {
+    "lax": _conv_lax,
+    "patches": _conv_patches,
+    "taps": _conv_taps,
+    "col2im": _conv_col2im,
+}
 
 
 def conv_impl(stride: int) -> str:
@@ -144,18 +215,33 @@ def conv_impl(stride: int) -> str:
 
 AUTOTUNE_MIN_BATCH = 8
 AUTOTUNE_CANDIDATES = ("lax", "patches")
+# Output channels of a narrow layer (an image's, a critic's score), which `col2im` computes.
+NARROW_OUTPUT = 4
+
+
+def is_narrow(kernel_shape: Sequence[int]) -> bool:
+    """A layer with few output channels and a kernel wider than 1×1 (1×1: col2im is patches)."""
+    kh, kw, _, c_out = kernel_shape
+    return c_out <= NARROW_OUTPUT and kh * kw > 1
 
 
 def stride1_conv_impl(x: Array, kernel: Array, pads) -> str:
-    """A stride-1 convolution's formulation. On CPU with `JAXGAN_CONV_IMPL=auto` (the default) the
-    faster one for this shape on the host CPU, timed once (`conv_autotune`); `rule` gives the fixed
-    rule's `lax`, as do accelerators (whose native convolution always wins), multi-host runs and
-    batches under `AUTOTUNE_MIN_BATCH`."""
+    """A stride-1 convolution's formulation. On CPU with `JAXGAN_CONV_IMPL=auto` (the default):
+    `col2im` for a narrow layer (`is_narrow`), else the faster one for this shape on the host CPU,
+    timed once (`conv_autotune`); `rule` gives the fixed rule's `lax`, as do accelerators (whose
+    native convolution always wins), multi-host runs and batches under `AUTOTUNE_MIN_BATCH`.
+
+    Narrow layers are not timed: the patch form's matmul has 1-4 columns there (tens of times
+    slower than `lax`), and between `lax` and `col2im` the autotune's timing, whose cotangent is
+    made from the output, charges col2im for recomputing its output, which a network's layer
+    behind an activation does not pay (docs/performance.md)."""
     forced = os.environ.get("JAXGAN_CONV_IMPL", "auto")
-    if forced != "auto" or jax.default_backend() != "cpu" or jax.process_count() > 1:
+    if forced != "auto" or jax.default_backend() != "cpu":
         return conv_impl(1)
-    if x.shape[0] < AUTOTUNE_MIN_BATCH:  # initialisation's dummy batch: too little work to time
-        return conv_impl(1)
+    if is_narrow(kernel.shape):
+        return "col2im"
+    if jax.process_count() > 1 or x.shape[0] < AUTOTUNE_MIN_BATCH:
+        return conv_impl(1)  # not timed: hosts must agree; an initialisation's dummy batch
 
     # Not taps: timed on first-order gradients it wins layers whose double backward it slows
     # (the PGGAN and ResNet critics' steps got slower with it; docs/performance.md).
