@@ -229,12 +229,14 @@ def stride1_conv_impl(x: Array, kernel: Array, pads) -> str:
     """A stride-1 convolution's formulation. On CPU with `JAXGAN_CONV_IMPL=auto` (the default):
     `col2im` for a narrow layer (`is_narrow`), else the faster one for this shape on the host CPU,
     timed once (`conv_autotune`); `rule` gives the fixed rule's `lax`, as do accelerators (whose
-    native convolution always wins), multi-host runs and batches under `AUTOTUNE_MIN_BATCH`.
+    native convolution always wins) and, narrow layers aside, multi-host runs and batches under
+    `AUTOTUNE_MIN_BATCH`.
 
     Narrow layers are not timed: the patch form's matmul has 1-4 columns there (tens of times
     slower than `lax`), and between `lax` and `col2im` the autotune's timing, whose cotangent is
-    made from the output, charges col2im for recomputing its output, which a network's layer
-    behind an activation does not pay (docs/performance.md)."""
+    made from the output, charges col2im for recomputing its output kh·kw times, which the
+    networks' narrow layers (behind a tanh, or a score on a small map) do not pay
+    (docs/performance.md)."""
     forced = os.environ.get("JAXGAN_CONV_IMPL", "auto")
     if forced != "auto" or jax.default_backend() != "cpu":
         return conv_impl(1)
