@@ -7,6 +7,12 @@
   (through the environment) by the `python -m jaxgan.main` subprocesses some tests start: several
   tests compile the same smoke-sized train step, and XLA:CPU takes seconds per compile; compiling
   is over half of the suite's time.
+* XLA:CPU's code generated at LLVM's optimisation level 0 (`--xla_backend_optimization_level=0`,
+  unless `XLA_FLAGS` sets a level): the suite compiles far more than it runs, and the level halves
+  a step's compile (NICE-GAN's float64 steps: 31 -> 18 s) while XLA's graph passes, and so the
+  program, stay as they are (the machine code differs: float32 results may differ in their last
+  bits, as they do from one CPU to another). Tests that run long (a classifier's training) are
+  slower at level 0; the suite as a whole is a fifth faster (docs/testing.md).
 * XLA:CPU's convolution kernels fixed (`eigen`, the choice outside training): which method's
   choice a worker's backend started with would otherwise depend on the order tests ran in (XLA
   reads it once per process) and on the choices measured on the developer's machine, and two
@@ -20,6 +26,9 @@ import os
 import shutil
 import tempfile
 
+# LLVM's optimisation level 0 (module docstring); test_object_store's processes get it too.
+FAST_COMPILE = "--xla_backend_optimization_level=0"
+
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Stride-1 convolutions keep the fixed rule here: a test's program must not depend on which
 # formulation one machine timed faster. The per-shape autotune has tests of its own.
@@ -27,6 +36,8 @@ os.environ.setdefault("JAXGAN_CONV_IMPL", "rule")
 # No test downloads the FID Inception weights (~100 MB); the download's own tests unset this.
 os.environ.setdefault("JAXGAN_NO_DOWNLOAD", "1")
 os.environ.setdefault("JAXGAN_XLA_CPU_CONV", "eigen")
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
 # The controller runs this first and its workers inherit its environment: one folder for all,
 # removed when the controller ends (a folder the caller named is kept: a cache across runs).
 _OWN_CACHE = "JAXGAN_TEST_COMPILATION_CACHE" not in os.environ

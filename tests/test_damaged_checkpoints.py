@@ -1,9 +1,12 @@
 """A checkpoint damaged on disk costs that one checkpoint, quietly (`loop.restore_newest_readable`).
 
-One smoke run (checkpoints 5 and 6) is trained per session; each test damages a copy of checkpoint
-6 one way and reruns `python -m jaxgan.main` to step 8: it must exit 0, move 6 aside to
-`6.unreadable`, resume from 5, and print no traceback (a failed Orbax read used to leave its other
-arrays' TensorStore reads running on a closed event loop: "RuntimeError: Event loop is closed").
+One smoke run (checkpoints 5 and 6) is trained per module. Each way of damaging a copy of
+checkpoint 6 is restored in this process: 6 is moved aside to `6.unreadable`, named once in the
+log, and checkpoint 5 comes back bit-equal. Two of them (one stored value overwritten while the
+others are still being read, every data file truncated) also rerun `python -m jaxgan.main` to step
+8: it must exit 0, resume from 5 and print no traceback (a failed Orbax read used to leave its
+other arrays' TensorStore reads running on a closed event loop: "RuntimeError: Event loop is
+closed", printed as the process ended).
 """
 
 import asyncio
@@ -13,10 +16,14 @@ import subprocess
 import sys
 import threading
 
+import jax
+import ml_collections
+import numpy as np
 import pytest
 import tensorstore as ts
 
-from jaxgan.core import checkpoint
+from jaxgan.core import checkpoint, parallel
+from jaxgan.training import loop, registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = [
@@ -143,11 +150,59 @@ def test_a_failed_read_ends_its_other_reads_before_the_loop_closes():
     assert loop.is_closed() and not callback_errors
 
 
-@pytest.mark.parametrize("damage", list(DAMAGE))
-def test_a_damaged_checkpoint_is_moved_aside_quietly(trained, tmp_path, damage):
+def _damaged_copy(trained, tmp_path, damage):
     workdir = str(tmp_path / "run")
     shutil.copytree(trained, workdir)
     DAMAGE[damage](workdir)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def resume_inputs(trained):
+    """(config, the abstract state main restores into, checkpoint 5's state and meta as saved)."""
+    ckpt = checkpoint.Checkpointer(trained, read_only=True)
+    try:
+        saved, meta = ckpt.restore_as_saved(5)
+    finally:
+        ckpt.close()
+    config = ml_collections.ConfigDict(meta["config"])
+    mesh = parallel.make_mesh(1)
+    trainer = registry.get(config.method).trainer(config, trained, mesh)
+    try:  # as loop.train_and_evaluate builds it
+        abstract = checkpoint.abstract_like(
+            jax.eval_shape(trainer.init_state), parallel.replicated(mesh)
+        )
+    finally:
+        trainer.close()
+    return config, abstract, saved, meta
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_checkpoint_is_moved_aside_and_the_one_before_restored(
+    trained, resume_inputs, tmp_path, damage, caplog
+):
+    workdir = _damaged_copy(trained, tmp_path, damage)
+    config, abstract, saved, meta = resume_inputs
+    state, restored_meta, changes = loop.restore_newest_readable(
+        workdir, config, frozenset(), abstract
+    )
+    assert int(state["step"]) == 5 and restored_meta == meta and changes == {}
+    restored = jax.device_get(state)
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(saved), strict=True):
+        np.testing.assert_array_equal(jax.random.key_data(a) if _is_key(a) else a, b)
+    checkpoints = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+    assert checkpoints == ["5", "6.unreadable"], checkpoints
+    named = [r.getMessage() for r in caplog.records if "Unreadable checkpoint" in r.getMessage()]
+    assert len(named) == 1 and f"{os.sep}6:" in named[0], named
+
+
+def _is_key(x) -> bool:
+    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+@pytest.mark.parametrize("damage", ["overwritten-g_params", "truncated-data-files"])
+def test_main_resumes_past_a_damaged_checkpoint_quietly(trained, tmp_path, damage):
+    workdir = _damaged_copy(trained, tmp_path, damage)
     result = _main(workdir, 8)
     output = result.stdout
     assert result.returncode == 0, output[-3000:]

@@ -183,7 +183,10 @@ def test_rows_equal_the_metric_functions(run, evaluated, reference, options):
         )
         is_row = _find(rows, "checkpoint", step, "is")
         expected = inception_score.inception_score(reference["fake_out"][step]["logits"], 4, 0)
-        np.testing.assert_allclose([is_row["value"], is_row["std"]], expected, rtol=GENERATOR_RTOL)
+        np.testing.assert_allclose(is_row["value"], expected[0], rtol=GENERATOR_RTOL)
+        # The std of the splits' scores errs by as much as the scores do (1e-5 here), which is
+        # over 1e-4 of a std of 0.09: its tolerance is the score's.
+        np.testing.assert_allclose(is_row["std"], expected[1], atol=GENERATOR_RTOL * expected[0])
         real_is = inception_score.inception_score(reference["real_out"]["logits"], 4, 0)[0]
         np.testing.assert_allclose(is_row["real_value"], real_is, rtol=1e-9)
         pr_row = _find(rows, "checkpoint", step, "pr")

@@ -288,7 +288,10 @@ def _launch(num_processes, root, *args, cwd):
         "JAXGAN_TEST_OBJECT_STORE": root,
         "JAXGAN_PYTHON": sys.executable,
         "JAXGAN_COMPILATION_CACHE": "0",
-        "XLA_FLAGS": "",  # one CPU device per process
+        # One CPU device per process (no device-count flag), LLVM's level as in the suite.
+        "XLA_FLAGS": " ".join(
+            f for f in os.environ.get("XLA_FLAGS", "").split() if "optimization_level" in f
+        ),
     }
     command = ["bash", str(REPO / "launch" / "local_multiprocess.sh"), str(num_processes), *args]
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
