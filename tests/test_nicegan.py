@@ -1,7 +1,9 @@
 """NICE-GAN's decoupled step (jaxgan/methods/nicegan.py) against a PyTorch build of `NICE.py::train`
 (tests/fixtures/nicegan/one_step.npz, made by scripts/make_nicegan_fixture.py), and its run."""
 
+import os
 import pathlib
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -177,17 +179,19 @@ def nice_run(tmp_path_factory, translation_smoke_config):
 def test_a_smoke_run_trains_draws_its_grid_and_resumes_exactly(
     tmp_path, nice_run, translation_smoke_config
 ):
-    """2 steps, then a resumed run to 3, end bit-equal to 3 uninterrupted steps: parameters,
-    optimizers and every spectral-norm u (state the reference keeps in its modules' buffers)."""
+    """The run's checkpoint 2 resumed to step 3 ends bit-equal to its 3 uninterrupted steps:
+    parameters, optimizers and every spectral-norm u (state the reference keeps in its modules'
+    buffers)."""
     from PIL import Image
 
     from jaxgan.training import loop
 
-    workdir, root, _, whole = nice_run
-    loop.train_and_evaluate(translation_smoke_config(root, 2, "nicegan"), str(tmp_path / "r"))
-    resumed = loop.train_and_evaluate(
-        translation_smoke_config(root, 3, "nicegan"), str(tmp_path / "r")
-    )
+    workdir, root, config, whole = nice_run
+    again = str(tmp_path / "r")
+    shutil.copytree(workdir, again)
+    assert sorted(os.listdir(os.path.join(again, "checkpoints"))) == ["2", "3"]
+    shutil.rmtree(os.path.join(again, "checkpoints", "3"))  # as if killed after step 2's save
+    resumed = loop.train_and_evaluate(config, again)
     assert int(whole["step"]) == int(resumed["step"]) == 3
     assert sorted(whole) == sorted(resumed) and SPECTRAL in whole
     for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(whole), jax.tree.leaves(resumed)):
