@@ -8,11 +8,11 @@
   tests compile the same smoke-sized train step, and XLA:CPU takes seconds per compile; compiling
   is over half of the suite's time.
 * XLA:CPU's code generated at LLVM's optimisation level 0 (`--xla_backend_optimization_level=0`,
-  unless `XLA_FLAGS` sets a level): the suite compiles far more than it runs, and the level halves
-  a step's compile (NICE-GAN's float64 steps: 31 -> 18 s) while XLA's graph passes, and so the
-  program, stay as they are (the machine code differs: float32 results may differ in their last
-  bits, as they do from one CPU to another). Tests that run long (a classifier's training) are
-  slower at level 0; the suite as a whole is a fifth faster (docs/testing.md).
+  unless `XLA_FLAGS` sets a level): the suite compiles far more than it runs, and the level
+  nearly halves a step's compile (NICE-GAN's float64 steps: 31 -> 18 s) while XLA's graph passes,
+  and so the program, stay as they are (the machine code differs: float32 results may differ in
+  their last bits, as they do from one CPU to another). Tests that run long (a classifier's
+  training) are slower at level 0; the suite as a whole is a fifth faster (docs/testing.md).
 * XLA:CPU's convolution kernels fixed (`eigen`, the choice outside training): which method's
   choice a worker's backend started with would otherwise depend on the order tests ran in (XLA
   reads it once per process) and on the choices measured on the developer's machine, and two

@@ -176,9 +176,7 @@ def nice_run(tmp_path_factory, translation_smoke_config):
 
 
 @pytest.mark.slow
-def test_a_smoke_run_trains_draws_its_grid_and_resumes_exactly(
-    tmp_path, nice_run, translation_smoke_config
-):
+def test_a_smoke_run_trains_draws_its_grid_and_resumes_exactly(tmp_path, nice_run):
     """The run's checkpoint 2 resumed to step 3 ends bit-equal to its 3 uninterrupted steps:
     parameters, optimizers and every spectral-norm u (state the reference keeps in its modules'
     buffers)."""
@@ -186,7 +184,7 @@ def test_a_smoke_run_trains_draws_its_grid_and_resumes_exactly(
 
     from jaxgan.training import loop
 
-    workdir, root, config, whole = nice_run
+    workdir, _, config, whole = nice_run
     again = str(tmp_path / "r")
     shutil.copytree(workdir, again)
     assert sorted(os.listdir(os.path.join(again, "checkpoints"))) == ["2", "3"]
