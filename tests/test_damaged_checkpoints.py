@@ -168,10 +168,8 @@ def resume_inputs(trained):
     config = ml_collections.ConfigDict(meta["config"])
     mesh = parallel.make_mesh(1)
     trainer = registry.get(config.method).trainer(config, trained, mesh)
-    try:  # as loop.train_and_evaluate builds it
-        abstract = checkpoint.abstract_like(
-            jax.eval_shape(trainer.init_state), parallel.replicated(mesh)
-        )
+    try:
+        abstract = loop.abstract_state(trainer, mesh)
     finally:
         trainer.close()
     return config, abstract, saved, meta

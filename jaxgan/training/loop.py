@@ -238,6 +238,11 @@ class Preemption:
 # ----------------------------------------------------------------------------------------------
 
 
+def abstract_state(trainer, mesh) -> State:
+    """The shapes, dtypes and (replicated) shardings a run's checkpoint is restored into."""
+    return checkpoint.abstract_like(jax.eval_shape(trainer.init_state), parallel.replicated(mesh))
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State:
     """Trains `config` in `workdir`, resuming from its newest readable checkpoint if it has one."""
     store.check_workdir(workdir)  # an object store that cannot be served: one line, before work
@@ -254,9 +259,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
     preemption = Preemption()  # from here on, SIGTERM means: checkpoint at the next step boundary
     try:
         # --- Resume (the config contract is checked before anything is written) ---------------
-        abstract = checkpoint.abstract_like(
-            jax.eval_shape(trainer.init_state), parallel.replicated(mesh)
-        )
+        abstract = abstract_state(trainer, mesh)
         safe = contract.SAFE_TO_CHANGE | frozenset(method.safe_to_change)
         resumed = restore_newest_readable(workdir, config, safe, abstract)
         step, meta, changes = 0, {}, {}
