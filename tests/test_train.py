@@ -253,6 +253,43 @@ def test_resume_on_a_different_device_count(tmp_path):
         _assert_same_models(resumed, straight, models[0], config)
 
 
+def test_a_replicated_state_on_host_cpus_is_saved_from_one_copy(tmp_path):
+    """On one host's CPU devices a replicated array reaches Orbax as one copy, so its save compiles
+    nothing (Orbax's replica-parallel save compiled a slice per leaf shape and device), and restoring
+    places the arrays as asked: replicated on the 8 test devices, equal to what was saved."""
+    replicated = parallel.replicated(parallel.make_mesh(8))
+    # Shapes no other test saves (an earlier save's slices would already be compiled), with an axis
+    # of a multiple of 8, which Orbax splits among the replicas.
+    state = {
+        "kernel": jax.device_put(jnp.arange(24 * 7, dtype=jnp.float32).reshape(24, 7), replicated),
+        "bias": jax.device_put(jnp.linspace(-1.0, 1.0, 40), replicated),
+        "host": np.arange(4),
+    }
+    handed = checkpoint.one_copy_on_host_cpus(state)
+    assert handed["kernel"].sharding.num_devices == handed["bias"].sharding.num_devices == 1
+    assert handed["host"] is state["host"]
+    ckpt = checkpoint.Checkpointer(str(tmp_path))
+    compiles = []  # every thread's: Orbax slices in its own
+
+    def count(event, seconds, **_):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(seconds)
+
+    jax.monitoring.register_event_duration_secs_listener(count)
+    try:
+        ckpt.save(1, state, {})
+        ckpt.wait()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(count)
+    assert compiles == []
+    restored, _ = ckpt.restore(1, checkpoint.abstract_like(state, replicated))
+    ckpt.close()
+    for name in ("kernel", "bias"):
+        assert restored[name].sharding.is_equivalent_to(replicated, restored[name].ndim)
+        np.testing.assert_array_equal(np.asarray(restored[name]), np.asarray(state[name]))
+    np.testing.assert_array_equal(restored["host"], state["host"])
+
+
 def _run_main(args, tmp_path, **kwargs):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     return subprocess.run(
