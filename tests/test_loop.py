@@ -78,6 +78,26 @@ def test_guard_applies_finite_updates_and_keeps_the_old_state_on_a_nan_gradient(
     assert float(metrics[loop.UPDATE_OK]) == 0.0 and np.isnan(metrics["grad_norm"])
     assert loop.state_names(metrics[loop.NONFINITE_STATE], state) == ["params"]
 
+    # config.nonfinite='stop': the same verdict, and the new state as it is (the run ends).
+    state, metrics = jax.jit(loop.guard_update(_sqrt_step, keep_old_state=False))(bad, 0.5)
+    assert np.isnan(state["params"][0]) and float(state["params"][1]) == 4.0 - 0.125
+    assert int(state["step"]) == 6 and float(metrics[loop.UPDATE_OK]) == 0.0
+    assert loop.state_names(metrics[loop.NONFINITE_STATE], state) == ["params"]
+
+
+@pytest.mark.slow
+def test_a_nonfinite_update_is_never_drawn(tmp_path, smoke_config):
+    """Stop mode returns a bad update's state, so the verdicts are read before a sample grid too:
+    with metrics and checkpoints every 100 steps and a grid every step, the run ends at step 1
+    (lr 1e30 overflows its second critic update) without drawing it."""
+    poisoned = {"optim.g_lr": 1e30, "optim.d_lr": 1e30, "optim.decay": "constant"}
+    config = smoke_config(num_steps=3, **poisoned, log_every=100, checkpoint_every=100)
+    with pytest.raises(errors.NonFiniteError, match="at step 1"):
+        loop.train_and_evaluate(config, str(tmp_path))
+    samples = tmp_path / "samples"
+    assert not (samples.exists() and os.listdir(samples))
+    assert not (tmp_path / "checkpoints").exists() or _steps(str(tmp_path)) == []
+
 
 @pytest.mark.slow
 def test_nonfinite_update_is_never_checkpointed_and_a_rerun_resumes_from_a_finite_one(

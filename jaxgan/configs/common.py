@@ -22,8 +22,8 @@ def run() -> ml_collections.ConfigDict:
     c.keep_last = 3  # newest checkpoints kept ...
     c.keep_every = 0  # ... plus every step that is a multiple of this (0: none)
     c.tensorboard = True
-    # A non-finite update is never applied; then 'stop' (name the step and a finite checkpoint) or
-    # 'skip' (count it and go on, as PGGAN's TF code does).
+    # A non-finite update is never saved; 'stop' ends the run (naming the step and a finite
+    # checkpoint), 'skip' keeps the old state, counts it and goes on (as PGGAN's TF code does).
     c.nonfinite = "stop"
     # The networks' arithmetic in a train step: float32 | bfloat16 (activations bf16; parameters,
     # optimizer state, normalisation statistics and losses stay float32: jaxgan/core/precision.py).

@@ -172,6 +172,7 @@ def make_train_step(
     weights: Weights,
     mesh,
     compute_dtype=jnp.float32,
+    keep_old_state: bool = True,
 ) -> Callable[[State, dict], tuple[State, dict]]:
     """The jitted `train_step(state, {'A': uint8 [1, N, H, W, C], 'B': ...}) -> (state, metrics)`.
 
@@ -180,6 +181,7 @@ def make_train_step(
     both, as the reference chains their parameters), then D_A and D_B on `critic_loss`, judging
     the fakes of the forward pass before G's update, through the pools. The networks compute in
     `compute_dtype` (`jaxgan/core/precision.py`); parameters, optimizers, losses and pools stay float32.
+    keep_old_state: `loop.guard_update`'s (`loop.keeps_old_state(config)`).
     """
     generator_apply = precision.in_compute_dtype(generator.apply, compute_dtype)
     critic_apply = precision.in_compute_dtype(critic.apply, compute_dtype)
@@ -213,7 +215,7 @@ def make_train_step(
         }
         return state, {"g_loss": g_loss, "d_loss": d_loss, **g_terms, **d_terms}
 
-    return loop.jit_guarded_step(train_step, mesh)
+    return loop.jit_guarded_step(train_step, mesh, keep_old_state=keep_old_state)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -293,6 +295,7 @@ def build(config: ml_collections.ConfigDict, mesh) -> translation.Model:
             weights,
             mesh,
             precision.compute_dtype(config),
+            loop.keeps_old_state(config),
         ),
         translate=lambda g_params, images, direction: apply(
             g_params[GENERATOR_OF[translation.check_direction(direction)]], images

@@ -416,7 +416,7 @@ def make_train_step(config, generator, critic, g_tx, d_tx, num_classes: int, mes
         )
         return state, metrics
 
-    return loop.jit_guarded_step(train_step, mesh)
+    return loop.jit_guarded_step(train_step, mesh, keep_old_state=loop.keeps_old_state(config))
 
 
 def make_sampler(generator: nn.Module, mesh) -> Callable:

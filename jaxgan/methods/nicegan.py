@@ -166,9 +166,9 @@ def make_steps(
     return d_step, g_step
 
 
-def make_train_step(nets, g_tx, d_tx, gan, weights, mesh) -> Callable:
+def make_train_step(nets, g_tx, d_tx, gan, weights, mesh, keep_old_state: bool = True) -> Callable:
     """The jitted `train_step(state, {'A': uint8 [1, N, H, W, C], 'B': ...}) -> (state, metrics)`:
-    the D step, then the G step on the same batch."""
+    the D step, then the G step on the same batch; keep_old_state: `loop.guard_update`'s."""
     d_step, g_step = make_steps(nets, g_tx, d_tx, gan, weights)
 
     def train_step(state: State, batch: dict) -> tuple[State, dict]:
@@ -178,7 +178,7 @@ def make_train_step(nets, g_tx, d_tx, gan, weights, mesh) -> Callable:
         state, g_metrics = g_step(state, real_a, real_b)
         return {**state, "step": state["step"] + 1}, {**d_metrics, **g_metrics}
 
-    return loop.jit_guarded_step(train_step, mesh)
+    return loop.jit_guarded_step(train_step, mesh, keep_old_state=keep_old_state)
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -279,7 +279,9 @@ def build(config: ml_collections.ConfigDict, mesh) -> translation.Model:
     nets = make_networks(generator, discriminator, precision.compute_dtype(config))
     return translation.Model(
         init_state=lambda: create_state(config, generator, discriminator, g_tx, d_tx, mesh),
-        train_step=make_train_step(nets, g_tx, d_tx, losses.mse_lsgan(), weights, mesh),
+        train_step=make_train_step(
+            nets, g_tx, d_tx, losses.mse_lsgan(), weights, mesh, loop.keeps_old_state(config)
+        ),
         translate=make_translator(generator, discriminator, mesh),
     )
 

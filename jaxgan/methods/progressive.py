@@ -490,7 +490,9 @@ def make_train_step(config, generator, critic, tx, num_classes: int, mesh, stage
             "config.simultaneous_updates=True updates G and D from one minibatch (Theano "
             "separate_funcs=False) and needs config.n_critic=1."
         )
-    return loop.jit_guarded_step(train_step, mesh, replicated_inputs=1)
+    return loop.jit_guarded_step(
+        train_step, mesh, replicated_inputs=1, keep_old_state=loop.keeps_old_state(config)
+    )
 
 
 def step_inputs(schedule: Schedule) -> dict[str, np.ndarray]:

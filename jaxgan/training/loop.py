@@ -12,10 +12,11 @@ the loop guarantees, for every method:
   fails naming each field with its old and new value. Safe changes are logged; `config.json` keeps
   the latest config and `config_history.jsonl` every one a run started with.
 * **A bad state is never kept.** Every compiled step is wrapped by `guard_update`: an update is
-  applied only if all its metrics (losses, gradient norms) and the whole new state are finite,
-  decided on device (no host sync per step). The host reads the verdicts at logging and checkpoint
-  steps: `config.nonfinite='stop'` ends the run naming the step, the quantity and a checkpoint
-  that is finite; 'skip' counts the skipped updates and goes on. Only finite states are saved.
+  judged finite only if all its metrics (losses, gradient norms) and the whole new state are,
+  decided on device (no host sync per step). The host reads the verdicts at logging, sample and
+  checkpoint steps: `config.nonfinite='stop'` ends the run naming the step, the quantity and a
+  checkpoint that is finite; 'skip' skips the bad updates on device, counts them and goes on.
+  Only finite states are saved or drawn.
 * **Cadence.** Metrics are fetched every `log_every` steps and at checkpoints (`metrics.jsonl`,
   the progress bar); sample grids every `sample_every`; checkpoints every `checkpoint_every`
   and at the end, asynchronously, each with the data cursor, so batch b is the same batch after a
@@ -56,22 +57,30 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else True
 
 
-def guard_update(train_step):
-    """Wraps a pure `train_step(state, *inputs) -> (state, metrics)`: the new state is kept only if
-    every metric and every leaf of it are finite; otherwise the old one is, with `step` advanced
-    (so the next step draws fresh randomness and data). Adds `update_ok` (1/0) and
+def guard_update(train_step, keep_old_state: bool = True):
+    """Wraps a pure `train_step(state, *inputs) -> (state, metrics)` with a verdict on its update:
+    adds `update_ok` (1 if every metric and every leaf of the new state are finite, else 0) and
     `nonfinite_state` (bit i set: sorted state key i went non-finite) to the metrics.
-    PGGAN's TF code skips such updates too (`dnnlib/tflib/optimizer.py`)."""
+
+    keep_old_state (config.nonfinite='skip'): a bad update is skipped on device, the old state kept
+    with `step` advanced (so the next step draws fresh randomness and data). PGGAN's TF code skips
+    such updates too (`dnnlib/tflib/optimizer.py`). Without it ('stop') the new state is returned
+    as it is: the loop reads the verdicts before every save and sample grid and stops at the first
+    bad one, so a bad state is never saved or drawn. That saves the copy of the whole state which
+    the kept branch of the conditional makes (XLA copies a branch's result into the conditional's
+    own buffers): 6-7 % of CycleGAN's step (docs/performance.md)."""
 
     def guarded(state, *inputs):
         new_state, metrics = train_step(state, *inputs)
         keys = sorted(new_state)
         finite = {k: _all_finite(new_state[k]) for k in keys}
         ok = _all_finite(metrics) & jnp.all(jnp.stack([jnp.asarray(finite[k]) for k in keys]))
-        # One conditional, not a select per leaf: XLA fuses a per-leaf select into each leaf's
-        # producer, which made NICE-GAN's smoke step compile several times slower.
-        kept = jax.lax.cond(ok, lambda: new_state, lambda: state)
-        kept["step"] = new_state["step"]
+        kept = new_state
+        if keep_old_state:
+            # One conditional, not a select per leaf: XLA fuses a per-leaf select into each leaf's
+            # producer, which made NICE-GAN's smoke step compile several times slower.
+            kept = jax.lax.cond(ok, lambda: new_state, lambda: state)
+            kept["step"] = new_state["step"]
         mask = sum(
             (~jnp.asarray(finite[k])).astype(jnp.float32) * 2.0**i for i, k in enumerate(keys)
         )
@@ -80,17 +89,24 @@ def guard_update(train_step):
     return guarded
 
 
-def jit_guarded_step(train_step, mesh, replicated_inputs: int = 0):
-    """`train_step(state, batch, *inputs)` jitted as the loop runs it: `guard_update`d, the state
-    replicated and donated, the batch [k, N, ...] sharded along N, then `replicated_inputs` more
-    arguments replicated (progressive's per-step scalars); the outputs replicated."""
+def jit_guarded_step(train_step, mesh, replicated_inputs: int = 0, keep_old_state: bool = True):
+    """`train_step(state, batch, *inputs)` jitted as the loop runs it: `guard_update`d (pass
+    `keeps_old_state(config)`), the state replicated and donated, the batch [k, N, ...] sharded
+    along N, then `replicated_inputs` more arguments replicated (progressive's per-step scalars);
+    the outputs replicated."""
     replicated = parallel.replicated(mesh)
     return jax.jit(
-        guard_update(train_step),
+        guard_update(train_step, keep_old_state),
         in_shardings=(replicated, parallel.sharded_on(mesh, 1)) + (replicated,) * replicated_inputs,
         out_shardings=(replicated, replicated),
         donate_argnums=0,
     )
+
+
+def keeps_old_state(config: ml_collections.ConfigDict) -> bool:
+    """Whether a step skips a non-finite update on device (`guard_update`): with
+    config.nonfinite='skip' the run goes on from the old state; with 'stop' it ends."""
+    return config.nonfinite == "skip"
 
 
 def state_names(mask: float, keys) -> list[str]:
@@ -139,7 +155,7 @@ class UpdateHealth:
             reason = (
                 f"the last {self.consecutive} updates were all non-finite"
                 if self.mode == "skip"
-                else "training stopped (config.nonfinite='stop'); the update was not applied"
+                else "training stopped (config.nonfinite='stop'); nothing after it was saved"
             )
             raise errors.NonFiniteError(
                 f"Non-finite {what} at step {row['step']}: {reason}. A rerun resumes from "
@@ -356,10 +372,12 @@ def _run(config, workdir, trainer, state: State, step: int, meta: dict, preempti
             finished = trainer.finished(step)
             preempted = preemption.reached(step)
             checkpoint_now = step % config.checkpoint_every == 0 or finished or preempted
-            if step % config.log_every == 0 or checkpoint_now:
-                log(fetch_rows(pending))  # before a save: a bad update is never checkpointed
+            sample_now = step % config.sample_every == 0 or finished
+            if step % config.log_every == 0 or checkpoint_now or sample_now:
+                # Before a save or a grid: a bad update is never checkpointed nor drawn.
+                log(fetch_rows(pending))
                 pending = []
-            if step % config.sample_every == 0 or finished:
+            if sample_now:
                 sample()
             if checkpoint_now:
                 save(finished)
