@@ -155,7 +155,7 @@ class UpdateHealth:
             reason = (
                 f"the last {self.consecutive} updates were all non-finite"
                 if self.mode == "skip"
-                else "training stopped (config.nonfinite='stop'); nothing after it was saved"
+                else "training stopped (config.nonfinite='stop') and saved nothing from it on"
             )
             raise errors.NonFiniteError(
                 f"Non-finite {what} at step {row['step']}: {reason}. A rerun resumes from "
