@@ -17,7 +17,7 @@ the loop guarantees, for every method:
   checkpoint steps: `config.nonfinite='stop'` ends the run naming the step, the quantity and a
   checkpoint that is finite; 'skip' skips the bad updates on device, counts them and goes on.
   Only finite states are saved or drawn.
-* **Cadence.** Metrics are fetched every `log_every` steps and at checkpoints (`metrics.jsonl`,
+* **Cadence.** Metrics are fetched every `log_every` steps, at grids and checkpoints (`metrics.jsonl`,
   the progress bar); sample grids every `sample_every`; checkpoints every `checkpoint_every`
   and at the end, asynchronously, each with the data cursor, so batch b is the same batch after a
   resume. `max_minutes` stops after that much training wall time (counted across resumes).
