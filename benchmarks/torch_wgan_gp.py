@@ -3,7 +3,7 @@
   pip install torch  # CPU build is enough
   python benchmarks/torch_wgan_gp.py --arch=dcgan --width=32 --threads=2    # jaxgan/configs/wgan_gp.py
   python benchmarks/torch_wgan_gp.py --arch=resnet --width=128 --channels=3 --g_batch_size=128
-  [--channels_last] [--device=cuda [--amp]]                                  # its :cifar10 preset
+  [--channels_last] [--fused] [--device=cuda [--amp]]                        # its :cifar10 preset
   python -m jaxgan.bench --config=wgan_gp --vs=torch              # both, alternating
 
 One iteration = n_critic critic updates (each with the gradient penalty's double backward) and one
@@ -21,9 +21,29 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def box_filtered(weight):
+    """[out, in, k, k] -> [out, in, k + 1, k + 1]: the sum of the kernel's four 1-pixel shifts."""
+    w = F.pad(weight, (1, 1, 1, 1))
+    return w[:, :, 1:, 1:] + w[:, :, :-1, 1:] + w[:, :, 1:, :-1] + w[:, :, :-1, :-1]
+
+
+def conv_mean_pool(conv, x):
+    """avg_pool2d(conv(x), 2) for a 3x3 conv with padding 1, as one stride-2 4x4 convolution
+    (PGGAN's fused conv2d_downscale2d): the same function, 2.25x fewer multiply-adds."""
+    return F.conv2d(x, box_filtered(conv.weight) / 4, conv.bias, stride=2, padding=1)
+
+
+def upsample_conv(conv, x):
+    """conv(interpolate(x, 2, 'nearest')) for a 3x3 conv with padding 1, as one stride-2
+    transposed convolution of the flipped kernel's box filter (PGGAN's upscale2d_conv2d)."""
+    weight = box_filtered(conv.weight.flip(2, 3)).transpose(0, 1)
+    return F.conv_transpose2d(x, weight, conv.bias, stride=2, padding=1)
+
+
 class UpBlock(nn.Module):
-    def __init__(self, width):
+    def __init__(self, width, fused=False):
         super().__init__()
+        self.fused = fused
         self.bn1, self.bn2 = nn.BatchNorm2d(width), nn.BatchNorm2d(width)
         self.conv1, self.conv2 = (
             nn.Conv2d(width, width, 3, padding=1),
@@ -32,18 +52,21 @@ class UpBlock(nn.Module):
         self.shortcut = nn.Conv2d(width, width, 1)
 
     def forward(self, x):
-        shortcut = self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
-        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest")
-        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
-        return shortcut + h
+        if self.fused:
+            shortcut = F.interpolate(self.shortcut(x), scale_factor=2, mode="nearest")
+            h = upsample_conv(self.conv1, F.relu(self.bn1(x)))
+        else:
+            shortcut = self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
+            h = self.conv1(F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest"))
+        return shortcut + self.conv2(F.relu(self.bn2(h)))
 
 
 class Generator(nn.Module):
-    def __init__(self, width, channels, z_dim=128):
+    def __init__(self, width, channels, fused=False, z_dim=128):
         super().__init__()
         self.width = width
         self.input = nn.Linear(z_dim, 4 * 4 * width)
-        self.blocks = nn.Sequential(*[UpBlock(width) for _ in range(3)])
+        self.blocks = nn.Sequential(*[UpBlock(width, fused) for _ in range(3)])
         self.bn = nn.BatchNorm2d(width)
         self.output = nn.Conv2d(width, channels, 3, padding=1)
 
@@ -53,8 +76,9 @@ class Generator(nn.Module):
 
 
 class Critic(nn.Module):
-    def __init__(self, width, channels):
+    def __init__(self, width, channels, fused=False):
         super().__init__()
+        self.fused = fused
         conv = lambda cin, k: nn.Conv2d(cin, width, k, padding=k // 2)
         self.b1c1, self.b1c2, self.b1s = conv(channels, 3), conv(width, 3), conv(channels, 1)
         self.b2c1, self.b2c2, self.b2s = conv(width, 3), conv(width, 3), conv(width, 1)
@@ -62,8 +86,14 @@ class Critic(nn.Module):
         self.output = nn.Linear(width, 1)
 
     def forward(self, x):
-        x = self.b1s(F.avg_pool2d(x, 2)) + F.avg_pool2d(self.b1c2(F.relu(self.b1c1(x))), 2)
-        x = F.avg_pool2d(self.b2s(x), 2) + F.avg_pool2d(self.b2c2(F.relu(self.b2c1(F.relu(x)))), 2)
+        if self.fused:
+            x = self.b1s(F.avg_pool2d(x, 2)) + conv_mean_pool(self.b1c2, F.relu(self.b1c1(x)))
+            h = conv_mean_pool(self.b2c2, F.relu(self.b2c1(F.relu(x))))
+            x = self.b2s(F.avg_pool2d(x, 2)) + h
+        else:
+            x = self.b1s(F.avg_pool2d(x, 2)) + F.avg_pool2d(self.b1c2(F.relu(self.b1c1(x))), 2)
+            h = F.avg_pool2d(self.b2c2(F.relu(self.b2c1(F.relu(x)))), 2)
+            x = F.avg_pool2d(self.b2s(x), 2) + h
         for i in (0, 2):
             x = x + self.plain[i + 1](F.relu(self.plain[i](F.relu(x))))
         return self.output(F.relu(x).mean(dim=(2, 3))).view(-1)
@@ -117,11 +147,20 @@ def main():
     parser.add_argument("--g_batch_size", type=int, default=0, help="0: --batch_size")
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--n_critic", type=int, default=5)
+    parser.add_argument(
+        "--fused",
+        action="store_true",
+        help="resnet: each resampling conv as one convolution, the 1x1 shortcuts at the lower "
+        "resolution (the algebra jaxgan's ResNets use), instead of the reference's order",
+    )
     args = parser.parse_args()
     device, layout = torch_common.setup(args)
     generator_cls, critic_cls = ARCHITECTURES[args.arch]
-    generator = generator_cls(args.width, args.channels).to(device, memory_format=layout)
-    critic = critic_cls(args.width, args.channels).to(device, memory_format=layout)
+    fused = {"fused": True} if args.fused else {}
+    if args.fused and args.arch != "resnet":
+        raise SystemExit("--fused: only --arch=resnet has resampling convolutions.")
+    generator = generator_cls(args.width, args.channels, **fused).to(device, memory_format=layout)
+    critic = critic_cls(args.width, args.channels, **fused).to(device, memory_format=layout)
     g_opt = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.0, 0.9))
     d_opt = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.0, 0.9))
     batch, g_batch = args.batch_size, args.g_batch_size or args.batch_size

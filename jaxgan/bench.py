@@ -8,6 +8,7 @@
   python -m jaxgan.bench --data=prepared:DIR [--batch_size=64]       # data_img_per_s, host input
   python -m jaxgan.bench --swd [--num_images=4000 --image_size=32]   # swd_s, one checkpoint's SWD
   python -m jaxgan.bench --config=CONFIG --vs=torch [--rounds=5]      # against the PyTorch twin
+                         [--twin_flags=--fused]                     # (the ResNet twin: jaxgan's algebra)
   JAXGAN_CONV_IMPL=patches python -m jaxgan.bench --config=...     # a whole step, one formulation
   python -m jaxgan.bench --presets=paper [--rows_out=rows.jsonl]     # every paper preset, real size
   python -m jaxgan.bench --presets=pggan:celebahq,cyclegan:horse2zebra  # a chosen list
@@ -327,18 +328,25 @@ def spread(values: list[float]) -> str:
 
 
 def compare_with_torch(
-    config, rounds: int, steps: int, python: str, stage_resolution: int, stage_alpha: float
+    config,
+    rounds: int,
+    steps: int,
+    python: str,
+    stage_resolution: int,
+    stage_alpha: float,
+    twin_flags: tuple[str, ...] = (),
 ) -> list[str]:
     """jaxgan's step and its twin's iteration, alternating `rounds` times: the lines to print.
 
     Each round times `steps` jaxgan steps (compiled once, before the first round), then runs the
     twin once per memory layout (its own warm-up, then `steps` iterations), so both sides see the
     same machine state. On a GPU the twin also runs with AMP when the config computes in bf16.
+    `twin_flags` go to the twin as they are (`--fused`: the ResNet twin with jaxgan's algebra).
     """
     import jax
 
     check_torch(python)
-    command = twin_command(config, stage_resolution, stage_alpha)
+    command = [*twin_command(config, stage_resolution, stage_alpha), *twin_flags]
     threads = len(os.sched_getaffinity(0))
     device = ["--device=cpu", f"--threads={threads}"]
     if jax.default_backend() == "gpu":
@@ -1007,6 +1015,7 @@ def main(argv):
             FLAGS.torch_python or sys.executable,
             FLAGS.stage_resolution,
             FLAGS.stage_alpha,
+            tuple(FLAGS.twin_flags.split()),
         ):
             print(line)
         return
@@ -1063,6 +1072,12 @@ def define_flags() -> None:
     )
     flags.DEFINE_string(
         "torch_python", None, "--vs: the Python that runs the twin (default: this one)."
+    )
+    flags.DEFINE_string(
+        "twin_flags",
+        "",
+        "--vs: more flags for the twin script, e.g. '--fused' (the ResNet twin computing each "
+        "resampling convolution as one convolution, as jaxgan's ResNets do).",
     )
     flags.DEFINE_integer(
         "stage_resolution", 0, "A progressive config: the stage timed (0: the final resolution)."

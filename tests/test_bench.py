@@ -92,8 +92,10 @@ def test_the_sides_alternate_and_the_summary_is_their_arithmetic(monkeypatch, ca
     monkeypatch.setattr(bench, "run_twin", run_twin)
     monkeypatch.setattr(bench, "matmul_peak_flops", lambda dtype: 1e11)
 
-    lines = bench.compare_with_torch(config, 3, 1, "python", 0, 0.5)
+    lines = bench.compare_with_torch(config, 3, 1, "python", 0, 0.5, ("--fused",))
     summary = dict(line.split(": ", 1) for line in lines)
+    assert summary["twin"].startswith("benchmarks/torch_wgan_gp.py --arch=resnet")
+    assert summary["twin"].endswith(" --fused")  # --twin_flags, passed on
     rounds = [line for line in capsys.readouterr().out.splitlines() if line.startswith("round")]
     assert calls == ["NCHW", "channels_last"] * 3  # one of each per round, after jaxgan's steps
     jaxgan_ms = [float(line.split("jaxgan ")[1].split(" ms")[0]) for line in rounds]

@@ -241,6 +241,61 @@ def test_resampling():
     np.testing.assert_array_equal(layers.downsample_mean(jnp.asarray(y)), expected)
 
 
+def _numpy_resampled_conv(x, w, resample):
+    """tflib's UpsampleConv ('up': nearest ×2, then the SAME conv) and ConvMeanPool ('down': the
+    SAME conv, then the 2×2 mean), as the two separate steps, in numpy float64."""
+    if resample == "up":
+        x = x.repeat(2, axis=1).repeat(2, axis=2)
+    pads = layers.explicit_padding("SAME", x.shape[1:3], w.shape[:2], 1)
+    y = _numpy_conv(x, w, 1, pads)
+    if resample == "down":
+        n, h, wd, c = y.shape
+        y = y.reshape(n, h // 2, 2, wd // 2, 2, c).mean(axis=(2, 4))
+    return y
+
+
+@pytest.mark.parametrize("impl", ["lax", "patches"])  # 'auto' is lax at batch 2
+@pytest.mark.parametrize("resample", ["up", "down"])
+@pytest.mark.parametrize("kernel", [1, 3, 4])  # 4: SAME pads one more at the end
+def test_resampled_conv_is_the_resampling_and_the_conv(monkeypatch, impl, resample, kernel):
+    """`Conv2D(resample=...)` computes the resampling and the convolution as one map (four
+    phase convolutions; one stride-2 convolution of the box-filtered kernel): the same values as
+    the two steps, and the same gradients through the penalty's double backward, in float64."""
+    monkeypatch.setenv("JAXGAN_CONV_IMPL", impl)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 6, 8, 3))
+    w = rng.normal(size=(kernel, kernel, 3, 5))
+    # 'down' below MEAN_POOL_FUSED_MIN_CHANNELS is the two steps on CPU: the fused form directly.
+    fused = {"up": layers.conv2d_upsampled, "down": layers._conv_mean_pool_fused}[resample]
+
+    def separate(x, w):
+        if resample == "up":
+            return layers.conv2d(layers.upsample_nearest(x), w)
+        return layers.downsample_mean(layers.conv2d(x, w))
+
+    def penalty_gradient(conv, w):  # d/dw of |d/dx sum(tanh(conv(x, w)))|²
+        def input_gradient(w):
+            return jax.grad(lambda x: jnp.sum(jnp.tanh(conv(x, w))))(jnp.asarray(x))
+
+        return jax.grad(lambda w: jnp.sum(input_gradient(w) ** 2))(jnp.asarray(w))
+
+    with jax.enable_x64(True):
+        out = fused(jnp.asarray(x), jnp.asarray(w))
+        got, expected = penalty_gradient(fused, w), penalty_gradient(separate, w)
+    assert out.dtype == jnp.float64
+    # Sums of <= 4·5·5·3 = 300 products of N(0, 1) numbers: |error| ~ 1e-13.
+    np.testing.assert_allclose(out, _numpy_resampled_conv(x, w, resample), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_a_resampled_conv_refuses_what_it_cannot_fuse():
+    with pytest.raises(ValueError, match="cannot be halved"):
+        layers.conv2d_mean_pool(jnp.zeros((1, 5, 4, 2)), jnp.zeros((3, 3, 2, 2)))
+    conv = layers.Conv2D(4, 3, stride=2, resample="up")
+    with pytest.raises(ValueError, match="expected 'up' or 'down' with stride 1 and 'SAME'"):
+        conv.init(jax.random.key(0), jnp.zeros((1, 4, 4, 2)))
+
+
 def _slower_conv(x, kernel):
     """The same convolution 12 times over slightly different inputs (no two alike, so XLA cannot
     merge them): a candidate that is slower by construction."""
@@ -310,6 +365,24 @@ def test_conv2d_uses_the_formulation_the_autotune_chose(monkeypatch, tmp_path, f
     assert ("dot_general" in jaxpr) == (faster == "patches")
     # An initialisation's dummy batch is not timed: the rule's lax.
     assert "conv_general_dilated" in str(conv(jnp.ones((2, 8, 8, 3)), kernel))
+
+
+def test_conv_then_mean_is_fused_from_the_channels_the_rule_names(monkeypatch):
+    """On CPU a convolution and 2×2 mean is one strided patch convolution (a matrix product, no
+    mean) from `MEAN_POOL_FUSED_MIN_CHANNELS` input channels, the convolution then the mean
+    below; a forced formulation fuses at any width."""
+    monkeypatch.setenv("JAXGAN_CONV_IMPL", "rule")  # the stride-1 convolution: lax, untimed
+    wide = layers.MEAN_POOL_FUSED_MIN_CHANNELS
+
+    def jaxpr(channels):
+        kernel = jnp.ones((3, 3, channels, 4))
+        traced = jax.make_jaxpr(lambda x, k: layers.conv2d_mean_pool(x, k))  # no cached trace
+        return str(traced(jnp.ones((8, 8, 8, channels)), kernel))
+
+    assert "dot_general" in jaxpr(wide) and "conv_general_dilated" not in jaxpr(wide)
+    assert "conv_general_dilated" in jaxpr(wide - 1) and "dot_general" not in jaxpr(wide - 1)
+    monkeypatch.setenv("JAXGAN_CONV_IMPL", "patches")
+    assert "dot_general" in jaxpr(wide - 1) and "reduce_sum" not in jaxpr(wide - 1)
 
 
 def test_a_narrow_layer_is_col2im_at_any_batch_without_timing(monkeypatch, tmp_path):

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan.models import dcgan, resnet
+from jaxgan.models import dcgan, layers, resnet
 
 
 def _count(params):
@@ -101,3 +101,52 @@ def test_resnet_shapes_and_conditional_batchnorm(gen, crit, res):
     d = crit(width=8)
     scores, logits = _apply(d, _init(d, images), images)
     assert scores.shape == (4,) and logits is None
+
+
+def _tflib_residual_block(params, x, resample, norm):
+    """tflib's ResidualBlock written out in its own order: the shortcut's 1×1 conv on the
+    upsampled input, or before its mean; nearest ×2 before conv1, the 2×2 mean after conv2."""
+
+    def conv(name, h):
+        return layers.conv2d(h, params[name]["kernel"]) + params[name].get("bias", 0.0)
+
+    def normalize(name, h):
+        if norm == "none":
+            return h
+        mean = h.mean(axis=(1, 2, 3), keepdims=True)
+        var = h.var(axis=(1, 2, 3), keepdims=True)
+        return (h - mean) / jnp.sqrt(var + 1e-5) * params[name]["scale"] + params[name]["offset"]
+
+    def up(h):
+        return layers.upsample_nearest(h) if resample == "up" else h
+
+    def down(h):
+        return layers.downsample_mean(h) if resample == "down" else h
+
+    shortcut = down(conv("Shortcut", up(x))) if "Shortcut" in params else x
+    h = conv("Conv1", up(jax.nn.relu(normalize("Norm1", x))))
+    return shortcut + down(conv("Conv2", jax.nn.relu(normalize("Norm2", h))))
+
+
+@pytest.mark.parametrize(
+    "resample, norm, features", [("up", "none", 6), ("down", "layer", 6), (None, "none", 5)]
+)
+def test_residual_block_is_tflibs(resample, norm, features):
+    """The block's 1×1 shortcut at the lower resolution and its resampled convolutions computed
+    as one map each (`layers.Conv2D(resample=...)`) give tflib's function, in float64."""
+    block = resnet.ResidualBlock(features, resample, norm)
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.key(3), (2, 8, 8, 4), jnp.float64)
+        params = _init(block, x.astype(jnp.float32))  # float32 parameters, cast below
+        # Random biases, and LayerNorm scales and offsets away from 1 and 0.
+        leaves, tree = jax.tree.flatten(params)
+        keys = jax.random.split(jax.random.key(4), len(leaves))
+        params = jax.tree.unflatten(
+            tree,
+            [p + 0.3 * jax.random.normal(k, p.shape, jnp.float64) for p, k in zip(leaves, keys)],
+        )
+        got = _apply(block, params, x)
+        expected = _tflib_residual_block(params, x, resample, norm)
+    assert got.dtype == jnp.float64 and got.shape == expected.shape
+    # Sums of <= 9·6 products of N(0, 1)-sized numbers in float64: |error| ~ 1e-14.
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-11)

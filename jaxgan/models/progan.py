@@ -11,10 +11,11 @@ Theano `network.py` that produced the paper's numbers:
   Channels: block r (log2 resolution) has nf(r-1) = min(fmap_base / 2^((r-1)·fmap_decay), fmap_max).
 
 The references' fused upscale+conv (transposed conv of the 4-tap-summed kernel) and conv+downscale
-are exactly nearest-up then 3x3 conv and 3x3 conv then box-down (TF `networks.py`); the separate
-forms are used because XLA:CPU's double backward (the gradient penalty) is slow for strided
-convolutions. One order differs: TF's fused D (fused_scale=True) adds Conv1's bias and LReLU after
-the box, the separate form (and Theano) before it; `downscale_before_activation` picks TF's.
+are exactly nearest-up then 3x3 conv and 3x3 conv then box-down (TF `networks.py`). G's Conv0 is
+computed as the upscale+conv map (`layers.Conv2D(resample='up')`: four 2x2 convolutions at the
+lower resolution); D keeps the separate form, whose LReLU sits between the conv and the box. One
+order differs: TF's fused D (fused_scale=True) adds Conv1's bias and LReLU after the box, the
+separate form (and Theano) before it; `downscale_before_activation` picks TF's.
 
 Growth. Both networks are called for a *stage*: the log2 resolution `res_log2` they run at and,
 while a new resolution fades in, a traced blend weight `alpha` in [0, 1] on the new layers (paper
@@ -159,11 +160,19 @@ class GDrop(nn.Module):
 
 
 def _conv(
-    x, features: int, kernel: int, switches: Switches, name: str, gain=layers.HE_GAIN, bias=True
+    x,
+    features: int,
+    kernel: int,
+    switches: Switches,
+    name: str,
+    gain=layers.HE_GAIN,
+    bias=True,
+    resample=None,
 ):
-    """Stride-1 SAME conv with the equalized-lr transform; fan_in = k·k·C_in from the input."""
+    """Stride-1 SAME conv with the equalized-lr transform; fan_in = k·k·C_in from the input.
+    `resample`: 'up' upscales x before it, 'down' box-filters after it (`layers.Conv2D`)."""
     eq = layers.equalized_lr(kernel * kernel * x.shape[-1], gain, switches.use_wscale)
-    return layers.Conv2D(features, kernel, use_bias=bias, name=name, **eq)(x)
+    return layers.Conv2D(features, kernel, use_bias=bias, resample=resample, name=name, **eq)(x)
 
 
 def _dense(x, features: int, switches: Switches, name: str, gain=layers.HE_GAIN, bias=True):
@@ -202,8 +211,7 @@ class GeneratorBlock(nn.Module):
                 x = layers.scale_and_shift(x, offset=offset)
             x = self._post(x, "Dense")
             return self._post(_conv(x, f, 3, s, "Conv", bias=bias), "Conv")
-        x = layers.upsample_nearest(x)
-        x = self._post(_conv(x, f, 3, s, "Conv0", bias=bias), "Conv0")
+        x = self._post(_conv(x, f, 3, s, "Conv0", bias=bias, resample="up"), "Conv0")
         return self._post(_conv(x, f, 3, s, "Conv1", bias=bias), "Conv1")
 
 
