@@ -12,8 +12,9 @@ Blocks follow tflib `ResidualBlock`: norm -> ReLU -> conv1 -> norm -> ReLU -> co
 that is the identity when nothing changes and a 1×1 conv (with the same resampling) otherwise.
 'up' = nearest ×2 then conv (tflib UpsampleConv); 'down' = conv then 2×2 mean (ConvMeanPool). Each
 is computed as the one linear map it is (`layers.Conv2D(resample=...)`: four 2×2 convolutions at
-the lower resolution, or one stride-2 4×4), and a 1×1 shortcut convolves at the lower resolution,
-before upsampling or after the mean: the same functions with 2.25-4× fewer multiply-adds. Generator normalisation is BatchNorm,
+the lower resolution, or one stride-2 4×4; on CPU below 64 input channels 'down' stays two
+steps), and a 1×1 shortcut convolves at the lower resolution, before upsampling or after the mean:
+the same functions with 2.25-4× fewer multiply-adds. Generator normalisation is BatchNorm,
 class-conditional when `num_classes > 0` (the conditional-BN generator of AC-GAN/Transferring GANs).
 Inits are tflib's: He-uniform convs, Glorot-uniform shortcuts, first/last convs and dense layers.
 """
